@@ -1,0 +1,130 @@
+"""The one typed settings object: `configs/default.toml`, overridden by `ATELIER_*` variables.
+
+`app.py` calls `load_settings()` once and passes the result (or the parts a component needs) down;
+nothing reads settings at import time and nothing changes them per request.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tomllib
+from dataclasses import dataclass, field
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent
+DEFAULT_TOML = CONFIG_DIR / "default.toml"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds every request is checked against by the compiler."""
+
+    max_side: int = 2048
+    max_pixels: int = 2048 * 2048
+    min_side: int = 64
+    max_steps: int = 150
+    max_cfg_scale: float = 30.0
+    max_batch_size: int = 8
+    max_prompt_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class CreditPrices:
+    """What a job costs: `base_image` credits per 512x512 SD1.5 image, scaled by pixels and family."""
+
+    base_image: float = 1.0
+    sdxl_multiplier: float = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the TOML section each field comes from.
+
+    data_dir:            [paths] folder for the database, queue, blobs and demo models.
+    host, port:          [server] where the web app listens.
+    share:               [server] open a Gradio share link.
+    web_only:            [server] serve the UI only; jobs run in `python -m queueing.worker`.
+    database_url:        [database] Peewee URL; "" = SQLite in data_dir.
+    queue_url:           [queue] Huey URL; "" = SqliteHuey in data_dir, "redis://..." = Redis.
+    queue_workers:       [queue] consumer threads inside `python app.py`.
+    blobs_url:           [blobs] blob store; "" = <data_dir>/blobs.
+    device:              [engine] "auto", "cuda", "mps" or "cpu".
+    model_cache_size:    [engine] loaded pipelines kept in memory.
+    progress_interval:   [engine] seconds between progress writes to the job row.
+    limits, credits:     [limits], [credits].
+    """
+
+    data_dir: pathlib.Path = pathlib.Path("data")
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    web_only: bool = False
+    database_url: str = ""
+    queue_url: str = ""
+    queue_workers: int = 1
+    blobs_url: str = ""
+    device: str = "auto"
+    model_cache_size: int = 2
+    progress_interval: float = 0.1
+    limits: Limits = field(default_factory=Limits)
+    credits: CreditPrices = field(default_factory=CreditPrices)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'atelier.db'}"
+
+    @property
+    def models_dir(self) -> pathlib.Path:
+        return self.data_dir / "models"
+
+
+# (environment variable, TOML section, TOML key, Settings field)
+ENVIRONMENT = [
+    ("ATELIER_DATA_DIR", "paths", "data_dir", "data_dir"),
+    ("ATELIER_HOST", "server", "host", "host"),
+    ("ATELIER_PORT", "server", "port", "port"),
+    ("ATELIER_SHARE", "server", "share", "share"),
+    ("ATELIER_WEB_ONLY", "server", "web_only", "web_only"),
+    ("ATELIER_DATABASE_URL", "database", "url", "database_url"),
+    ("ATELIER_QUEUE_URL", "queue", "url", "queue_url"),
+    ("ATELIER_QUEUE_WORKERS", "queue", "workers", "queue_workers"),
+    ("ATELIER_BLOBS", "blobs", "url", "blobs_url"),
+    ("ATELIER_DEVICE", "engine", "device", "device"),
+    ("ATELIER_MODEL_CACHE_SIZE", "engine", "model_cache_size", "model_cache_size"),
+    ("ATELIER_PROGRESS_INTERVAL", "engine", "progress_interval", "progress_interval"),
+]
+
+
+def _convert(name: str, raw: str, to: type):
+    if to is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+    try:
+        return to(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a {to.__name__}, got {raw!r}") from None
+
+
+def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None = None) -> Settings:
+    """Read `path` (default `configs/default.toml`), then apply `ATELIER_*` overrides from `environ`
+    (default `os.environ`). Raises ValueError naming the variable when a value has the wrong type."""
+    environ = os.environ if environ is None else environ
+    with open(path, "rb") as f:
+        toml = tomllib.load(f)
+    defaults = Settings()
+    types = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Settings)}
+    types["data_dir"] = pathlib.Path
+    values = {}
+    for variable, section, key, attribute in ENVIRONMENT:
+        to = types[attribute]
+        if variable in environ:
+            values[attribute] = _convert(variable, environ[variable], to)
+        elif key in toml.get(section, {}):
+            values[attribute] = to(toml[section][key])
+    values["limits"] = Limits(**toml.get("limits", {}))
+    values["credits"] = CreditPrices(**toml.get("credits", {}))
+    return Settings(**values)

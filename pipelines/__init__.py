@@ -1,0 +1,12 @@
+"""The generation engine: specs, compiler, plans, runner, backends, model cache, samplers.
+
+Only the pure parts (no torch) are re-exported here, so the web process can validate and quote
+without loading torch. The runner lives in `pipelines.runner` and is imported where jobs run.
+"""
+from pipelines.compiler import Compiler
+from pipelines.errors import AtelierError, InvalidRequest, JobCancelled, NotFound, Problem
+from pipelines.plan import ExecutionPlan, ModelRef, Txt2ImgStep
+from pipelines.spec import NODE_TYPES, Txt2Img, WorkflowSpec
+
+__all__ = ["AtelierError", "Compiler", "ExecutionPlan", "InvalidRequest", "JobCancelled", "ModelRef",
+           "NODE_TYPES", "NotFound", "Problem", "Txt2Img", "Txt2ImgStep", "WorkflowSpec"]

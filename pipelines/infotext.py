@@ -1,0 +1,68 @@
+"""AUTOMATIC1111's `parameters` text ("infotext"), written into every PNG so A1111's PNG Info,
+Civitai and ComfyUI loaders read our images:
+
+    a photo of a cat
+    Negative prompt: blurry
+    Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234, Size: 512x512, ...
+
+A value holding ",", ":" or a newline is written as a JSON string, as A1111's `infotext_utils.quote`
+does; `parse_infotext` reads the same format back. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from pipelines.plan import Txt2ImgStep
+from pipelines.samplers import a1111_labels
+
+VERSION = "Atelier 0.1"
+
+# A1111's `re_param_code`: key, then a quoted or a plain value, up to the next comma.
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+
+
+def _quote(value) -> str:
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",\n:") else text
+
+
+def format_infotext(step: Txt2ImgStep, index: int) -> str:
+    """The infotext for image `index` of `step`."""
+    sampler, schedule = a1111_labels(step.sampler, step.schedule)
+    params = {
+        "Steps": step.steps,
+        "Sampler": sampler,
+        "Schedule type": schedule,
+        "CFG scale": f"{step.cfg_scale:g}",
+        "Seed": step.seeds[index],
+        "Size": f"{step.width}x{step.height}",
+        "Model hash": step.model.short_hash,
+        "Model": step.model.id,
+        "Style": step.style or None,
+        "Version": VERSION,
+    }
+    line = ", ".join(f"{k}: {_quote(v)}" for k, v in params.items() if v is not None)
+    negative = f"\nNegative prompt: {step.negative_prompt}" if step.negative_prompt else ""
+    return f"{step.prompt}{negative}\n{line}".strip()
+
+
+def parse_infotext(text: str) -> dict:
+    """Read an infotext into {"prompt", "negative_prompt", and each "Key": "value"} (values as text)."""
+    *lines, last = text.strip().split("\n")
+    if len(_PARAM.findall(last)) < 3:
+        lines.append(last)
+        last = ""
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:"):].strip()
+        (negative if in_negative else prompt).append(line)
+    result = {"prompt": "\n".join(prompt), "negative_prompt": "\n".join(negative)}
+    for key, value in _PARAM.findall(last):
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"'):
+            value = json.loads(value)
+        result[key.strip()] = value
+    return result

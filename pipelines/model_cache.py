@@ -1,0 +1,96 @@
+"""Loaded pipelines, kept in memory so consecutive jobs on one model never reload it.
+
+Least recently used pipelines are dropped first once more than `capacity` are loaded. The cache
+is keyed by the model's content hash, so two catalogue ids naming the same weights share one load.
+"""
+from __future__ import annotations
+
+import collections
+import gc
+import logging
+import os
+import pathlib
+import threading
+
+import torch
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+from pipelines.demo_model import ensure_demo_model
+from pipelines.errors import AtelierError
+from pipelines.plan import ModelRef
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_CLASSES = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+
+
+class ModelCache:
+    """Loads pipelines for ModelRefs onto one device and keeps the last `capacity` of them.
+
+    Args:
+        models_dir: where relative model paths and the demo models live.
+        device, dtype: where and in what precision the pipelines run.
+        capacity: how many pipelines stay loaded.
+        config_folders: model id -> diffusers config folder, for single-file checkpoints.
+    """
+
+    def __init__(self, models_dir: str | os.PathLike, device: torch.device, dtype: torch.dtype,
+                 capacity: int = 2, config_folders: dict[str, str] | None = None):
+        self.models_dir = pathlib.Path(models_dir)
+        self.device = device
+        self.dtype = dtype
+        self.capacity = max(1, capacity)
+        self.config_folders = config_folders or {}
+        self.loads = 0                     # how many times weights were read from disk
+        self._pipelines: collections.OrderedDict[str, DiffusionPipeline] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model: ModelRef) -> DiffusionPipeline:
+        with self._lock:
+            if model.hash in self._pipelines:
+                self._pipelines.move_to_end(model.hash)
+                return self._pipelines[model.hash]
+            pipe = self._load(model)
+            self._pipelines[model.hash] = pipe
+            while len(self._pipelines) > self.capacity:
+                dropped, _ = self._pipelines.popitem(last=False)
+                logger.info("model cache: dropped %s", dropped)
+                gc.collect()
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            return pipe
+
+    def _location(self, model: ModelRef) -> pathlib.Path:
+        path = pathlib.Path(model.source.split(":", 1)[1]).expanduser()
+        return path if path.is_absolute() else self.models_dir / path
+
+    def _load(self, model: ModelRef) -> DiffusionPipeline:
+        cls = PIPELINE_CLASSES[model.family]
+        kind = model.source.split(":", 1)[0]
+        logger.info("model cache: loading %s (%s) on %s", model.id, model.source, self.device)
+        try:
+            if kind == "demo":
+                folder = ensure_demo_model(self.models_dir / "demo", model.id)
+                pipe = cls.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
+            elif kind == "folder":
+                pipe = cls.from_pretrained(self._location(model), local_files_only=True, dtype=self.dtype)
+            elif kind == "file":
+                config = self.config_folders.get(model.id)
+                if not config:
+                    raise AtelierError(f"Model {model.id!r} is a single file; give it `config = <diffusers "
+                                       "folder>` in configs/models.toml so it loads offline.",
+                                       code="model_config_missing", field="model")
+                pipe = cls.from_single_file(self._location(model), config=config, dtype=self.dtype)
+            else:
+                pipe = cls.from_pretrained(model.source.split(":", 1)[1], dtype=self.dtype)
+        except AtelierError:
+            raise
+        except (OSError, ValueError, EnvironmentError) as e:
+            logger.exception("model cache: loading %s failed", model.id)
+            raise AtelierError(f"Could not load model {model.id!r} from {model.source}: {e}",
+                               code="model_load_failed", field="model") from e
+        if getattr(pipe, "safety_checker", None) is not None:
+            pipe.safety_checker = None
+        pipe.set_progress_bar_config(disable=True)
+        self.loads += 1
+        return pipe.to(self.device)

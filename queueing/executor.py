@@ -1,0 +1,115 @@
+"""The worker side of a job: claim the row, run its plan, store the outputs, settle the status.
+
+`JobExecutor` is what the Huey task calls. It reads the plan from the job row, reports progress
+to the row (at most every `progress_interval` seconds), stops when the row says cancel, and writes
+each image as a PNG artifact carrying its recipe. Whatever happens, the job ends in exactly one
+terminal status.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from pipelines.errors import AtelierError, JobCancelled
+from pipelines.infotext import format_infotext
+from pipelines.plan import ExecutionPlan, canonical_json
+from storage import jobs
+from storage.artifacts import encode_png, store_artifact
+from storage.blobs import BlobStore
+from storage.db import database
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def build_runner(settings):
+    """The Runner for `settings`: DiffusersBackend on the configured device, with a model cache.
+    Imports torch, so only processes that run jobs call it."""
+    from pipelines.backend import DiffusersBackend
+    from pipelines.devices import pick_device, pick_dtype
+    from pipelines.model_cache import ModelCache
+    from pipelines.runner import Runner
+
+    device = pick_device(settings.device)
+    cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size)
+    return Runner(DiffusersBackend(cache))
+
+
+class JobExecutor:
+    """Runs job ids with `runner`, storing outputs in `blobs`.
+
+    Args:
+        runner: a pipelines.runner.Runner.
+        blobs: the blob store for outputs.
+        progress_interval: least seconds between two progress writes to the job row.
+    """
+
+    def __init__(self, runner, blobs: BlobStore, progress_interval: float = 0.1):
+        self.runner = runner
+        self.blobs = blobs
+        self.progress_interval = progress_interval
+        self.worker = worker_name()
+
+    def __call__(self, job_id: str) -> None:
+        with database.connection_context():
+            self.execute(job_id)
+
+    def execute(self, job_id: str) -> None:
+        job = jobs.claim(job_id, self.worker)
+        if job is None:
+            logger.info("job %s: not queued any more (cancelled or taken), skipped", job_id)
+            return
+        logger.info("job %s: running on %s", job_id, self.worker)
+        plan = ExecutionPlan.from_json(job.plan)
+        last_write = 0.0
+
+        def on_progress(p) -> None:
+            nonlocal last_write
+            now = time.monotonic()
+            if now - last_write >= self.progress_interval or p.step == p.steps:
+                jobs.set_progress(job_id, step=p.step, steps=p.steps, node=p.node, nodes=p.nodes)
+                last_write = now
+
+        try:
+            result = self.runner.run(plan, on_progress=on_progress, cancelled=lambda: jobs.cancel_requested(job_id))
+            outputs = self._store(job, plan, result)
+        except JobCancelled as e:
+            jobs.finish(job_id, "cancelled", error=e.message)
+            logger.info("job %s: cancelled", job_id)
+            return
+        except AtelierError as e:
+            jobs.finish(job_id, "failed", error=e.message)
+            logger.info("job %s: failed: %s", job_id, e.message)
+            return
+        except Exception as e:
+            logger.exception("job %s: failed unexpectedly", job_id)
+            jobs.finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.")
+            return
+        jobs.finish(job_id, "succeeded", outputs=outputs,
+                    result={"timings": result.timings, "environment": result.environment})
+        logger.info("job %s: succeeded with %d artifact(s)", job_id, len(outputs))
+
+    def _store(self, job, plan: ExecutionPlan, result) -> list[str]:
+        steps = {s.id: s for s in plan.steps}
+        recipe = plan.recipe()
+        ids = []
+        for output in result.outputs:
+            step = steps[output.step_id]
+            texts = {
+                "parameters": format_infotext(step, output.index),
+                "atelier": canonical_json({"plan": recipe, "plan_hash": plan.plan_hash, "step": step.id,
+                                           "index": output.index, "environment": result.environment}),
+            }
+            data = encode_png(output.image, texts)
+            parents = ((job.replay_of, "replay_of"),) if job.replay_of else ()
+            artifact = store_artifact(self.blobs, data, owner=job.owner, kind="image", mime="image/png",
+                                      suffix=".png", width=output.image.width, height=output.image.height,
+                                      job=job, plan_hash=plan.plan_hash, step_id=step.id,
+                                      output_index=output.index, seed=output.seed, parents=parents)
+            ids.append(artifact.id)
+        return ids

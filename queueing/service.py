@@ -1,0 +1,178 @@
+"""The web side of jobs: submit, status, cancel, list, wait, and artifact look-ups, per user.
+
+`submit` compiles the spec (validation and price come from the compiler), writes the Job row and
+only then enqueues its id on Huey. Everything a caller reads comes from the job row; another user's
+job or artifact is "not found".
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from pipelines.compiler import Compiler
+from pipelines.errors import AtelierError, NotFound
+from pipelines.plan import ExecutionPlan
+from pipelines.spec import WorkflowSpec
+from storage import jobs
+from storage.artifacts import lineage_of, recipe_of
+from storage.blobs import BlobStore
+from storage.db import database
+from storage.models import FINISHED, Artifact, Job, User
+
+logger = logging.getLogger(__name__)
+
+Enqueue = Callable[[str, int], None]
+
+
+def progress_of(job: Job) -> dict:
+    """The job's progress as the API reports it: step i of n in node k of m, and a fraction."""
+    fraction = 1.0 if job.status == "succeeded" else 0.0
+    if job.status == "running" and job.progress_steps:
+        done_nodes = max(job.progress_node - 1, 0)
+        fraction = (done_nodes + job.progress_step / job.progress_steps) / max(job.progress_nodes, 1)
+    text = {"queued": "queued", "succeeded": "done", "failed": "failed", "cancelled": "cancelled"}.get(job.status)
+    if text is None:
+        text = (f"step {job.progress_step} of {job.progress_steps}" if job.progress_steps else "starting")
+        if job.progress_nodes > 1:
+            text += f" (node {job.progress_node} of {job.progress_nodes})"
+    return {"step": job.progress_step, "steps": job.progress_steps, "node": job.progress_node,
+            "nodes": job.progress_nodes, "fraction": round(fraction, 4), "text": text}
+
+
+def status_of(job: Job) -> dict:
+    return {"job_id": job.id, "status": job.status, "progress": progress_of(job),
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+            "error": job.error, "artifact_ids": job.artifact_ids, "plan_hash": job.plan_hash,
+            "credits": job.credits, "worker": job.worker, "attempts": job.attempts}
+
+
+class JobService:
+    """Jobs and artifacts as one user sees them.
+
+    Args:
+        compiler: validates and prices specs.
+        enqueue: puts a job id on the queue with a priority.
+        blobs: where artifact files are.
+        charge: whether jobs cost credits (False in local mode: `credits` is then 0).
+    """
+
+    def __init__(self, compiler: Compiler, enqueue: Enqueue, blobs: BlobStore, charge: bool = False):
+        self.compiler = compiler
+        self.enqueue = enqueue
+        self.blobs = blobs
+        self.charge = charge
+
+    def quote(self, spec: WorkflowSpec) -> ExecutionPlan:
+        return self.compiler.compile(spec)
+
+    def submit(self, user: User, spec: WorkflowSpec) -> Job:
+        """Compile `spec` and queue it; raises InvalidRequest before anything is stored."""
+        plan = self.compiler.compile(spec)
+        return self._queue(user, plan, spec=spec.to_json())
+
+    def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
+        """Queue an already compiled plan as it is (seeds and model hashes included)."""
+        return self._queue(user, plan, spec="", replay_of=replay_of)
+
+    def _queue(self, user: User, plan: ExecutionPlan, spec: str, replay_of: str = "") -> Job:
+        with database.atomic():
+            job = jobs.create_job(user, spec=spec, plan=plan.to_json(), plan_hash=plan.plan_hash,
+                                  credits=plan.credits if self.charge else 0.0, replay_of=replay_of,
+                                  nodes=len(plan.steps))
+        try:
+            self.enqueue(job.id, job.priority)
+        except Exception as e:
+            logger.exception("job %s: enqueue failed", job.id)
+            jobs.finish(job.id, "failed", error="The queue is not reachable; try again in a moment.")
+            raise AtelierError("The job queue is not reachable; try again in a moment.", code="queue_down") from e
+        logger.info("job %s: queued (%s, plan %s)", job.id, user.email, plan.plan_hash[:12])
+        return job
+
+    def job(self, user: User, job_id) -> Job:
+        job = jobs.find_job(user, job_id)
+        if job is None:
+            raise NotFound(f"No job {job_id!r}. Check the id; /jobs lists yours.", field="job_id")
+        return job
+
+    def status(self, user: User, job_id) -> dict:
+        return status_of(self.job(user, job_id))
+
+    def cancel(self, user: User, job_id) -> dict:
+        job = self.job(user, job_id)
+        if job.status not in FINISHED:
+            jobs.request_cancel(job.id)
+            logger.info("job %s: cancel requested", job.id)
+        return status_of(self.job(user, job_id))
+
+    def recent(self, user: User, limit: int = 50) -> list[dict]:
+        return [{"job_id": j.id, "status": j.status, "progress": progress_of(j), "created_at": j.created_at}
+                for j in jobs.recent_jobs(user, limit)]
+
+    def wait(self, user: User, job_id: str, on_progress: Callable[[Job], None] = lambda job: None,
+             poll: float = 0.05, timeout: float | None = None) -> Job:
+        """Poll the job row until it finishes, calling `on_progress` whenever its progress changes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = None
+        while True:
+            with database.connection_context():
+                job = self.job(user, job_id)
+            seen = (job.status, job.progress_node, job.progress_step)
+            if seen != last:
+                on_progress(job)
+                last = seen
+            if job.status in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise AtelierError(f"Job {job_id} is still {job.status}; check /job_status later.", code="timeout")
+            time.sleep(poll)
+
+    def artifact(self, user: User, artifact_id) -> Artifact:
+        artifact = None
+        if isinstance(artifact_id, str) and artifact_id:
+            artifact = Artifact.get_or_none((Artifact.id == artifact_id) & (Artifact.owner == user))
+        if artifact is None:
+            raise NotFound(f"No artifact {artifact_id!r}. Check the id; the Gallery lists yours.",
+                           field="artifact_id")
+        return artifact
+
+    def artifact_path(self, artifact: Artifact) -> str:
+        return str(self.blobs.path(artifact.blob_key))
+
+    def artifact_info(self, user: User, artifact_id) -> dict:
+        artifact = self.artifact(user, artifact_id)
+        parents, children = lineage_of(artifact)
+        return {"artifact_id": artifact.id, "kind": artifact.kind, "mime": artifact.mime, "size": artifact.size,
+                "width": artifact.width, "height": artifact.height, "seed": artifact.seed,
+                "job_id": artifact.job_id, "plan_hash": artifact.plan_hash, "created_at": artifact.created_at,
+                "recipe": recipe_of(self.blobs, artifact), "parents": parents, "children": children}
+
+    def replay(self, user: User, artifact_id) -> Job:
+        """Queue the plan that made `artifact_id` again, unchanged."""
+        artifact = self.artifact(user, artifact_id)
+        recipe = recipe_of(self.blobs, artifact)
+        if "plan" not in recipe:
+            raise AtelierError(f"Artifact {artifact_id} has no recipe to replay (it was uploaded, not made).",
+                               code="no_recipe", field="artifact_id")
+        plan = ExecutionPlan.from_dict(recipe["plan"])
+        return self.submit_plan(user, plan, replay_of=artifact.id)
+
+    def replay_outcome(self, user: User, job: Job) -> dict:
+        """For a finished replay job: the artifact standing where the original stood, and whether
+        its bytes are identical to the original's."""
+        original = self.artifact(user, job.replay_of)
+        ids = job.artifact_ids
+        position = _output_position(json.loads(job.plan), original.step_id, original.output_index)
+        new_id = ids[position] if position is not None and position < len(ids) else ""
+        return {"artifact_id": new_id, "original_id": original.id, "identical": new_id == original.id}
+
+
+def _output_position(plan: dict, step_id: str, index: int) -> int | None:
+    """Where image `index` of step `step_id` stands in the job's flat list of outputs."""
+    position = 0
+    for step in plan["steps"]:
+        if step["id"] == step_id:
+            return position + index
+        position += len(step["seeds"])
+    return None
