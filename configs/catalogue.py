@@ -79,6 +79,11 @@ def load_models(path: str | os.PathLike = CONFIG_DIR / "models.toml") -> tuple[M
     return tuple(entries)
 
 
+def needs_hub(models: tuple[ModelEntry, ...]) -> bool:
+    """Whether any catalogue entry loads from the Hugging Face hub (otherwise run hub-offline)."""
+    return any(m.source_kind == "hub" for m in models)
+
+
 def load_styles(path: str | os.PathLike = CONFIG_DIR / "styles.toml") -> tuple[Style, ...]:
     """Read the style presets, in file order."""
     with open(path, "rb") as f:

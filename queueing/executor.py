@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 
 from pipelines.errors import AtelierError, JobCancelled
@@ -41,19 +42,29 @@ def build_runner(settings):
 
 
 class JobExecutor:
-    """Runs job ids with `runner`, storing outputs in `blobs`.
+    """Runs job ids, storing outputs in `blobs`.
 
     Args:
-        runner: a pipelines.runner.Runner.
+        make_runner: builds the pipelines.runner.Runner on first use (it imports torch, which takes
+            seconds, so the web page need not wait for it).
         blobs: the blob store for outputs.
         progress_interval: least seconds between two progress writes to the job row.
     """
 
-    def __init__(self, runner, blobs: BlobStore, progress_interval: float = 0.1):
-        self.runner = runner
+    def __init__(self, make_runner, blobs: BlobStore, progress_interval: float = 0.1):
+        self.make_runner = make_runner
         self.blobs = blobs
         self.progress_interval = progress_interval
         self.worker = worker_name()
+        self._runner = None
+        self._runner_lock = threading.Lock()
+
+    @property
+    def runner(self):
+        with self._runner_lock:
+            if self._runner is None:
+                self._runner = self.make_runner()
+            return self._runner
 
     def __call__(self, job_id: str) -> None:
         with database.connection_context():

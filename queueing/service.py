@@ -116,8 +116,7 @@ class JobService:
         deadline = None if timeout is None else time.monotonic() + timeout
         last = None
         while True:
-            with database.connection_context():
-                job = self.job(user, job_id)
+            job = self.job(user, job_id)
             seen = (job.status, job.progress_node, job.progress_step)
             if seen != last:
                 on_progress(job)
@@ -136,6 +135,11 @@ class JobService:
             raise NotFound(f"No artifact {artifact_id!r}. Check the id; the Gallery lists yours.",
                            field="artifact_id")
         return artifact
+
+    def recent_artifacts(self, user: User, limit: int = 100) -> list[Artifact]:
+        """The user's artifacts, newest first."""
+        return list(Artifact.select().where(Artifact.owner == user)
+                    .order_by(Artifact.created_at.desc(), Artifact.output_index).limit(limit))
 
     def artifact_path(self, artifact: Artifact) -> str:
         return str(self.blobs.path(artifact.blob_key))

@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 
-from configs import load_settings
+from configs import load_models, load_settings, needs_hub
 from queueing.executor import JobExecutor, build_runner
 from queueing.huey_app import make_huey
 from queueing.tasks import register_tasks
@@ -22,13 +22,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="jobs run at once (threads); default 1")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
     settings = load_settings()
+    if not needs_hub(load_models()):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     open_database(settings.resolved_database_url)
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)
     huey = make_huey(settings.queue_url, settings.data_dir)
-    register_tasks(huey, JobExecutor(build_runner(settings), blobs, settings.progress_interval))
+    executor = JobExecutor(lambda: build_runner(settings), blobs, settings.progress_interval)
+    executor.runner  # load torch and the engine before taking jobs
+    register_tasks(huey, executor)
     consumer = huey.create_consumer(workers=args.workers, worker_type="thread", periodic=False)
     consumer.run()
 

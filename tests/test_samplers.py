@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports huggingface_hub
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
@@ -18,6 +19,9 @@ PAIRS = [(s, sch) for s in SAMPLERS for sch in SCHEDULES]
 SUPPORTED = [p for p in PAIRS if schedule_error(*p) is None]
 REJECTED = [p for p in PAIRS if schedule_error(*p) is not None]
 PROMPT = "a photo of a cat"
+
+# numpy 2 deprecation chatter from diffusers' schedulers, tens of thousands of lines per run.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 def _gen(seed):
@@ -47,13 +51,25 @@ def _generate(pipe, base_config, sampler, schedule, seeds, steps=3, seed=None):
 
 
 def _steps(scheduler, extra, steps=4):
-    """Timesteps and sigmas a scheduler would use, as a comparable tuple."""
+    """Set the scheduler's steps; return its timesteps and sigmas as a comparable tuple."""
     if extra:
         scheduler.set_timesteps(timesteps=extra["timesteps"])
     else:
         scheduler.set_timesteps(steps)
     sigmas = getattr(scheduler, "sigmas", None)
     return tuple(scheduler.timesteps.tolist()) + (() if sigmas is None else tuple(sigmas.tolist()))
+
+
+def _denoise_without_unet(scheduler):
+    """Run the scheduler's own loop (after _steps) with a stand-in for the UNet; return the latents."""
+    generator = _gen(0)
+    latents = torch.randn((1, 4, 8, 8), generator=generator) * scheduler.init_noise_sigma
+    takes_generator = "generator" in inspect.signature(scheduler.step).parameters
+    for t in scheduler.timesteps:
+        noise_pred = 0.5 * scheduler.scale_model_input(latents, t)
+        extra = {"generator": generator} if takes_generator else {}
+        latents = scheduler.step(noise_pred, t, latents, **extra).prev_sample
+    return latents
 
 
 def test_table_covers_the_required_names():
@@ -66,24 +82,38 @@ def test_table_covers_the_required_names():
                               "align_your_steps"}
 
 
-@pytest.mark.parametrize("sampler,schedule", SUPPORTED)
-def test_supported_pair_runs_and_applies_its_kwargs(pipe, base_config, sampler, schedule):
-    image = _generate(pipe, base_config, sampler, schedule, [0])[0]
-    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
-    s = SAMPLERS[sampler]
-    assert type(pipe.scheduler).__name__ == s.scheduler_class
-    for key, value in s.kwargs + SCHEDULES[schedule].kwargs:
-        assert pipe.scheduler.config[key] == value, key
-
-
 @pytest.mark.parametrize("sampler", sorted(SAMPLERS))
-def test_each_schedule_changes_the_steps(base_config, sampler):
-    # Catches a kwarg that from_config accepted but the class ignores (LCM's timestep_spacing).
+def test_every_supported_schedule_applies_and_denoises(base_config, sampler):
+    # Scheduler level, every pair: kwargs land in the config, the loop stays finite, and each
+    # schedule gives different steps (a kwarg accepted but ignored, like LCM's timestep_spacing,
+    # would give the same ones).
     results = {}
     for schedule in SCHEDULES:
-        if schedule_error(sampler, schedule) is None and schedule != "sgm_uniform":  # == simple by design
-            results[schedule] = _steps(*make_scheduler(base_config, sampler, schedule, 4, "sd15", 0))
+        if schedule_error(sampler, schedule) is not None:
+            continue
+        scheduler, extra = make_scheduler(base_config, sampler, schedule, 4, "sd15", 0)
+        assert type(scheduler).__name__ == SAMPLERS[sampler].scheduler_class
+        for key, value in SAMPLERS[sampler].kwargs + SCHEDULES[schedule].kwargs:
+            assert scheduler.config[key] == value, (schedule, key)
+        steps = _steps(scheduler, extra)
+        assert torch.isfinite(_denoise_without_unet(scheduler)).all(), schedule
+        if schedule != "sgm_uniform":  # the same spacing as "simple" by design
+            results[schedule] = steps
     assert len(set(results.values())) == len(results), results
+
+
+# Pipeline level: every sampler with "normal", every other schedule with a few samplers.
+PIPELINE_PAIRS = [(s, "normal") for s in SAMPLERS] + [
+    (s, sch) for sch in SCHEDULES if sch != "normal" for s in ("euler", "dpmpp_2m_sde", "uni_pc", "lcm")
+    if schedule_error(s, sch) is None
+]
+
+
+@pytest.mark.parametrize("sampler,schedule", PIPELINE_PAIRS)
+def test_pair_runs_on_the_pipeline(pipe, base_config, sampler, schedule):
+    image = _generate(pipe, base_config, sampler, schedule, [0], steps=2)[0]
+    assert image.shape == (64, 64, 3) and np.isfinite(image).all()
+    assert type(pipe.scheduler).__name__ == SAMPLERS[sampler].scheduler_class
 
 
 def test_scheduler_ignores_what_the_previous_job_left(base_config):
@@ -91,10 +121,15 @@ def test_scheduler_ignores_what_the_previous_job_left(base_config):
     dirty = base_config
     for sampler, schedule in [("dpmpp_3m_sde", "karras"), ("uni_pc", "ddim_uniform"), ("dpmpp_sde", "exponential")]:
         dirty = dict(make_scheduler(dirty, sampler, schedule, 4, "sd15", 5)[0].config)
-    for sampler, schedule in SUPPORTED:
+    for sampler in SAMPLERS:
+        schedule = "normal"
         clean = make_scheduler(base_config, sampler, schedule, 4, "sd15", 0)[0]
         reused = make_scheduler(dirty, sampler, schedule, 4, "sd15", 0)[0]
-        assert dict(reused.config) == dict(clean.config), (sampler, schedule)
+        # Keys the class does not take ride along in its config unused; compare the ones it reads.
+        params = inspect.signature(type(clean).__init__).parameters
+        assert {k: v for k, v in reused.config.items() if k in params} == {
+            k: v for k, v in clean.config.items() if k in params
+        }, (sampler, schedule)
 
 
 @pytest.mark.parametrize("sampler,schedule", REJECTED)

@@ -1,0 +1,107 @@
+"""Atelier: the composition root. Reads the settings, opens the database, the blob store and the
+queue, builds the UI and serves it (with an in-process job consumer unless ATELIER_WEB_ONLY=1).
+
+    python app.py            # http://127.0.0.1:7860
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+from configs import Settings, load_models, load_settings, load_styles, needs_hub
+
+logger = logging.getLogger("atelier")
+
+
+@dataclass
+class Atelier:
+    """The running pieces, for `serve()` and for tests."""
+
+    settings: Settings
+    service: object          # queueing.JobService
+    executor: object | None  # queueing.JobExecutor, None when web-only
+    huey: object
+    demo: object             # gr.Blocks
+    blob_root: str
+
+
+def build(settings: Settings) -> Atelier:
+    """Open everything `settings` names and build the UI; starts no threads and no server."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    models, styles = load_models(), load_styles()
+    if not needs_hub(models):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from auth import local_owner
+    from pipelines.compiler import Compiler
+    from pipelines.model_hashes import ModelHasher
+    from pipelines.samplers import SAMPLERS, SCHEDULES
+    from queueing import JobExecutor, JobService, build_runner, make_huey, register_tasks
+    from storage import open_blob_store, open_database
+    from ui import UIContext, build_ui
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    open_database(settings.resolved_database_url)
+    blobs = open_blob_store(settings.blobs_url, settings.data_dir)
+    huey = make_huey(settings.queue_url, settings.data_dir)
+    executor = None if settings.web_only else JobExecutor(lambda: build_runner(settings), blobs,
+                                                          settings.progress_interval)
+    run_job = register_tasks(huey, executor)
+    compiler = Compiler(models, styles, settings.limits, settings.credits, ModelHasher(settings.models_dir))
+    service = JobService(compiler, lambda job_id, priority: run_job(job_id, priority=priority), blobs)
+    limits = settings.limits
+    ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
+                    schedules=tuple(SCHEDULES), current_user=lambda request: local_owner(),
+                    max_side=limits.max_side, max_steps=limits.max_steps, max_batch_size=limits.max_batch_size,
+                    max_cfg_scale=limits.max_cfg_scale)
+    demo = build_ui(ctx)
+    demo.queue(default_concurrency_limit=8, max_size=256)
+    return Atelier(settings, service, executor, huey, demo, str(blobs.root))
+
+
+def make_fastapi(atelier: Atelier):
+    """The ASGI app: Gradio mounted at "/", health routes beside it, the consumer in its lifespan."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from queueing import start_embedded_consumer
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        consumer = None
+        if atelier.executor is not None and atelier.settings.queue_workers > 0:
+            consumer, _ = start_embedded_consumer(atelier.huey, atelier.settings.queue_workers)
+            # Import torch and build the engine now, so the first job doesn't wait for it.
+            threading.Thread(target=lambda: atelier.executor.runner, name="engine-warmup", daemon=True).start()
+        yield
+        if consumer is not None:
+            consumer.stop(graceful=True)
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True}
+
+    return gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    atelier = build(settings)
+    if settings.share:
+        atelier.demo.launch(server_name=settings.host, server_port=settings.port, share=True,
+                            allowed_paths=[atelier.blob_root])
+        return
+    import uvicorn
+
+    logger.info("Atelier on http://%s:%s", settings.host, settings.port)
+    uvicorn.run(make_fastapi(atelier), host=settings.host, port=settings.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

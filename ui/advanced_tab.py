@@ -1,0 +1,53 @@
+"""The Advanced tab: every txt2img parameter, with the chosen model's defaults filled in."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ui.common import UIContext, txt2img_spec
+from ui.generate import wire
+
+
+def build(ctx: UIContext) -> dict:
+    m = ctx.default_model
+    with gr.Row():
+        with gr.Column(scale=3):
+            model = gr.Dropdown([e.id for e in ctx.models], value=m.id, label="Model", elem_id="adv-model")
+            prompt = gr.Textbox(label="Prompt", lines=3, elem_id="adv-prompt")
+            negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="adv-negative")
+            with gr.Row():
+                width = gr.Slider(64, ctx.max_side, value=m.width, step=8, label="Width", elem_id="adv-width")
+                height = gr.Slider(64, ctx.max_side, value=m.height, step=8, label="Height", elem_id="adv-height")
+            with gr.Row():
+                steps = gr.Slider(1, ctx.max_steps, value=m.steps, step=1, label="Steps", elem_id="adv-steps")
+                cfg = gr.Slider(0, ctx.max_cfg_scale, value=m.cfg_scale, step=0.5, label="CFG scale",
+                                elem_id="adv-cfg")
+            with gr.Row():
+                sampler = gr.Dropdown(list(ctx.samplers), value=m.sampler, label="Sampler", elem_id="adv-sampler")
+                schedule = gr.Dropdown(list(ctx.schedules), value=m.schedule, label="Schedule",
+                                       elem_id="adv-schedule")
+            with gr.Row():
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id="adv-seed")
+                batch = gr.Slider(1, ctx.max_batch_size, value=1, step=1, label="Batch size", elem_id="adv-batch")
+                style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
+                                    label="Style", elem_id="adv-style")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="adv-generate")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="adv-cancel")
+            model_note = gr.Markdown(m.description)
+        with gr.Column(scale=4):
+            gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="adv-gallery")
+            summary = gr.Markdown(elem_id="adv-summary")
+            with gr.Accordion("Details", open=False):
+                info = gr.JSON(label="Info")
+
+    def model_defaults(model_id):
+        e = ctx.model(model_id)
+        return e.width, e.height, e.steps, e.cfg_scale, e.sampler, e.schedule, e.description
+
+    model.input(model_defaults, model, [width, height, steps, cfg, sampler, schedule, model_note],
+                api_visibility="private")
+    inputs = [prompt, negative, model, width, height, steps, cfg, sampler, schedule, seed, batch, style]
+    wire(ctx, generate, cancel, inputs, txt2img_spec, gallery, summary, info)
+    return {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
+            "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
+            "batch_size": batch, "style": style}

@@ -1,0 +1,140 @@
+"""What every tab shares: the UI context, error translation, and running a job to its result."""
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from configs import ModelEntry, Style
+from pipelines.errors import AtelierError
+from pipelines.spec import Txt2Img, WorkflowSpec
+from queueing.service import JobService
+from storage.models import Job, User
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UIContext:
+    """What the tabs need, built once by app.py.
+
+    service:       jobs and artifacts, per user.
+    models:        the catalogue; the first entry is the default.
+    styles:        style presets.
+    samplers, schedules: the names the compiler accepts.
+    current_user:  the User making a request.
+    max_side, max_steps, max_batch_size, max_cfg_scale: bounds for the sliders.
+    """
+
+    service: JobService
+    models: tuple[ModelEntry, ...]
+    styles: tuple[Style, ...]
+    samplers: tuple[str, ...]
+    schedules: tuple[str, ...]
+    current_user: Callable[[gr.Request | None], User]
+    max_side: int = 2048
+    max_steps: int = 150
+    max_batch_size: int = 8
+    max_cfg_scale: float = 30.0
+
+    @property
+    def default_model(self) -> ModelEntry:
+        return self.models[0]
+
+    def model(self, model_id: str) -> ModelEntry:
+        return next((m for m in self.models if m.id == model_id), self.default_model)
+
+
+def user_errors(fn):
+    """Show AtelierErrors as the message they carry, and anything else as a short apology (the
+    traceback goes to the log only)."""
+
+    def translate(e: Exception) -> gr.Error:
+        if isinstance(e, gr.Error):
+            return e
+        if isinstance(e, AtelierError):
+            return gr.Error(e.message)
+        logger.exception("handler %s failed", fn.__name__)
+        return gr.Error(f"Something went wrong on the server ({type(e).__name__}); the server log has details.")
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as e:
+                raise translate(e) from None
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise translate(e) from None
+    return wrapper
+
+
+def txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule, seed,
+                 batch_size, style) -> WorkflowSpec:
+    """A one-node spec from form or API values; None and "" mean "the model's default"."""
+    def whole(value):
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+    return WorkflowSpec.single(Txt2Img(
+        prompt=prompt if prompt is not None else "", negative_prompt=negative_prompt or "", model=model or "",
+        width=whole(width), height=whole(height), steps=whole(steps), cfg_scale=cfg_scale,
+        sampler=sampler or "", schedule=schedule or "", seed=-1 if seed is None else whole(seed),
+        batch_size=1 if batch_size is None else whole(batch_size), style=style or ""))
+
+
+def report_progress(progress: gr.Progress) -> Callable[[Job], None]:
+    def on_progress(job: Job) -> None:
+        if job.status == "running" and job.progress_steps:
+            text = f"step {job.progress_step} of {job.progress_steps}"
+            if job.progress_nodes > 1:
+                text = f"node {job.progress_node} of {job.progress_nodes}, " + text
+            progress((job.progress_step, job.progress_steps), desc=text)
+        elif job.status == "queued":
+            progress(0, desc="queued")
+    return on_progress
+
+
+def finished_or_raise(job: Job) -> Job:
+    """`job` if it succeeded; otherwise the error a person sees."""
+    if job.status == "cancelled":
+        raise gr.Error("The job was cancelled.")
+    if job.status != "succeeded":
+        raise gr.Error(job.error or "The job failed; the server log has details.")
+    return job
+
+
+def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[str, str]], dict]:
+    """The finished job's files (the stored files themselves) with captions, and its info dict."""
+    files, seeds = [], []
+    for artifact_id in job.artifact_ids:
+        artifact = service.artifact(user, artifact_id)
+        files.append((service.artifact_path(artifact), f"seed {artifact.seed}"))
+        seeds.append(artifact.seed)
+    info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
+            "credits": job.credits, "status": job.status,
+            "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job)}
+    return files, info
+
+
+SETTINGS_SHOWN = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
+                  "style")
+
+
+def settings_of(job: Job) -> dict:
+    """The resolved settings of the job's first step (what a person set, or the defaults it got)."""
+    steps = json.loads(job.plan)["steps"]
+    if not steps:
+        return {}
+    step = steps[0]
+    return {"model": step["model"]["id"], **{k: step[k] for k in SETTINGS_SHOWN if k in step}}

@@ -1,0 +1,80 @@
+"""The Gallery tab: past artifacts newest first; select one to see its recipe, replay it, or copy
+its settings into the Advanced tab."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ui.common import UIContext, finished_or_raise, report_progress, user_errors
+
+
+def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -> dict:
+    service = ctx.service
+    shown = gr.State([])            # artifact ids in gallery order
+    selected = gr.State("")
+    with gr.Row():
+        with gr.Column(scale=3):
+            refresh = gr.Button("Refresh", size="sm", elem_id="gallery-refresh")
+            gallery = gr.Gallery(label="Your images", columns=4, height=520, format="png", allow_preview=False,
+                                 elem_id="gallery-grid")
+        with gr.Column(scale=2):
+            heading = gr.Markdown("Select an image to see how it was made.", elem_id="gallery-heading")
+            with gr.Row():
+                replay = gr.Button("Replay", elem_id="gallery-replay")
+                reuse = gr.Button("Use these settings", elem_id="gallery-reuse")
+            replay_result = gr.Markdown(elem_id="gallery-replay-result")
+            replay_file = gr.File(label="Replayed file", visible=False)
+            recipe = gr.JSON(label="Recipe and lineage", elem_id="gallery-recipe")
+
+    @user_errors
+    def load(request: gr.Request = None):
+        user = ctx.current_user(request)
+        artifacts = service.recent_artifacts(user)
+        items = [(service.artifact_path(a), f"seed {a.seed}" if a.seed is not None else a.kind) for a in artifacts]
+        return items, [a.id for a in artifacts]
+
+    @user_errors
+    def select(ids: list, event: gr.SelectData, request: gr.Request = None):
+        artifact_id = ids[event.index]
+        info = service.artifact_info(ctx.current_user(request), artifact_id)
+        text = (f"**{info['kind']}** `{artifact_id[:16]}…` · {info['width']}×{info['height']} · "
+                f"{info['size']:,} bytes · seed {info['seed']}")
+        return artifact_id, text, info, "", gr.update(visible=False)
+
+    @user_errors
+    def run_replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
+        if not artifact_id:
+            raise gr.Error("Select an image first.")
+        user = ctx.current_user(request)
+        job = service.replay(user, artifact_id)
+        job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
+        outcome = service.replay_outcome(user, job)
+        path = service.artifact_path(service.artifact(user, outcome["artifact_id"]))
+        verdict = ("**Identical:** the replay made the same bytes." if outcome["identical"] else
+                   f"**Different:** the replay made `{outcome['artifact_id'][:16]}…` (another device or library "
+                   "version changes the bytes).")
+        return verdict, gr.update(value=path, visible=True)
+
+    @user_errors
+    def use_settings(artifact_id: str, request: gr.Request = None):
+        if not artifact_id:
+            raise gr.Error("Select an image first.")
+        info = service.artifact_info(ctx.current_user(request), artifact_id)
+        plan = info["recipe"].get("plan")
+        if not plan:
+            raise gr.Error("This artifact has no recipe (it was uploaded, not made).")
+        step = next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])
+        a = advanced
+        return {a["model"]: step["model"]["id"], a["prompt"]: step["prompt"],
+                a["negative_prompt"]: step["negative_prompt"], a["width"]: step["width"],
+                a["height"]: step["height"], a["steps"]: step["steps"], a["cfg_scale"]: step["cfg_scale"],
+                a["sampler"]: step["sampler"], a["schedule"]: step["schedule"], a["seed"]: info["seed"],
+                a["batch_size"]: 1, a["style"]: "None",   # the plan's prompt already has the style applied
+                tabs: gr.Tabs(selected=advanced_tab_id)}
+
+    refresh.click(load, None, [gallery, shown], api_visibility="private")
+    gallery.select(select, [shown], [selected, heading, recipe, replay_result, replay_file],
+                   api_visibility="private")
+    replay.click(run_replay, [selected], [replay_result, replay_file], api_visibility="private",
+                 concurrency_limit=None)
+    reuse.click(use_settings, [selected], [*advanced.values(), tabs], api_visibility="private")
+    return {"gallery": gallery, "load": load, "outputs": [gallery, shown]}

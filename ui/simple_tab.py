@@ -1,0 +1,51 @@
+"""The Simple tab: a prompt, a style, an aspect ratio and a Generate button."""
+from __future__ import annotations
+
+import math
+
+import gradio as gr
+
+from ui.common import UIContext, txt2img_spec
+from ui.generate import wire
+
+ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16), "3:2": (3, 2),
+                 "2:3": (2, 3)}
+
+
+def size_for(aspect: str, width: int, height: int) -> tuple[int, int]:
+    """A size with the model's default pixel count and the chosen aspect ratio, in multiples of 8."""
+    w_ratio, h_ratio = ASPECT_RATIOS[aspect]
+    area = width * height
+    w = math.sqrt(area * w_ratio / h_ratio)
+    return max(64, round(w / 8) * 8), max(64, round(area / w / 8) * 8)
+
+
+def build(ctx: UIContext) -> dict:
+    model = ctx.default_model
+    if model.is_demo:
+        gr.Markdown(f"Using the **demo model** `{model.id}`: tiny and randomly initialised, so pictures look "
+                    "like coloured noise. Add a real model to `configs/models.toml` for real pictures.",
+                    elem_id="demo-banner")
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse at dusk, oil painting",
+                                elem_id="simple-prompt")
+            with gr.Row():
+                style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
+                                    label="Style", elem_id="simple-style")
+                aspect = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="simple-aspect")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary", elem_id="simple-generate")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="simple-cancel")
+        with gr.Column(scale=4):
+            gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="simple-gallery")
+            summary = gr.Markdown(elem_id="simple-summary")
+            with gr.Accordion("Details", open=False):
+                info = gr.JSON(label="Info")
+
+    def make_spec(prompt_text, style_name, aspect_name):
+        width, height = size_for(aspect_name, model.width, model.height)
+        return txt2img_spec(prompt_text, "", model.id, width, height, None, None, "", "", -1, 1, style_name)
+
+    wire(ctx, generate, cancel, [prompt, style, aspect], make_spec, gallery, summary, info)
+    return {"prompt": prompt, "style": style, "aspect": aspect, "generate": generate, "gallery": gallery}
