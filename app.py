@@ -31,7 +31,7 @@ class Atelier:
 def build(settings: Settings) -> Atelier:
     """Open everything `settings` names and build the UI; starts no threads and no server."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    models, styles = load_models(), load_styles()
+    models, styles = load_models(settings.catalogue), load_styles(settings.styles)
     if not needs_hub(models):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

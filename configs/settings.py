@@ -51,6 +51,7 @@ class Settings:
     device:              [engine] "auto", "cuda", "mps" or "cpu".
     model_cache_size:    [engine] loaded pipelines kept in memory.
     progress_interval:   [engine] seconds between progress writes to the job row.
+    catalogue, styles:   [paths] the model catalogue and the style presets (TOML files).
     limits, credits:     [limits], [credits].
     """
 
@@ -66,6 +67,8 @@ class Settings:
     device: str = "auto"
     model_cache_size: int = 2
     progress_interval: float = 0.1
+    catalogue: pathlib.Path = CONFIG_DIR / "models.toml"
+    styles: pathlib.Path = CONFIG_DIR / "styles.toml"
     limits: Limits = field(default_factory=Limits)
     credits: CreditPrices = field(default_factory=CreditPrices)
 
@@ -81,6 +84,8 @@ class Settings:
 # (environment variable, TOML section, TOML key, Settings field)
 ENVIRONMENT = [
     ("ATELIER_DATA_DIR", "paths", "data_dir", "data_dir"),
+    ("ATELIER_CATALOGUE", "paths", "catalogue", "catalogue"),
+    ("ATELIER_STYLES", "paths", "styles", "styles"),
     ("ATELIER_HOST", "server", "host", "host"),
     ("ATELIER_PORT", "server", "port", "port"),
     ("ATELIER_SHARE", "server", "share", "share"),
@@ -117,13 +122,13 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
         toml = tomllib.load(f)
     defaults = Settings()
     types = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Settings)}
-    types["data_dir"] = pathlib.Path
+    types.update(data_dir=pathlib.Path, catalogue=pathlib.Path, styles=pathlib.Path)
     values = {}
     for variable, section, key, attribute in ENVIRONMENT:
         to = types[attribute]
         if variable in environ:
             values[attribute] = _convert(variable, environ[variable], to)
-        elif key in toml.get(section, {}):
+        elif toml.get(section, {}).get(key, "") != "":    # "" keeps the default
             values[attribute] = to(toml[section][key])
     values["limits"] = Limits(**toml.get("limits", {}))
     values["credits"] = CreditPrices(**toml.get("credits", {}))

@@ -225,7 +225,8 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
         model_id (`str`): a key of `DEMO_MODELS`.
 
     Raises:
-        `ValueError`: unknown `model_id`, or `root/model_id` exists but is not a saved pipeline.
+        `ValueError`: unknown `model_id`, or `root/model_id` holds something else (it is never
+            deleted: it may be someone's files).
     """
     if model_id not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {model_id!r}; valid ids are: {', '.join(DEMO_MODELS)}.")
@@ -234,8 +235,13 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
     if (target / "model_index.json").is_file():
         return target
 
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"{target} exists but is not a saved pipeline; remove it and retry.")
+
     root.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{model_id}.", dir=root))
+    # mkdtemp makes the folder private (0700); the renamed model should be readable like any other.
+    tmp.chmod(0o755)
     try:
         logger.info("Building demo model %s in %s", model_id, target)
         _BUILDERS[DEMO_MODELS[model_id]]().save_pretrained(tmp)
@@ -244,7 +250,7 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
         except OSError:
             # Renaming onto a non-empty folder fails: another process finished first.
             if not (target / "model_index.json").is_file():
-                raise ValueError(f"{target} exists but holds no model_index.json; remove it and retry.")
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -90,9 +90,10 @@ SAMPLERS: dict[str, Sampler] = {
             sigma_schedules=False,
         ),
         Sampler("ddpm", "DDPM", "DDPMScheduler", _NO_CLIP, sigma_schedules=False, custom_timesteps=True),
-        # diffusers' UniPC defaults to bh2; ComfyUI's plain "uni_pc" is the bh1 variant. bh1's last
-        # step down to sigma 0 has an infinite log-SNR step and returns NaN (diffusers 0.42.1), so
-        # it stops at the smallest training sigma instead, as UniPC did before diffusers PR #7517.
+        # diffusers' UniPC defaults to bh2; ComfyUI's plain "uni_pc" is the bh1 variant. In diffusers
+        # 0.42.1 bh1's last step down to sigma 0 takes an infinite log-SNR step (B(h) = h, where
+        # bh2 has the finite expm1(-h)) and every latent becomes NaN, so bh1 stops at the smallest
+        # training sigma (about 0.03) instead.
         Sampler(
             "uni_pc", "UniPC", "UniPCMultistepScheduler",
             (("solver_type", "bh1"), ("final_sigmas_type", "sigma_min")),

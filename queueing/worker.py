@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
-    if not needs_hub(load_models()):
+    if not needs_hub(load_models(settings.catalogue)):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     open_database(settings.resolved_database_url)
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)

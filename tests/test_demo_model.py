@@ -45,11 +45,17 @@ def test_ensure_builds_once(models_root, sd15_folder):
     assert ensure_demo_model(str(models_root), "demo-sd15") == sd15_folder
     assert index.stat().st_mtime_ns == before
     assert sorted(p.name for p in models_root.iterdir()) == ["demo-sd15"]  # no temporary folder left
+    assert sd15_folder.stat().st_mode & 0o755 == 0o755
 
 
-def test_ensure_rejects_unknown_ids(models_root):
+def test_ensure_rejects_unknown_ids_and_foreign_folders(tmp_path):
     with pytest.raises(ValueError, match="demo-sd15"):
-        ensure_demo_model(models_root, "demo-flux")
+        ensure_demo_model(tmp_path, "demo-flux")
+    (tmp_path / "demo-sd15").mkdir()
+    (tmp_path / "demo-sd15" / "notes.txt").write_text("not a model")
+    with pytest.raises(ValueError, match="not a saved pipeline"):
+        ensure_demo_model(tmp_path, "demo-sd15")
+    assert (tmp_path / "demo-sd15" / "notes.txt").exists()
 
 
 def test_saved_folder_loads_as_an_ordinary_pipeline(sd15):

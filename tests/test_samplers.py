@@ -174,7 +174,7 @@ def test_a1111_labels():
 
 def test_kwargs_take_effect(base_config):
     s, extra = make_scheduler(base_config, "dpmpp_2m", "karras", 20, "sd15", 0)
-    assert s.use_karras_sigmas is True and s.config.timestep_spacing == "linspace" and extra == {}
+    assert s.config.use_karras_sigmas is True and s.config.timestep_spacing == "linspace" and extra == {}
     assert s.config.algorithm_type == "dpmsolver++" and s.config.solver_order == 2
     s, _ = make_scheduler(base_config, "dpmpp_2m_sde", "exponential", 20, "sd15", 0)
     assert s.config.algorithm_type == "sde-dpmsolver++" and s.config.use_exponential_sigmas is True

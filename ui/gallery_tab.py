@@ -38,6 +38,11 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -
         info = service.artifact_info(ctx.current_user(request), artifact_id)
         text = (f"**{info['kind']}** `{artifact_id[:16]}…` · {info['width']}×{info['height']} · "
                 f"{info['size']:,} bytes · seed {info['seed']}")
+        plan = info["recipe"].get("plan")
+        if plan:
+            step = next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])
+            text += f"  \n**Prompt:** {step['prompt']}  \n**Model:** {step['model']['id']} · {step['steps']} steps · " \
+                    f"CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}"
         return artifact_id, text, info, "", gr.update(visible=False)
 
     @user_errors

@@ -1,0 +1,109 @@
+"""Session fixtures: one Atelier (tiny demo models, real SQLite, real Huey consumer) served on
+127.0.0.1 for the whole run, so models are built and torch is imported once."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")          # before anything imports huggingface_hub
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import socket
+import threading
+import time
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("ATELIER_REQUIRE_SERVICES") == "1"
+
+TEST_CATALOGUE = """
+[[model]]
+id = "demo-sd15"
+family = "sd15"
+source = "demo"
+description = "Demo model for tests."
+width = 64
+height = 64
+steps = 4
+cfg_scale = 7.0
+sampler = "euler"
+schedule = "normal"
+
+[[model]]
+id = "demo-sdxl"
+family = "sdxl"
+source = "demo"
+width = 64
+height = 64
+steps = 4
+cfg_scale = 5.0
+sampler = "dpmpp_2m"
+schedule = "karras"
+"""
+
+
+def need(reason: str):
+    """Skip with `reason`, or fail where the services are required (ATELIER_REQUIRE_SERVICES=1)."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required but unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def catalogue_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "models.toml"
+    path.write_text(TEST_CATALOGUE)
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory, catalogue_file):
+    from configs import load_settings
+
+    data_dir = tmp_path_factory.mktemp("data")
+    return load_settings(environ={"ATELIER_DATA_DIR": str(data_dir), "ATELIER_CATALOGUE": str(catalogue_file),
+                                  "ATELIER_PROGRESS_INTERVAL": "0.02", "ATELIER_DEVICE": "cpu"})
+
+
+@pytest.fixture(scope="session")
+def atelier(settings):
+    """The whole app, built by app.build, serving on a free port with its in-process consumer."""
+    import uvicorn
+
+    import app
+
+    built = app.build(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app.make_fastapi(built), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    built.url = f"http://127.0.0.1:{port}/"
+    built.runner = built.executor.runner     # import torch and build the engine once, up front
+    yield built
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def owner(atelier):
+    from auth import local_owner
+
+    return local_owner()
+
+
+@pytest.fixture(scope="session")
+def client(atelier):
+    from gradio_client import Client
+
+    return Client(atelier.url, verbose=False)

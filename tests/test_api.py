@@ -1,0 +1,118 @@
+"""End to end: the app served on 127.0.0.1, driven by gradio_client like any script would."""
+import hashlib
+import json
+
+import pytest
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from pipelines.infotext import parse_infotext
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_txt2img_with_only_a_prompt_returns_the_stored_pngs(client):
+    files, info = client.predict(prompt="a lighthouse at dusk", api_name="/txt2img")
+    assert set(info) >= {"job_id", "artifact_ids", "seeds", "plan_hash", "credits"}
+    assert info["credits"] == 0
+    assert len(files) == 1 and len(info["seeds"]) == 1
+    path = files[0]["image"]
+    assert sha256(path) == info["artifact_ids"][0]           # the stored file, byte for byte
+    image = Image.open(path)
+    assert image.format == "PNG" and image.size == (64, 64)  # the test catalogue's defaults
+    params = parse_infotext(image.text["parameters"])
+    assert params["prompt"] == "a lighthouse at dusk"
+    assert params["Seed"] == str(info["seeds"][0])
+    assert (params["Steps"], params["Size"], params["Model"]) == ("4", "64x64", "demo-sd15")
+    assert json.loads(image.text["atelier"])["plan_hash"] == info["plan_hash"]
+
+
+def test_txt2img_honours_every_parameter(client):
+    files, info = client.predict(prompt="a fox", negative_prompt="blurry", model="demo-sd15", width=72, height=64,
+                                 steps=3, cfg_scale=5.5, sampler="dpmpp_2m", schedule="karras", seed=99,
+                                 batch_size=2, style="Cinematic", api_name="/txt2img")
+    assert info["seeds"] == [99, 100]
+    params = parse_infotext(Image.open(files[1]["image"]).text["parameters"])
+    assert params["prompt"].startswith("cinematic still of a fox")
+    assert params["negative_prompt"].startswith("blurry, ")
+    assert (params["Sampler"], params["Schedule type"], params["CFG scale"]) == ("DPM++ 2M", "Karras", "5.5")
+    assert (params["Seed"], params["Size"], params["Steps"]) == ("100", "72x64", "3")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"prompt": ""}, "The prompt is empty"),
+    ({"prompt": "x", "width": 100}, "width must be a multiple of 8"),
+    ({"prompt": "x", "steps": 100000}, "steps must be between 1 and 150"),
+    ({"prompt": "x", "model": "sd-unknown"}, "Unknown model 'sd-unknown'"),
+    ({"prompt": "x", "width": 4096, "height": 4096}, "between 64 and 2048"),
+])
+def test_bad_requests_get_a_message_not_a_traceback(client, kwargs, words):
+    with pytest.raises(AppError) as info:
+        client.predict(api_name="/txt2img", **kwargs)
+    assert words in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def test_submit_returns_at_once_and_job_status_follows_the_job(client):
+    spec = {"version": 1, "nodes": [{"id": "a", "kind": "txt2img", "params": {"prompt": "an owl", "seed": 5}}]}
+    submitted = client.predict(spec=json.dumps(spec), api_name="/submit")
+    job_id = submitted["job_id"]
+    status = client.predict(job_id=job_id, api_name="/job_status")
+    assert status["status"] in ("queued", "running", "succeeded")
+    for _ in range(400):
+        status = client.predict(job_id=job_id, api_name="/job_status")
+        if status["status"] == "succeeded":
+            break
+    assert status["status"] == "succeeded"
+    assert status["finished_at"] >= status["started_at"] >= status["created_at"]
+    assert len(status["artifact_ids"]) == 1 and status["error"] == ""
+    jobs = client.predict(api_name="/jobs")
+    assert jobs[0]["job_id"] == job_id and jobs[0]["status"] == "succeeded"
+    assert set(jobs[0]) >= {"job_id", "status", "progress"}
+
+
+def test_submit_refuses_a_bad_spec(client):
+    with pytest.raises(AppError, match="Unknown node kind 'paint'"):
+        client.predict(spec='{"nodes": [{"kind": "paint"}]}', api_name="/submit")
+
+
+def test_cancel_job_through_the_api(client):
+    spec = {"nodes": [{"kind": "txt2img", "params": {"prompt": "slow", "steps": 150, "width": 128,
+                                                     "height": 128}}]}
+    job_id = client.predict(spec=json.dumps(spec), api_name="/submit")["job_id"]
+    client.predict(job_id=job_id, api_name="/cancel_job")
+    for _ in range(400):
+        status = client.predict(job_id=job_id, api_name="/job_status")
+        if status["status"] != "queued" and status["status"] != "running":
+            break
+    assert status["status"] == "cancelled"
+
+
+def test_artifact_info_and_replay(client):
+    files, info = client.predict(prompt="a harbour", seed=31, batch_size=2, api_name="/txt2img")
+    artifact_id = info["artifact_ids"][1]
+    path, details = client.predict(artifact_id=artifact_id, api_name="/artifact_info")
+    assert sha256(path) == artifact_id
+    assert (details["kind"], details["mime"], details["seed"]) == ("image", "image/png", 32)
+    assert details["size"] == len(open(path, "rb").read())
+    assert details["recipe"]["plan_hash"] == info["plan_hash"]
+    assert details["parents"] == [] and details["children"] == []
+    replayed, outcome = client.predict(artifact_id=artifact_id, api_name="/replay")
+    assert outcome["identical"] is True and outcome["artifact_id"] == artifact_id
+    assert sha256(replayed) == artifact_id
+
+
+@pytest.mark.parametrize("endpoint, name", [("/job_status", "job_id"), ("/cancel_job", "job_id"),
+                                            ("/artifact_info", "artifact_id"), ("/replay", "artifact_id")])
+def test_unknown_ids_are_not_found(client, endpoint, name):
+    with pytest.raises(AppError, match="No (job|artifact) '0123456789abcdef'"):
+        client.predict(api_name=endpoint, **{name: "0123456789abcdef"})
+
+
+def test_health_route(atelier):
+    import urllib.request
+    with urllib.request.urlopen(atelier.url + "healthz") as response:
+        assert json.load(response) == {"ok": True}

@@ -1,0 +1,168 @@
+"""The compiler: validation messages, defaults, seeds, price and plan hash. No torch needed."""
+import dataclasses
+import inspect
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from configs import CreditPrices, Limits, ModelEntry, Style
+from pipelines import Compiler, ExecutionPlan, InvalidRequest, Txt2Img, WorkflowSpec
+from pipelines.model_hashes import ModelHasher
+
+MODELS = (
+    ModelEntry(id="tiny", family="sd15", source="demo", width=512, height=512, steps=20, cfg_scale=7.0,
+               sampler="euler", schedule="normal"),
+    ModelEntry(id="tiny-xl", family="sdxl", source="demo", width=1024, height=1024, steps=30, cfg_scale=5.0,
+               sampler="dpmpp_2m", schedule="karras"),
+)
+STYLES = (Style("None"), Style("Cinematic", "cinematic still of {prompt}", "cartoon"))
+
+
+@pytest.fixture
+def compiler(tmp_path):
+    seeds = iter(range(1000, 2000))
+    return Compiler(MODELS, STYLES, Limits(), CreditPrices(), ModelHasher(tmp_path), seed_source=lambda: next(seeds))
+
+
+def compile_one(compiler, **params):
+    return compiler.compile(WorkflowSpec.single(Txt2Img(**params)))
+
+
+def problems(compiler, **params):
+    with pytest.raises(InvalidRequest) as info:
+        compile_one(compiler, **params)
+    return {p.field: p for p in info.value.problems}
+
+
+def test_web_side_never_imports_torch():
+    """The UI, the queue's web side and the compiler load without torch (DESIGN.md, rooms)."""
+    code = ("import sys, ui, queueing, pipelines, storage, auth, configs; "
+            "from pipelines.compiler import Compiler; "
+            "print(sorted(m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_defaults_come_from_the_model(compiler):
+    step = compile_one(compiler, prompt="a fox", model="tiny-xl").steps[0]
+    assert (step.width, step.height, step.steps, step.cfg_scale) == (1024, 1024, 30, 5.0)
+    assert (step.sampler, step.schedule) == ("dpmpp_2m", "karras")
+    assert compile_one(compiler, prompt="a fox").steps[0].model.id == "tiny"   # first entry is the default
+
+
+def test_random_seed_becomes_concrete_and_batches_count_up(compiler):
+    step = compile_one(compiler, prompt="a fox", batch_size=3).steps[0]
+    assert step.seeds == (1000, 1001, 1002)
+    assert compile_one(compiler, prompt="a fox", seed=42, batch_size=2).steps[0].seeds == (42, 43)
+
+
+def test_style_is_applied_and_recorded(compiler):
+    step = compile_one(compiler, prompt="a fox", negative_prompt="blurry", style="Cinematic").steps[0]
+    assert step.prompt == "cinematic still of a fox"
+    assert step.negative_prompt == "blurry, cartoon"
+    assert step.style == "Cinematic"
+
+
+@pytest.mark.parametrize("params, field, code, words", [
+    ({"prompt": "  "}, "prompt", "empty_prompt", "prompt is empty"),
+    ({"prompt": "x", "model": "sd99"}, "model", "unknown_model", "Unknown model 'sd99'"),
+    ({"prompt": "x", "width": 500}, "width", "not_multiple_of_8", "multiple of 8, got 500; try 496"),
+    ({"prompt": "x", "height": 4096}, "height", "out_of_range", "between 64 and 2048"),
+    ({"prompt": "x", "steps": 0}, "steps", "out_of_range", "steps must be between 1 and 150"),
+    ({"prompt": "x", "steps": 10_000}, "steps", "out_of_range", "got 10000"),
+    ({"prompt": "x", "cfg_scale": 99.0}, "cfg_scale", "out_of_range", "between 0 and 30"),
+    ({"prompt": "x", "cfg_scale": float("nan")}, "cfg_scale", "wrong_type", "must be a number"),
+    ({"prompt": "x", "steps": "many"}, "steps", "wrong_type", "whole number"),
+    ({"prompt": "x", "width": 512.5}, "width", "wrong_type", "whole number"),
+    ({"prompt": "x", "batch_size": 100}, "batch_size", "out_of_range", "between 1 and 8"),
+    ({"prompt": "x", "seed": -7}, "seed", "out_of_range", "Use -1 for a random seed"),
+    ({"prompt": "x", "sampler": "magic"}, "sampler", "unknown_sampler", "Unknown sampler 'magic'"),
+    ({"prompt": "x", "sampler": "euler_a", "schedule": "karras"}, "schedule", "unsupported_schedule", "karras"),
+    ({"prompt": "x", "style": "Baroque"}, "style", "unknown_style", "Unknown style 'Baroque'"),
+    ({"prompt": 42}, "prompt", "wrong_type", "must be text"),
+])
+def test_each_rule_has_a_clear_message(compiler, params, field, code, words):
+    found = problems(compiler, **params)
+    assert found[field].code == code
+    assert words in found[field].message
+
+
+def test_pixel_limit_is_checked_with_the_sides(compiler):
+    compiler.limits = Limits(max_pixels=512 * 512)
+    found = problems(compiler, prompt="x", width=1024, height=512)
+    assert found["width"].code == "too_many_pixels"
+
+
+def test_every_problem_is_reported_at_once(compiler):
+    found = problems(compiler, prompt="", width=63, steps=0)
+    assert set(found) >= {"prompt", "width", "steps"}
+
+
+def test_plan_hash_is_stable_and_follows_the_recipe(compiler):
+    a = compile_one(compiler, prompt="a fox", seed=5)
+    b = compile_one(compiler, prompt="a fox", seed=5)
+    c = compile_one(compiler, prompt="a fox", seed=6)
+    assert a.plan_hash == b.plan_hash != c.plan_hash
+    assert len(a.plan_hash) == 64
+    assert ExecutionPlan.from_json(a.to_json()) == a
+    assert a.steps[0].model.hash.startswith("sha256:")
+
+
+def test_price_follows_pixels_family_and_batch(compiler):
+    assert compile_one(compiler, prompt="x", width=512, height=512).credits == 1.0
+    assert compile_one(compiler, prompt="x", width=1024, height=1024).credits == 4.0
+    assert compile_one(compiler, prompt="x", model="tiny-xl", width=1024, height=1024).credits == 8.0
+    assert compile_one(compiler, prompt="x", width=512, height=512, batch_size=3).credits == 3.0
+    assert compile_one(compiler, prompt="x", width=64, height=64).credits == 0.5
+
+
+def test_spec_round_trips_through_json():
+    spec = WorkflowSpec.single(Txt2Img(prompt="a fox", width=512, cfg_scale=6.5, seed=7, style="Cinematic"))
+    assert WorkflowSpec.from_json(spec.to_json()) == spec
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{not json", "not valid JSON"),
+    ('{"nodes": {}}', '"nodes" list'),
+    ('{"nodes": [{"kind": "dream"}]}', "Unknown node kind 'dream'"),
+    ('{"nodes": [{"kind": "txt2img", "params": {"prompt": "x", "colour": 1}}]}', "Unknown parameter(s) ['colour']"),
+])
+def test_malformed_specs_are_refused(text, words):
+    with pytest.raises(InvalidRequest) as info:
+        WorkflowSpec.from_json(text)
+    assert words in info.value.message
+
+
+def test_one_vocabulary_for_spec_and_api():
+    """The spec's field names are the /txt2img API parameters, and the names AUTOMATIC1111 users know."""
+    from ui import api
+    fields = [f.name for f in dataclasses.fields(Txt2Img)]
+    assert fields == ["prompt", "negative_prompt", "model", "width", "height", "steps", "cfg_scale", "sampler",
+                      "schedule", "seed", "batch_size", "style"]
+    source = inspect.getsource(api.build)
+    signature = source[source.index("def txt2img("):source.index("request: gr.Request")]
+    assert [p.split(":")[0].strip() for p in signature[len("def txt2img("):].split(",") if p.strip()] == fields
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    from pipelines.errors import AtelierError
+    entry = ModelEntry(id="real", family="sd15", source="folder:nowhere")
+    compiler = Compiler((entry,), STYLES, Limits(), CreditPrices(), ModelHasher(tmp_path))
+    with pytest.raises(AtelierError, match="does not exist; fix its source"):
+        compile_one(compiler, prompt="x")
+
+
+def test_folder_models_are_hashed_by_content(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model_index.json").write_text(json.dumps({"a": 1}))
+    hasher = ModelHasher(tmp_path)
+    entry = ModelEntry(id="m", family="sd15", source="folder:m")
+    first = hasher(entry)
+    (folder / "model_index.json").write_text(json.dumps({"a": 2}))
+    assert hasher(entry) != first

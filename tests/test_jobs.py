@@ -1,0 +1,153 @@
+"""Jobs through the real stack: JobService -> SqliteHuey -> consumer thread -> Runner on the tiny
+demo models -> PNG blobs and Artifact rows."""
+import io
+import threading
+import time
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from pipelines import Txt2Img, WorkflowSpec
+from pipelines.infotext import parse_infotext
+from storage.artifacts import png_texts
+from storage.models import Artifact, Job
+
+
+def run(atelier, owner, **params):
+    service = atelier.service
+    job = service.submit(owner, WorkflowSpec.single(Txt2Img(**params)))
+    return service.wait(owner, job.id, timeout=60)
+
+
+def pixels(atelier, artifact_id):
+    data = atelier.service.blobs.get(Artifact.get_by_id(artifact_id).blob_key)
+    return np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+
+
+def test_a_job_becomes_an_artifact_with_its_recipe(atelier, owner):
+    job = run(atelier, owner, prompt="a red fox", seed=7, batch_size=2, steps=3)
+    assert job.status == "succeeded", job.error
+    assert job.started_at >= job.created_at and job.finished_at >= job.started_at
+    assert (job.progress_step, job.progress_steps) == (3, 3)
+    assert len(job.artifact_ids) == 2
+    artifact = Artifact.get_by_id(job.artifact_ids[1])
+    data = atelier.service.blobs.get(artifact.blob_key)
+    import hashlib
+    assert hashlib.sha256(data).hexdigest() == artifact.id
+    assert (artifact.seed, artifact.width, artifact.height, artifact.mime) == (8, 64, 64, "image/png")
+    texts = png_texts(data)
+    params = parse_infotext(texts["parameters"])
+    assert params["prompt"] == "a red fox"
+    assert (params["Seed"], params["Steps"], params["Sampler"], params["Size"]) == ("8", "3", "Euler", "64x64")
+    import json
+    recipe = json.loads(texts["atelier"])
+    assert recipe["plan_hash"] == job.plan_hash and recipe["index"] == 1
+    assert recipe["environment"]["device"] == "cpu"
+
+
+def test_different_prompts_make_different_pictures(atelier, owner):
+    fox = run(atelier, owner, prompt="a fox", seed=3)
+    owl = run(atelier, owner, prompt="an owl", seed=3)
+    assert fox.artifact_ids != owl.artifact_ids
+    assert np.abs(pixels(atelier, fox.artifact_ids[0]) - pixels(atelier, owl.artifact_ids[0])).max() > 10
+
+
+@pytest.mark.parametrize("sampler", ["euler", "euler_a", "dpmpp_2m_sde", "dpmpp_sde"])
+def test_image_k_of_a_batch_is_the_image_of_its_seed(atelier, owner, sampler):
+    batch = run(atelier, owner, prompt="a lighthouse", seed=1000, batch_size=3, sampler=sampler)
+    alone = run(atelier, owner, prompt="a lighthouse", seed=1002, sampler=sampler)
+    assert batch.status == alone.status == "succeeded"
+    difference = np.abs(pixels(atelier, batch.artifact_ids[2]) - pixels(atelier, alone.artifact_ids[0]))
+    assert difference.max() <= 2
+
+
+def test_replay_is_byte_identical_for_every_image_of_a_batch(atelier, owner):
+    service = atelier.service
+    original = run(atelier, owner, prompt="a castle", batch_size=2, sampler="euler_a", schedule="normal")
+    for artifact_id in original.artifact_ids:
+        job = service.wait(owner, service.replay(owner, artifact_id).id, timeout=60)
+        outcome = service.replay_outcome(owner, job)
+        assert outcome == {"artifact_id": artifact_id, "original_id": artifact_id, "identical": True}
+
+
+def test_a_second_job_on_a_model_does_not_reload_it(atelier, owner):
+    run(atelier, owner, prompt="warm up", seed=1)
+    cache = atelier.runner.backend.models
+    loads = cache.loads
+    run(atelier, owner, prompt="again", seed=2)
+    run(atelier, owner, prompt="and again", seed=3, steps=2)
+    assert cache.loads == loads
+
+
+def test_sdxl_family_runs(atelier, owner):
+    job = run(atelier, owner, prompt="a mountain", model="demo-sdxl", seed=11)
+    assert job.status == "succeeded", job.error
+    assert parse_infotext(png_texts(atelier.service.blobs.get(Artifact.get_by_id(job.artifact_ids[0]).blob_key))
+                          ["parameters"])["Schedule type"] == "Karras"
+
+
+def test_cancel_stops_a_running_job_at_the_next_step(atelier, owner):
+    service = atelier.service
+    job = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="a long one", steps=150, width=128,
+                                                            height=128)))
+    deadline = time.monotonic() + 30
+    while service.status(owner, job.id)["progress"]["step"] < 2:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.005)
+    service.cancel(owner, job.id)
+    finished = service.wait(owner, job.id, timeout=30)
+    assert finished.status == "cancelled"
+    assert finished.progress_step < 150
+    assert finished.artifact_ids == []
+    assert "Cancelled at step" in finished.error
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(atelier, owner):
+    service = atelier.service
+    blocker = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="blocker", steps=60, width=128, height=128)))
+    queued = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="never", steps=2)))
+    assert service.cancel(owner, queued.id)["status"] == "cancelled"
+    service.wait(owner, blocker.id, timeout=60)
+    row = Job.get_by_id(queued.id)
+    assert row.status == "cancelled" and row.started_at is None and row.attempts == 0
+
+
+def test_failures_end_the_job_with_a_message(atelier, owner, monkeypatch):
+    from pipelines.errors import AtelierError
+    backend = atelier.runner.backend
+
+    def broken(step, on_step):
+        raise AtelierError("Could not load model 'x': the file is damaged.", code="model_load_failed")
+
+    monkeypatch.setattr(backend, "txt2img", broken)
+    job = run(atelier, owner, prompt="doomed")
+    assert job.status == "failed"
+    assert job.error == "Could not load model 'x': the file is damaged."
+
+
+def test_a_waiting_worker_wakes_on_enqueue(tmp_path):
+    """An idle consumer blocks on the queue and wakes when a job arrives, however long it idled;
+    it does not poll with Huey's growing back-off."""
+    from queueing.huey_app import make_huey
+    huey = make_huey("", tmp_path)
+    storage = huey.storage
+    storage.read_timeout = 30.0
+    assert storage.blocking
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(storage.dequeue()))
+    waiter.start()
+    time.sleep(0.3)
+    storage.enqueue(b"job", priority=0)
+    waiter.join(10)
+    assert got == [b"job"]
+
+
+def test_jobs_lists_newest_first_and_status_has_the_times(atelier, owner):
+    service = atelier.service
+    first = run(atelier, owner, prompt="one")
+    second = run(atelier, owner, prompt="two")
+    recent = [j["job_id"] for j in service.recent(owner)]
+    assert recent.index(second.id) < recent.index(first.id)
+    status = service.status(owner, second.id)
+    assert set(status) >= {"status", "progress", "created_at", "started_at", "finished_at", "error", "artifact_ids"}
