@@ -100,7 +100,8 @@ def main() -> None:
     import uvicorn
 
     logger.info("Atelier on http://%s:%s", settings.host, settings.port)
-    uvicorn.run(make_fastapi(atelier), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(make_fastapi(atelier), host=settings.host, port=settings.port, log_level="warning",
+                timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":

@@ -81,13 +81,16 @@ class Settings:
         return self.data_dir / "models"
 
 
-# (environment variable, TOML section, TOML key, Settings field)
+# (environment variable, TOML section, TOML key, Settings field). GRADIO_SERVER_NAME/PORT, which
+# Hugging Face Spaces set, are read when the ATELIER_ variable is absent.
 ENVIRONMENT = [
     ("ATELIER_DATA_DIR", "paths", "data_dir", "data_dir"),
     ("ATELIER_CATALOGUE", "paths", "catalogue", "catalogue"),
     ("ATELIER_STYLES", "paths", "styles", "styles"),
     ("ATELIER_HOST", "server", "host", "host"),
+    ("GRADIO_SERVER_NAME", "server", "host", "host"),
     ("ATELIER_PORT", "server", "port", "port"),
+    ("GRADIO_SERVER_PORT", "server", "port", "port"),
     ("ATELIER_SHARE", "server", "share", "share"),
     ("ATELIER_WEB_ONLY", "server", "web_only", "web_only"),
     ("ATELIER_DATABASE_URL", "database", "url", "database_url"),
@@ -124,12 +127,12 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
     types = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Settings)}
     types.update(data_dir=pathlib.Path, catalogue=pathlib.Path, styles=pathlib.Path)
     values = {}
-    for variable, section, key, attribute in ENVIRONMENT:
-        to = types[attribute]
-        if variable in environ:
-            values[attribute] = _convert(variable, environ[variable], to)
-        elif toml.get(section, {}).get(key, "") != "":    # "" keeps the default
-            values[attribute] = to(toml[section][key])
+    for variable, _, _, attribute in ENVIRONMENT:         # variables first, the first one set wins
+        if attribute not in values and variable in environ:
+            values[attribute] = _convert(variable, environ[variable], types[attribute])
+    for _, section, key, attribute in ENVIRONMENT:
+        if attribute not in values and toml.get(section, {}).get(key, "") != "":    # "" keeps the default
+            values[attribute] = types[attribute](toml[section][key])
     values["limits"] = Limits(**toml.get("limits", {}))
     values["credits"] = CreditPrices(**toml.get("credits", {}))
     return Settings(**values)

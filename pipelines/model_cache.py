@@ -80,7 +80,9 @@ class ModelCache:
                     raise AtelierError(f"Model {model.id!r} is a single file; give it `config = <diffusers "
                                        "folder>` in configs/models.toml so it loads offline.",
                                        code="model_config_missing", field="model")
-                pipe = cls.from_single_file(self._location(model), config=config, dtype=self.dtype)
+                config = pathlib.Path(config).expanduser()
+                config = config if config.is_absolute() else self.models_dir / config
+                pipe = cls.from_single_file(self._location(model), config=str(config), dtype=self.dtype)
             else:
                 pipe = cls.from_pretrained(model.source.split(":", 1)[1], dtype=self.dtype)
         except AtelierError:

@@ -31,13 +31,16 @@ def worker_name() -> str:
 def build_runner(settings):
     """The Runner for `settings`: DiffusersBackend on the configured device, with a model cache.
     Imports torch, so only processes that run jobs call it."""
+    from configs import load_models
     from pipelines.backend import DiffusersBackend
     from pipelines.devices import pick_device, pick_dtype
     from pipelines.model_cache import ModelCache
     from pipelines.runner import Runner
 
     device = pick_device(settings.device)
-    cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size)
+    configs = {m.id: m.config for m in load_models(settings.catalogue) if m.config}
+    cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
+                       config_folders=configs)
     return Runner(DiffusersBackend(cache))
 
 

@@ -56,8 +56,36 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def catalogue_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("config") / "models.toml"
-    path.write_text(TEST_CATALOGUE)
+    """The demo models, plus the same SD1.5 demo weights as a real model would come: a diffusers
+    folder ("local-folder") and one original-layout .safetensors file ("single-file")."""
+    from diffusers import StableDiffusionPipeline
+
+    from pipelines.demo_model import ensure_demo_model
+    from tests.checkpoints import save_single_file
+
+    root = tmp_path_factory.mktemp("config")
+    folder = ensure_demo_model(root / "real", "demo-sd15")
+    checkpoint = root / "real" / "tiny-sd15.safetensors"
+    save_single_file(StableDiffusionPipeline.from_pretrained(folder, local_files_only=True), checkpoint)
+    path = root / "models.toml"
+    path.write_text(TEST_CATALOGUE + f"""
+[[model]]
+id = "local-folder"
+family = "sd15"
+source = "folder:{folder}"
+width = 64
+height = 64
+steps = 4
+
+[[model]]
+id = "single-file"
+family = "sd15"
+source = "file:{checkpoint}"
+config = "{folder}"
+width = 64
+height = 64
+steps = 4
+""")
     return path
 
 

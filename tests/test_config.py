@@ -25,6 +25,11 @@ def test_defaults_come_from_default_toml():
     assert settings.limits.max_side == 2048
 
 
+def test_spaces_server_variables_are_a_fallback():
+    assert load_settings(environ={"GRADIO_SERVER_NAME": "0.0.0.0"}).host == "0.0.0.0"
+    assert load_settings(environ={"GRADIO_SERVER_NAME": "0.0.0.0", "ATELIER_HOST": "10.0.0.1"}).host == "10.0.0.1"
+
+
 def test_a_bad_value_names_its_variable():
     with pytest.raises(ValueError, match="ATELIER_PORT must be a int"):
         load_settings(environ={"ATELIER_PORT": "eighty"})

@@ -15,6 +15,16 @@ from pipelines.demo_model import DEMO_MODELS, build_sd15, build_sdxl, ensure_dem
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny models gain nothing from a second thread, and on a busy 2-core machine the spinning
+    # worker threads make each run several times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _image(pipe, prompt, seed=0):
     """One 64x64 image, 2 steps, as a uint8 array."""
     out = pipe(prompt, num_inference_steps=2, height=64, width=64, generator=torch.Generator("cpu").manual_seed(seed))

@@ -151,3 +151,33 @@ def test_jobs_lists_newest_first_and_status_has_the_times(atelier, owner):
     assert recent.index(second.id) < recent.index(first.id)
     status = service.status(owner, second.id)
     assert set(status) >= {"status", "progress", "created_at", "started_at", "finished_at", "error", "artifact_ids"}
+
+
+def test_folder_and_single_file_models_load_the_same_weights(atelier, owner):
+    """A diffusers folder and an original-layout .safetensors file holding the demo weights make the
+    same picture as the demo model; their plans name the files' content hashes."""
+    demo = run(atelier, owner, prompt="same weights", seed=9)
+    folder = run(atelier, owner, prompt="same weights", seed=9, model="local-folder")
+    single = run(atelier, owner, prompt="same weights", seed=9, model="single-file")
+    assert demo.status == folder.status == single.status == "succeeded", (folder.error, single.error)
+    reference = pixels(atelier, demo.artifact_ids[0])
+    assert np.array_equal(pixels(atelier, folder.artifact_ids[0]), reference)
+    assert np.array_equal(pixels(atelier, single.artifact_ids[0]), reference)
+    import json
+    hashes = {json.loads(j.plan)["steps"][0]["model"]["hash"] for j in (demo, folder, single)}
+    assert len(hashes) == 3 and all(h.startswith("sha256:") for h in hashes)
+
+
+def test_device_choice(monkeypatch):
+    import torch
+    from pipelines.devices import pick_device, pick_dtype
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("cpu").type == "cpu"
+    assert pick_dtype(torch.device("cpu")) == torch.float32
+    assert pick_dtype(torch.device("cuda")) == torch.float16
+    with pytest.raises(ValueError, match="no cuda device is available"):
+        pick_device("cuda")
+    with pytest.raises(ValueError, match="Unknown device 'tpu'"):
+        pick_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"

@@ -1,0 +1,142 @@
+"""Storage on its own: migrations, the blob store, job-row transitions, and PostgreSQL / Redis
+where they run (required in CI: ATELIER_REQUIRE_SERVICES=1)."""
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from storage import jobs
+from storage.blobs import LocalBlobStore, blob_key
+from storage.db import connect_database, migrate
+from storage.models import MODELS, Job, User
+from tests.conftest import need
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_migrations_create_the_tables_once(tmp_path):
+    db = connect_database(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert migrate(db) == ["0001_initial"]
+    assert migrate(db) == []
+    assert {"user", "job", "artifact", "lineage"} <= set(db.get_tables())
+
+
+def test_migrate_command(tmp_path):
+    env = {**os.environ, "ATELIER_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "storage.migrate"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "applied: 0001_initial" in out.stdout
+    assert (tmp_path / "atelier.db").is_file()
+
+
+def test_blobs_are_named_by_content_and_stored_once(tmp_path):
+    store = LocalBlobStore(tmp_path)
+    key = store.put(b"hello", ".png")
+    assert key == blob_key(b"hello", ".png") and key.endswith(".png")
+    mtime = store.path(key).stat().st_mtime_ns
+    assert store.put(b"hello", ".png") == key
+    assert store.path(key).stat().st_mtime_ns == mtime
+    assert store.get(key) == b"hello"
+    assert list(tmp_path.rglob(".tmp-*")) == []
+    with pytest.raises(ValueError, match="Not a blob key"):
+        store.path("../../etc/passwd")
+    with pytest.raises(KeyError):
+        store.get("0" * 64)
+
+
+def job_row_lifecycle(db):
+    """Claim once, finish once, cancel rules; the same on SQLite and PostgreSQL."""
+    with db.bind_ctx(MODELS):
+        user = User.create(email=f"{uuid.uuid4().hex}@test")
+        job = jobs.create_job(user, spec="{}", plan="{}", plan_hash="h")
+        assert jobs.claim(job.id, "a:1") is not None
+        assert jobs.claim(job.id, "b:2") is None                  # taken once
+        jobs.set_progress(job.id, step=3, steps=10, node=1, nodes=1)
+        assert jobs.finish(job.id, "succeeded", outputs=["x"]) is True
+        assert jobs.finish(job.id, "failed", error="late") is False   # finished once
+        row = Job.get_by_id(job.id)
+        assert (row.status, row.worker, row.attempts, row.progress_step, row.artifact_ids) == \
+            ("succeeded", "a:1", 1, 3, ["x"])
+        queued = jobs.create_job(user, spec="{}", plan="{}", plan_hash="h")
+        assert jobs.request_cancel(queued.id) == "cancelled"
+        assert jobs.claim(queued.id, "a:1") is None                # a cancelled job never starts
+        other = User.create(email=f"{uuid.uuid4().hex}@test")
+        assert jobs.find_job(other, job.id) is None                # someone else's job looks missing
+        assert jobs.find_job(user, job.id).id == job.id
+
+
+def test_job_rows_on_sqlite(tmp_path):
+    db = connect_database(f"sqlite:///{tmp_path / 'rows.db'}")
+    migrate(db)
+    job_row_lifecycle(db)
+
+
+def test_job_rows_on_postgresql():
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"atelier_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", dbname="postgres", user="postgres", connect_timeout=3)
+    except psycopg2.OperationalError as e:
+        need(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({e})")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        db = connect_database(f"postgresql://postgres@127.0.0.1:5432/{name}")
+        assert migrate(db) == ["0001_initial"]
+        job_row_lifecycle(db)
+        db.close()
+    finally:
+        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_redis_queue_keeps_priorities():
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/15"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.exceptions.ConnectionError as e:
+        need(f"Redis is not reachable on 127.0.0.1:6379 ({e})")
+    from queueing.huey_app import make_huey
+    huey = make_huey(url, "unused")
+    huey.flush()
+    try:
+        order = []
+        task = huey.task(name="note")(order.append)
+        task("low", priority=0)
+        task("high", priority=10)
+        while (item := huey.dequeue()) is not None:
+            huey.execute(item)
+        assert order == ["high", "low"]
+    finally:
+        huey.flush()
+
+
+def test_a_separate_worker_process_runs_jobs(atelier, owner, tmp_path, settings, catalogue_file):
+    """`python -m queueing.worker` takes jobs from the queue the web side writes to."""
+    from pipelines import Txt2Img, WorkflowSpec
+    from queueing import JobService, make_huey, register_tasks
+    queue_url = f"sqlite:///{tmp_path / 'worker-queue.db'}"
+    env = {**os.environ, "ATELIER_DATA_DIR": str(settings.data_dir), "ATELIER_QUEUE_URL": queue_url,
+           "ATELIER_CATALOGUE": str(catalogue_file), "ATELIER_DEVICE": "cpu"}
+    worker = subprocess.Popen([sys.executable, "-m", "queueing.worker"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        run_job = register_tasks(make_huey(queue_url, tmp_path), None)       # this side only enqueues
+        web = JobService(atelier.service.compiler, lambda job_id, priority: run_job(job_id, priority=priority),
+                         atelier.service.blobs)
+        job = web.submit(owner, WorkflowSpec.single(Txt2Img(prompt="made elsewhere", seed=4)))
+        done = web.wait(owner, job.id, timeout=90)
+        assert done.status == "succeeded", done.error
+        assert done.worker.endswith(f":{worker.pid}")
+        assert len(done.artifact_ids) == 1
+    finally:
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
