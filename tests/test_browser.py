@@ -57,7 +57,7 @@ def test_gallery_shows_the_recipe_and_reuses_its_settings(page):
     page.screenshot(path=str(SHOTS / "advanced_tab.png"), full_page=True)
 
 
-def test_progress_shows_the_step_count_and_cancel_stops_the_job(page):
+def test_progress_shows_the_step_count_and_cancel_stops_the_job(page, atelier, owner):
     page.get_by_role("tab", name="Advanced").click()
     page.wait_for_selector("#adv-steps input[type=number]", timeout=10000)
     page.fill("#adv-prompt textarea", "a slow one")
@@ -66,8 +66,11 @@ def test_progress_shows_the_step_count_and_cancel_stops_the_job(page):
         box.fill(value)
         box.press("Enter")
     page.click("#adv-generate")
-    page.wait_for_selector("text=/step \\d+ of 150/", timeout=30000)
+    shown = page.wait_for_selector("text=/step \\d+ of 150/", timeout=30000).inner_text()
     page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
+    assert int(shown.split()[1]) < 150
     page.click("#adv-cancel")
     page.wait_for_selector("text=The job was cancelled.", timeout=30000)
     page.screenshot(path=str(SHOTS / "cancelled.png"), full_page=True)
+    newest = atelier.service.recent(owner)[0]
+    assert newest["status"] == "cancelled" and newest["progress"]["step"] < 150

@@ -48,8 +48,8 @@ def test_blobs_are_named_by_content_and_stored_once(tmp_path):
         store.get("0" * 64)
 
 
-def job_row_lifecycle(db):
-    """Claim once, finish once, cancel rules; the same on SQLite and PostgreSQL."""
+def job_row_lifecycle(db) -> int:
+    """Claim once, finish once, cancel rules; the same on SQLite and PostgreSQL. Returns the jobs made."""
     with db.bind_ctx(MODELS):
         user = User.create(email=f"{uuid.uuid4().hex}@test")
         job = jobs.create_job(user, spec="{}", plan="{}", plan_hash="h")
@@ -67,12 +67,13 @@ def job_row_lifecycle(db):
         other = User.create(email=f"{uuid.uuid4().hex}@test")
         assert jobs.find_job(other, job.id) is None                # someone else's job looks missing
         assert jobs.find_job(user, job.id).id == job.id
+        return Job.select().where(Job.owner == user).count()
 
 
 def test_job_rows_on_sqlite(tmp_path):
     db = connect_database(f"sqlite:///{tmp_path / 'rows.db'}")
     migrate(db)
-    job_row_lifecycle(db)
+    assert job_row_lifecycle(db) == 2
 
 
 def test_job_rows_on_postgresql():
@@ -87,7 +88,7 @@ def test_job_rows_on_postgresql():
     try:
         db = connect_database(f"postgresql://postgres@127.0.0.1:5432/{name}")
         assert migrate(db) == ["0001_initial"]
-        job_row_lifecycle(db)
+        assert job_row_lifecycle(db) == 2
         db.close()
     finally:
         admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
