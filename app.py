@@ -75,7 +75,7 @@ def make_fastapi(atelier: Atelier):
         if atelier.executor is not None and atelier.settings.queue_workers > 0:
             consumer, _ = start_embedded_consumer(atelier.huey, atelier.settings.queue_workers)
             # Import torch and build the engine now, so the first job doesn't wait for it.
-            threading.Thread(target=lambda: atelier.executor.runner, name="engine-warmup", daemon=True).start()
+            threading.Thread(target=atelier.executor.warm_up, name="engine-warmup", daemon=True).start()
         yield
         if consumer is not None:
             consumer.stop(graceful=True)

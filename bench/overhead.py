@@ -55,7 +55,7 @@ def connect(url: str, app: subprocess.Popen):
             return Client(url, verbose=False)
         except Exception:
             if app.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the app did not start")
+                raise SystemExit("the app did not start") from None
             time.sleep(0.5)
 
 

@@ -35,7 +35,7 @@ def main() -> None:
     atelier = app.build(load_settings(environ={"ATELIER_DATA_DIR": data, "ATELIER_DEVICE": "cpu"}))
     consumer, _ = start_embedded_consumer(atelier.huey, 1)
     owner = local_owner()
-    atelier.executor.runner                      # engine loaded before timing
+    atelier.executor.warm_up()
     spec = WorkflowSpec.single(Txt2Img(prompt="pickup", width=64, height=64, steps=1))
     atelier.service.wait(owner, atelier.service.submit(owner, spec).id)
     delays = []

@@ -69,6 +69,10 @@ class JobExecutor:
                 self._runner = self.make_runner()
             return self._runner
 
+    def warm_up(self) -> None:
+        """Build the runner now (imports torch) instead of at the first job."""
+        self.runner  # noqa: B018 - the property builds it
+
     def __call__(self, job_id: str) -> None:
         with database.connection_context():
             self.execute(job_id)

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)
     huey = make_huey(settings.queue_url, settings.data_dir)
     executor = JobExecutor(lambda: build_runner(settings), blobs, settings.progress_interval)
-    executor.runner  # load torch and the engine before taking jobs
+    executor.warm_up()
     register_tasks(huey, executor)
     consumer = huey.create_consumer(workers=args.workers, worker_type="thread", periodic=False)
     consumer.run()
