@@ -64,9 +64,6 @@ class JobService:
         self.blobs = blobs
         self.charge = charge
 
-    def quote(self, spec: WorkflowSpec) -> ExecutionPlan:
-        return self.compiler.compile(spec)
-
     def submit(self, user: User, spec: WorkflowSpec) -> Job:
         """Compile `spec` and queue it; raises InvalidRequest before anything is stored."""
         plan = self.compiler.compile(spec)

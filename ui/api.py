@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.spec import WorkflowSpec
-from ui.common import UIContext, finished_or_raise, job_result, report_progress, txt2img_spec, user_errors
+from ui.common import UIContext, replay_and_wait, txt2img_spec, user_errors, wait_for_result
 
 
 def build(ctx: UIContext) -> None:
@@ -25,9 +25,7 @@ def build(ctx: UIContext) -> None:
         user = ctx.current_user(request)
         spec = txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule,
                             seed, batch_size, style)
-        job = service.submit(user, spec)
-        job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
-        return job_result(service, user, job)
+        return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
     def submit(spec: str, request: gr.Request = None) -> dict:
@@ -60,12 +58,7 @@ def build(ctx: UIContext) -> None:
     @user_errors
     def replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
         """Make an artifact again from its recipe; says whether the bytes are identical."""
-        user = ctx.current_user(request)
-        job = service.replay(user, artifact_id)
-        job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
-        outcome = service.replay_outcome(user, job)
-        path = service.artifact_path(service.artifact(user, outcome["artifact_id"]))
-        return path, {**outcome, "job_id": job.id}
+        return replay_and_wait(service, ctx.current_user(request), artifact_id, progress)
 
     with gr.Column(visible=False):
         # Hidden inputs: their initial values are the API defaults.

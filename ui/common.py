@@ -13,7 +13,7 @@ import gradio as gr
 from configs import ModelEntry, Style
 from pipelines.errors import AtelierError
 from pipelines.spec import Txt2Img, WorkflowSpec
-from queueing.service import JobService
+from queueing.service import JobService, progress_of
 from storage.models import Job, User
 
 logger = logging.getLogger(__name__)
@@ -94,14 +94,10 @@ def txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale
 
 
 def report_progress(progress: gr.Progress) -> Callable[[Job], None]:
+    """Show the job row's progress (step i of n) on Gradio's progress bar."""
     def on_progress(job: Job) -> None:
-        if job.status == "running" and job.progress_steps:
-            text = f"step {job.progress_step} of {job.progress_steps}"
-            if job.progress_nodes > 1:
-                text = f"node {job.progress_node} of {job.progress_nodes}, " + text
-            progress((job.progress_step, job.progress_steps), desc=text)
-        elif job.status == "queued":
-            progress(0, desc="queued")
+        shown = progress_of(job)
+        progress((shown["step"], shown["steps"]) if shown["steps"] else 0, desc=shown["text"])
     return on_progress
 
 
@@ -125,6 +121,21 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
             "credits": job.credits, "status": job.status,
             "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job)}
     return files, info
+
+
+def wait_for_result(service: JobService, user: User, job_id: str,
+                    progress: gr.Progress) -> tuple[list[tuple[str, str]], dict]:
+    """Wait for a job, showing its progress, and return its files and info (or raise its error)."""
+    job = finished_or_raise(service.wait(user, job_id, on_progress=report_progress(progress)))
+    return job_result(service, user, job)
+
+
+def replay_and_wait(service: JobService, user: User, artifact_id: str, progress: gr.Progress) -> tuple[str, dict]:
+    """Make `artifact_id` again; returns the new file and {"artifact_id", "original_id", "identical", "job_id"}."""
+    job = service.replay(user, artifact_id)
+    job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
+    outcome = service.replay_outcome(user, job)
+    return service.artifact_path(service.artifact(user, outcome["artifact_id"])), {**outcome, "job_id": job.id}
 
 
 SETTINGS_SHOWN = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",

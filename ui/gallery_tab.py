@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import UIContext, finished_or_raise, report_progress, user_errors
+from ui.common import UIContext, replay_and_wait, user_errors
 
 
 def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -> dict:
@@ -49,11 +49,7 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -
     def run_replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
         if not artifact_id:
             raise gr.Error("Select an image first.")
-        user = ctx.current_user(request)
-        job = service.replay(user, artifact_id)
-        job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
-        outcome = service.replay_outcome(user, job)
-        path = service.artifact_path(service.artifact(user, outcome["artifact_id"]))
+        path, outcome = replay_and_wait(service, ctx.current_user(request), artifact_id, progress)
         verdict = ("**Identical:** the replay made the same bytes." if outcome["identical"] else
                    f"**Different:** the replay made `{outcome['artifact_id'][:16]}…` (another device or library "
                    "version changes the bytes).")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import UIContext, finished_or_raise, job_result, report_progress, user_errors
+from ui.common import UIContext, user_errors, wait_for_result
 
 
 def info_markdown(info: dict) -> str:
@@ -26,8 +26,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button, inputs: list, m
         user = ctx.current_user(request)
         job = service.submit(user, make_spec(*values))
         yield job.id, gr.update(), f"Queued job `{job.id}`…", gr.update()
-        job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
-        files, details = job_result(service, user, job)
+        files, details = wait_for_result(service, user, job.id, progress)
         yield "", files, info_markdown(details), details
 
     @user_errors
