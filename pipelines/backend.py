@@ -1,8 +1,9 @@
-"""DiffusersBackend: runs one plan step on a local torch device with a diffusers pipeline.
+"""DiffusersBackend: runs plan steps on a local torch device with diffusers pipelines.
 
-The backend receives fully resolved steps (see plan.py) and returns PIL images. It reports each
-denoising step through `on_step(i, n)`; raising from `on_step` (JobCancelled) stops the pipeline
-at once, before the VAE decode.
+The backend receives fully resolved steps (see plan.py) and input images, and returns PIL images.
+It reports each denoising step through `on_step(i, n)`; raising from `on_step` (JobCancelled)
+stops the pipeline at once, before the VAE decode. Image k of a step comes from `step.seeds[k]`
+and from input image k // step.per_input.
 """
 from __future__ import annotations
 
@@ -15,16 +16,24 @@ import PIL.Image
 import torch
 import transformers
 
+from pipelines import image_ops
 from pipelines.model_cache import ModelCache
-from pipelines.plan import Txt2ImgStep
+from pipelines.plan import DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep, UpscaleStep
 from pipelines.samplers import SAMPLERS, make_scheduler
 
 StepCallback = Callable[[int, int], None]
+Images = list[PIL.Image.Image]
 
 
 def _generator(seed: int) -> torch.Generator:
     # CPU generators make the initial noise the same on every device, so a seed means one picture.
     return torch.Generator("cpu").manual_seed(seed)
+
+
+def _per_input(step: DiffusionStep, images: Images) -> list[tuple[int, PIL.Image.Image, list[int]]]:
+    """(input index, input image, the seeds of the images made from it)."""
+    n = step.per_input
+    return [(i, image, list(step.seeds[i * n:(i + 1) * n])) for i, image in enumerate(images)]
 
 
 class DiffusersBackend:
@@ -37,7 +46,7 @@ class DiffusersBackend:
     def __init__(self, models: ModelCache):
         self.models = models
         # One pipeline object is shared by every job on its model, and its scheduler is swapped per
-        # job; the lock keeps two jobs in one process from using it at once.
+        # call; the lock keeps two jobs in one process from using it at once.
         self._lock = threading.Lock()
 
     def environment(self) -> dict:
@@ -47,34 +56,103 @@ class DiffusersBackend:
                 "device": self.models.device.type, "dtype": str(self.models.dtype).removeprefix("torch."),
                 "python": platform.python_version()}
 
-    def txt2img(self, step: Txt2ImgStep, on_step: StepCallback) -> list[PIL.Image.Image]:
-        """Make the step's images; image k comes from `step.seeds[k]`.
+    # -- steps -----------------------------------------------------------------------------------
 
-        Samplers whose noise follows one generator per image run as one batch; the others (whose
-        noise is seeded once per call) run image by image so each image matches its seed alone.
-        """
+    def txt2img(self, step: Txt2ImgStep, on_step: StepCallback) -> Images:
         with self._lock:
-            pipe = self.models.get(step.model)
-            if SAMPLERS[step.sampler].batch_consistent:
-                groups = [list(step.seeds)]
-            else:
-                groups = [[seed] for seed in step.seeds]
-            images, done = [], 0
-            for seeds in groups:
-                offset = done
+            pipe = self.models.get(step.model, "txt2img")
+            size = {"width": step.width, "height": step.height}
+            return self._denoise(pipe, step, [(list(step.seeds), size)], on_step)
 
-                def report(p, i, t, tensors, offset=offset):
-                    total = p.num_timesteps * len(groups)
-                    on_step(offset + i + 1, total)
-                    return tensors
+    def img2img(self, step: Img2ImgStep, images: Images, on_step: StepCallback) -> Images:
+        """Strength 0 returns each input unchanged (at the step's size), as AUTOMATIC1111 does."""
+        sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+        if step.strength == 0:
+            on_step(1, 1)
+            return [im for im in sized for _ in range(step.per_input)]
+        with self._lock:
+            pipe = self.models.get(step.model, "img2img")
+            calls = [(seeds, {"image": image, "strength": step.strength}) for _, image, seeds in _per_input(step, sized)]
+            return self._denoise(pipe, step, calls, on_step)
 
-                scheduler, extra = make_scheduler(dict(pipe.scheduler.config), step.sampler, step.schedule,
-                                                  step.steps, step.model.family, seeds[0])
-                pipe.scheduler = scheduler
-                result = pipe(prompt=[step.prompt] * len(seeds), negative_prompt=[step.negative_prompt] * len(seeds),
-                              width=step.width, height=step.height, num_inference_steps=step.steps,
-                              guidance_scale=step.cfg_scale, generator=[_generator(s) for s in seeds],
-                              callback_on_step_end=report, output_type="pil", **extra)
-                done += pipe.num_timesteps
-                images += result.images
-            return images
+    def inpaint(self, step: InpaintStep, images: Images, masks: Images, on_step: StepCallback) -> Images:
+        """Repaint the white area of each mask; pixels where the feathered mask is black stay as they were."""
+        prepared = []
+        for i, image, seeds in _per_input(step, [image_ops.to_rgb(im) for im in images]):
+            mask, _ = image_ops.to_mask(masks[i if len(masks) > 1 else 0], image.size)
+            if step.invert_mask:
+                mask = image_ops.invert_mask(mask)
+            prepared.append((image, mask, seeds))
+        with self._lock:
+            pipe = self.models.get(step.model, "inpaint")
+            return [result for image, mask, seeds in prepared
+                    for result in self._inpaint_one(pipe, step, image, mask, seeds, on_step)]
+
+    def outpaint(self, step: OutpaintStep, images: Images, on_step: StepCallback) -> Images:
+        """Extend each canvas and paint the new area; the old area stays as it was (but for the feather)."""
+        prepared = []
+        for _, image, seeds in _per_input(step, [image_ops.to_rgb(im) for im in images]):
+            canvas, mask = image_ops.pad_for_outpaint(image, step.left, step.right, step.top, step.bottom,
+                                                      feather=step.feather)
+            prepared.append((canvas, mask, seeds))
+        with self._lock:
+            pipe = self.models.get(step.model, "inpaint")
+            results = []
+            for canvas, mask, seeds in prepared:
+                hard = mask.point(lambda v: 255 if v == 255 else 0)
+                starts = [image_ops.fill_masked(canvas, hard, step.masked_content, seed) for seed in seeds]
+                made = self._denoise_each(pipe, step, starts, mask, seeds, canvas.size, on_step)
+                results += [image_ops.composite(canvas, result, mask) for result in made]
+            return results
+
+    def upscale(self, step: UpscaleStep, images: Images, on_step: StepCallback) -> Images:
+        on_step(1, 1)
+        return [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    def _inpaint_one(self, pipe, step: InpaintStep, image, mask, seeds, on_step) -> Images:
+        work = (step.work_width, step.work_height)
+        feathered = image_ops.blur_mask(mask, step.mask_blur)
+        if step.full_res:
+            crop, crop_mask, box = image_ops.crop_for_inpaint(image, mask, step.full_res_padding, work)
+            starts = [image_ops.fill_masked(crop, crop_mask, step.masked_content, seed) for seed in seeds]
+            made = self._denoise_each(pipe, step, starts, crop_mask, seeds, work, on_step)
+            return [image_ops.paste_back(image, result, feathered, box) for result in made]
+        work_image = image.resize(work, PIL.Image.LANCZOS) if image.size != work else image
+        work_mask = mask.resize(work, PIL.Image.NEAREST) if mask.size != work else mask
+        starts = [image_ops.fill_masked(work_image, work_mask, step.masked_content, seed) for seed in seeds]
+        made = self._denoise_each(pipe, step, starts, work_mask, seeds, work, on_step)
+        return [image_ops.composite(image, result.resize(image.size, PIL.Image.LANCZOS), feathered)
+                for result in made]
+
+    def _denoise_each(self, pipe, step, starts: Images, mask, seeds: list[int], size, on_step) -> Images:
+        """One inpainting call per start image (each may be filled differently), seeds in order."""
+        calls = [([seed], {"image": start, "mask_image": mask, "strength": step.strength, "width": size[0],
+                           "height": size[1]}) for start, seed in zip(starts, seeds)]
+        return self._denoise(pipe, step, calls, on_step)
+
+    def _denoise(self, pipe, step: DiffusionStep, calls: list[tuple[list[int], dict]], on_step) -> Images:
+        """Run `calls` (seeds, extra pipeline arguments) with the step's sampler and prompts.
+
+        Samplers whose noise follows one generator per image run each call as one batch; the others
+        (whose noise is seeded once per call) run image by image so each image matches its seed alone.
+        """
+        if not SAMPLERS[step.sampler].batch_consistent:
+            calls = [([seed], extra) for seeds, extra in calls for seed in seeds]
+        images, done = [], 0
+        for seeds, extra in calls:
+            def report(p, i, t, tensors, offset=done):
+                on_step(offset + i + 1, p.num_timesteps * len(calls))
+                return tensors
+
+            scheduler, schedule_args = make_scheduler(dict(pipe.scheduler.config), step.sampler, step.schedule,
+                                                      step.steps, step.model.family, seeds[0])
+            pipe.scheduler = scheduler
+            result = pipe(prompt=[step.prompt] * len(seeds), negative_prompt=[step.negative_prompt] * len(seeds),
+                          num_inference_steps=step.steps, guidance_scale=step.cfg_scale,
+                          generator=[_generator(s) for s in seeds], callback_on_step_end=report,
+                          output_type="pil", **extra, **schedule_args)
+            done += pipe.num_timesteps
+            images += result.images
+        return images

@@ -1,76 +1,59 @@
 """The compiler: WorkflowSpec -> ExecutionPlan, validating everything once, up front.
 
-It checks types, bounds and names, fills defaults from the model catalogue, applies the style
-preset, resolves each model to its content hash, turns seed -1 into a concrete seed (image k of a
-batch gets seed + k) and prices the job. It never repairs a request silently: every problem comes
-back as an `InvalidRequest` listing each `Problem` with its field and a fix. Pure and fast: no torch.
+It checks the graph (links, edge types, cycles), each node's types, bounds and names, fills
+defaults from the model catalogue, applies style presets, resolves each model to its content hash
+and each input image to its artifact, works out the size and number of every step's images, turns
+seed -1 into concrete seeds (image k gets seed + k) and prices the job. It never repairs a request
+silently: problems come back as an `InvalidRequest` listing each `Problem` with its field and a fix.
+Pure and fast: no torch, no files (input images are described by the `describe` callable).
 """
 from __future__ import annotations
 
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from configs import CreditPrices, Limits, ModelEntry, Style
+from pipelines.checks import Checker
 from pipelines.errors import InvalidRequest, Problem
-from pipelines.plan import ExecutionPlan, ModelRef, Txt2ImgStep
+from pipelines.plan import (DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep, ModelRef,
+                            OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
-from pipelines.spec import Txt2Img, WorkflowSpec
+from pipelines.spec import (Img2Img, Inpaint, LoadImage, LoadMask, Node, Outpaint, Sampling, Txt2Img, Upscale,
+                            WorkflowSpec)
 
 MAX_SEED = 2**32 - 1
+MAX_SCALE = 8.0
+MASKED_CONTENT = ("original", "noise", "fill")
+UPSCALERS = ("lanczos",)
 
 
 def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or (
-        isinstance(value, float) and value.is_integer())
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the compiler needs to know of a stored image: its size, and whether, read as a mask, it
+    has no white pixel at all."""
+
+    width: int
+    height: int
+    mask_empty: bool = False
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+Describe = Callable[[str], "ImageFacts | None"]
 
 
-@dataclass
-class _Checker:
-    """Collects problems for one node so the person sees all of them at once."""
+@dataclass(frozen=True)
+class _Made:
+    """What a step makes: `count` images of `width` x `height`; for masks, whether they are empty."""
 
-    node_id: str
-    problems: list[Problem] = field(default_factory=list)
-
-    def fail(self, code: str, name: str, message: str) -> None:
-        self.problems.append(Problem(code, name, message))
-
-    def integer(self, name: str, value, low: int, high: int, hint: str = "") -> int | None:
-        if not _is_int(value):
-            self.fail("wrong_type", name, f"{name} must be a whole number, got {value!r}.")
-            return None
-        value = int(value)
-        if not low <= value <= high:
-            self.fail("out_of_range", name, f"{name} must be between {low} and {high}, got {value}.{hint}")
-            return None
-        return value
-
-    def number(self, name: str, value, low: float, high: float) -> float | None:
-        if not _is_number(value):
-            self.fail("wrong_type", name, f"{name} must be a number, got {value!r}.")
-            return None
-        if not low <= value <= high:
-            self.fail("out_of_range", name, f"{name} must be between {low:g} and {high:g}, got {value:g}.")
-            return None
-        return float(value)
-
-    def text(self, name: str, value, max_chars: int) -> str | None:
-        if not isinstance(value, str):
-            self.fail("wrong_type", name, f"{name} must be text, got {type(value).__name__}.")
-            return None
-        if len(value) > max_chars:
-            self.fail("too_long", name, f"{name} is {len(value)} characters; the limit is {max_chars}.")
-            return None
-        return value
+    count: int
+    width: int
+    height: int
+    mask_empty: bool = False
 
 
 class Compiler:
@@ -96,50 +79,244 @@ class Compiler:
         self.model_hash = model_hash
         self.seed_source = seed_source
 
-    def compile(self, spec: WorkflowSpec) -> ExecutionPlan:
-        """Validate `spec` and return its plan; raises InvalidRequest listing every problem."""
-        if not spec.nodes:
-            raise InvalidRequest([Problem("empty_workflow", "nodes", "The workflow has no nodes; add a txt2img node.")])
-        ids = [n.id for n in spec.nodes]
-        if len(set(ids)) != len(ids):
-            raise InvalidRequest([Problem("duplicate_node", "nodes", f"Node ids must be unique, got {ids}.")])
-        steps, problems = [], []
-        for node in spec.nodes:
-            checker = _Checker(node.id)
-            step = self._txt2img(node.id, node.params, checker)
-            problems += checker.problems
-            if step is not None:
-                steps.append(step)
+    def compile(self, spec: WorkflowSpec, describe: Describe | None = None) -> ExecutionPlan:
+        """Validate `spec` and return its plan; raises InvalidRequest listing every problem.
+
+        Args:
+            spec: the workflow.
+            describe: artifact id -> ImageFacts (None if the caller may not use it), for input images.
+        """
+        nodes = self._ordered(spec)
+        made: dict[str, _Made] = {}
+        steps, problems, notes = [], [], []
+        for node in nodes:
+            if any(link.node not in made for _, link in node.inputs):
+                continue                                    # an input failed; its problem is reported
+            check = Checker(where=f"{node.id}." if len(nodes) > 1 else "")
+            inputs = {name: made[link.node] for name, link in node.inputs}
+            result = self._node(node, inputs, describe, check, notes)
+            problems += check.problems
+            if result is not None and not check.problems:
+                steps.append(result[0])
+                made[node.id] = result[1]
         if problems:
             raise InvalidRequest(problems)
-        steps = tuple(steps)
-        return ExecutionPlan(steps=steps, credits=sum(self.price(s) for s in steps))
+        return ExecutionPlan(steps=tuple(steps), credits=sum(self.price(s) for s in steps), notes=tuple(notes))
 
-    def price(self, step: Txt2ImgStep) -> float:
-        """Credits for a step: `base_image` per 512x512 image, in proportion to pixels, rounded up to
-        half credits, times `sdxl_multiplier` on SDXL-family models."""
-        per_image = self.prices.base_image * step.width * step.height / (512 * 512)
+    def price(self, step: Step) -> float:
+        """Credits for a step: `base_image` per 512x512 image, in proportion to the pixels the model works
+        on, rounded up to half credits, times `sdxl_multiplier` on SDXL-family models; an upscaler model
+        costs `upscale` per image; loading images and Lanczos resizing are free."""
+        if isinstance(step, UpscaleStep):
+            return self.prices.upscale * len(step.seeds) if step.model else 0.0
+        if not isinstance(step, DiffusionStep):
+            return 0.0
+        width, height = (step.work_width, step.work_height) if isinstance(step, InpaintStep) else (step.width, step.height)
+        per_image = self.prices.base_image * width * height / (512 * 512)
         if step.model.family == "sdxl":
             per_image *= self.prices.sdxl_multiplier
-        per_image = max(0.5, math.ceil(per_image * 2) / 2)
-        return per_image * step.image_count
+        return max(0.5, math.ceil(per_image * 2) / 2) * step.image_count
 
-    def _txt2img(self, node_id: str, p: Txt2Img, check: _Checker) -> Txt2ImgStep | None:
+    # -- the graph -------------------------------------------------------------------------------
+
+    def _ordered(self, spec: WorkflowSpec) -> list[Node]:
+        """The nodes in an order where every node comes after its inputs; checks the edges."""
+        if not spec.nodes:
+            raise InvalidRequest([Problem("empty_workflow", "nodes", "The workflow has no nodes; add a txt2img node.")])
+        by_id = {n.id: n for n in spec.nodes}
+        if len(by_id) != len(spec.nodes):
+            raise InvalidRequest([Problem("duplicate_node", "nodes",
+                                          f"Node ids must be unique, got {[n.id for n in spec.nodes]}.")])
+        problems = []
+        for node in spec.nodes:
+            declared = type(node.params).inputs
+            given = dict(node.inputs)
+            for name in sorted(set(declared) - set(given)):
+                problems.append(Problem("missing_input", f"{node.id}.inputs.{name}",
+                                        f"{node.kind} node {node.id!r} needs an input {name!r} ({declared[name]})."))
+            for name, link in node.inputs:
+                where = f"{node.id}.inputs.{name}"
+                source = by_id.get(link.node)
+                if name not in declared:
+                    problems.append(Problem("unknown_input", where, f"{node.kind} takes no input {name!r}; "
+                                            f"its inputs are {sorted(declared) or 'none'}."))
+                elif source is None:
+                    problems.append(Problem("unknown_node", where, f"Input {name!r} of node {node.id!r} names "
+                                            f"node {link.node!r}, which is not in the workflow."))
+                elif type(source.params).outputs.get(link.output) != declared[name]:
+                    problems.append(Problem("wrong_type", where, f"Input {name!r} of node {node.id!r} takes "
+                                            f"{declared[name]}; {link.node}.{link.output} is "
+                                            f"{type(source.params).outputs.get(link.output, 'not an output')}."))
+        if problems:
+            raise InvalidRequest(problems)
+        ordered, placed = [], set()
+        while len(ordered) < len(spec.nodes):
+            ready = [n for n in spec.nodes if n.id not in placed and all(l.node in placed for _, l in n.inputs)]
+            if not ready:
+                stuck = sorted(n.id for n in spec.nodes if n.id not in placed)
+                raise InvalidRequest([Problem("cycle", "nodes", f"The workflow has a cycle through nodes {stuck}.")])
+            ordered += ready
+            placed |= {n.id for n in ready}
+        return ordered
+
+    def _node(self, node: Node, inputs: dict[str, _Made], describe: Describe | None, check: Checker,
+              notes: list[str]) -> tuple[Step, _Made] | None:
+        p = node.params
+        if isinstance(p, (LoadImage, LoadMask)):
+            return self._load(node, describe, check)
+        if isinstance(p, Txt2Img):
+            return self._txt2img(node, check)
+        if isinstance(p, Img2Img):
+            return self._img2img(node, inputs["image"], check)
+        if isinstance(p, Inpaint):
+            return self._inpaint(node, inputs["image"], inputs["mask"], check, notes)
+        if isinstance(p, Outpaint):
+            return self._outpaint(node, inputs["image"], check)
+        if isinstance(p, Upscale):
+            return self._upscale(node, inputs["image"], check)
+        raise TypeError(f"no compiler for {type(p).__name__}")
+
+    # -- nodes -----------------------------------------------------------------------------------
+
+    def _load(self, node: Node, describe: Describe | None, check: Checker):
+        artifact_id = node.params.artifact_id
+        facts = describe(artifact_id) if describe and isinstance(artifact_id, str) and artifact_id else None
+        if facts is None:
+            check.fail("unknown_image", "artifact_id", f"No image {artifact_id!r}. Upload it first, or use the id "
+                       "of one of your artifacts.")
+            return None
+        as_mask = isinstance(node.params, LoadMask)
+        step = LoadImageStep(id=node.id, artifact_id=artifact_id, as_mask=as_mask, width=facts.width,
+                             height=facts.height)
+        return step, _Made(1, facts.width, facts.height, mask_empty=as_mask and facts.mask_empty)
+
+    def _txt2img(self, node: Node, check: Checker):
+        p: Txt2Img = node.params
+        common = self._sampling(p, check, need_prompt=True)
+        if common is None:
+            return None
+        model = common.pop("entry")
+        width = self._side("width", model.width if p.width is None else p.width, check)
+        height = self._side("height", model.height if p.height is None else p.height, check)
+        self._pixels(width, height, check)
+        batch = common.pop("batch")
+        if check.problems:
+            return None
+        step = Txt2ImgStep(id=node.id, width=width, height=height, seeds=self._seeds(common.pop("seed"), batch),
+                           per_input=batch, **common)
+        return step, _Made(batch, width, height)
+
+    def _img2img(self, node: Node, image: _Made, check: Checker):
+        p: Img2Img = node.params
+        common = self._sampling(p, check, need_prompt=False)
+        strength = check.number("strength", p.strength, 0.0, 1.0)
+        if common is None:
+            return None
+        common.pop("entry")
+        width = self._side("width", _floor8(image.width) if p.width is None else p.width, check)
+        height = self._side("height", _floor8(image.height) if p.height is None else p.height, check)
+        self._pixels(width, height, check)
+        batch = common.pop("batch")
+        if check.problems:
+            return None
+        step = Img2ImgStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
+                           strength=strength, seeds=self._seeds(common.pop("seed"), image.count * batch),
+                           per_input=batch, **common)
+        return step, _Made(image.count * batch, width, height)
+
+    def _inpaint(self, node: Node, image: _Made, mask: _Made, check: Checker, notes: list[str]):
+        p: Inpaint = node.params
+        common = self._sampling(p, check, need_prompt=False)
+        strength = check.number("strength", p.strength, 0.0, 1.0)
+        blur = check.integer("mask_blur", p.mask_blur, 0, 256)
+        invert = check.flag("invert_mask", p.invert_mask)
+        full_res = check.flag("full_res", p.full_res)
+        padding = check.integer("full_res_padding", p.full_res_padding, 0, 1024)
+        content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
+        if mask.count not in (1, image.count):
+            check.fail("mask_count", "mask", f"Give one mask, or one per image ({image.count}); got {mask.count}.")
+        if mask.mask_empty and invert is False:
+            check.fail("empty_mask", "mask", "The mask is all black, so there is nothing to repaint. Paint the "
+                       "area to change in white (or tick invert_mask to repaint everything else).")
+        if common is None:
+            return None
+        model = common.pop("entry")
+        if (mask.width, mask.height) != (image.width, image.height):
+            notes.append(f"The mask ({mask.width}x{mask.height}) was resized to the image "
+                         f"({image.width}x{image.height}).")
+        if full_res:
+            work = (model.width, model.height)
+        else:
+            work = (_floor8(image.width), _floor8(image.height))
+            self._side("width", work[0], check)
+            self._side("height", work[1], check)
+        self._pixels(image.width, image.height, check)
+        batch = common.pop("batch")
+        if check.problems:
+            return None
+        step = InpaintStep(id=node.id, inputs=(("image", node.link("image").node), ("mask", node.link("mask").node)),
+                           width=image.width, height=image.height, work_width=work[0], work_height=work[1],
+                           strength=strength, mask_blur=blur, invert_mask=invert, full_res=full_res,
+                           full_res_padding=padding, masked_content=content,
+                           seeds=self._seeds(common.pop("seed"), image.count * batch), per_input=batch, **common)
+        return step, _Made(image.count * batch, image.width, image.height)
+
+    def _outpaint(self, node: Node, image: _Made, check: Checker):
+        p: Outpaint = node.params
+        common = self._sampling(p, check, need_prompt=False)
+        sides = {name: check.integer(name, getattr(p, name), 0, self.limits.max_side)
+                 for name in ("left", "right", "top", "bottom")}
+        feather = check.integer("feather", p.feather, 0, 256)
+        strength = check.number("strength", p.strength, 0.0, 1.0)
+        content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
+        if all(v == 0 for v in sides.values()):
+            check.fail("nothing_to_extend", "left", "left, right, top and bottom are all 0; extend at least one side.")
+        if common is None or None in sides.values():
+            return None
+        common.pop("entry")
+        width = _ceil8(image.width + sides["left"] + sides["right"])
+        height = _ceil8(image.height + sides["top"] + sides["bottom"])
+        self._side("width", width, check)
+        self._side("height", height, check)
+        self._pixels(width, height, check)
+        batch = common.pop("batch")
+        if check.problems:
+            return None
+        step = OutpaintStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
+                            feather=feather, strength=strength, masked_content=content,
+                            seeds=self._seeds(common.pop("seed"), image.count * batch), per_input=batch,
+                            **sides, **common)
+        return step, _Made(image.count * batch, width, height)
+
+    def _upscale(self, node: Node, image: _Made, check: Checker):
+        p: Upscale = node.params
+        scale = check.number("scale", p.scale, 1.0, MAX_SCALE)
+        upscaler = check.choice("upscaler", p.upscaler, UPSCALERS)
+        if scale is None or upscaler is None:
+            return None
+        width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+        if max(width, height) > self.limits.max_side:
+            check.fail("too_big", "scale", f"x{scale:g} makes {width}x{height}; the longest side may be "
+                       f"{self.limits.max_side}. Use a smaller scale.")
+        self._pixels(width, height, check)
+        if check.problems:
+            return None
+        step = UpscaleStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
+                           scale=scale, upscaler=upscaler, seeds=tuple(range(image.count)))
+        return step, _Made(image.count, width, height)
+
+    # -- shared checks ---------------------------------------------------------------------------
+
+    def _sampling(self, p: Sampling, check: Checker, need_prompt: bool) -> dict | None:
+        """The parameters every diffusion node shares, resolved (None if the model is unknown)."""
         limits = self.limits
         prompt = check.text("prompt", p.prompt, limits.max_prompt_chars)
-        if prompt is not None and not prompt.strip():
+        if need_prompt and prompt is not None and not prompt.strip():
             check.fail("empty_prompt", "prompt", "The prompt is empty; describe the picture you want.")
         negative = check.text("negative_prompt", p.negative_prompt, limits.max_prompt_chars)
-
         model = self._model(p.model, check)
         if model is None:
             return None
-        width = self._side("width", model.width if p.width is None else p.width, check)
-        height = self._side("height", model.height if p.height is None else p.height, check)
-        if width and height and width * height > limits.max_pixels:
-            check.fail("too_many_pixels", "width",
-                       f"{width}x{height} is {width * height:,} pixels; the limit is {limits.max_pixels:,}. "
-                       "Make the image smaller, then upscale it.")
         steps = check.integer("steps", model.steps if p.steps is None else p.steps, 1, limits.max_steps)
         cfg = check.number("cfg_scale", model.cfg_scale if p.cfg_scale is None else p.cfg_scale,
                            0.0, limits.max_cfg_scale)
@@ -156,16 +333,17 @@ class Compiler:
         seed = check.integer("seed", p.seed, -1, MAX_SEED, " Use -1 for a random seed.")
         style = self._style(p.style, check)
         if check.problems:
-            return None
-
-        seed = self.seed_source() if seed == -1 else seed
+            return {"entry": model, "batch": batch} if batch is not None else None
         prompt, negative = style.apply(prompt, negative) if style else (prompt, negative)
         ref = ModelRef(id=model.id, family=model.family, source=model.source, hash=self.model_hash(model))
-        return Txt2ImgStep(id=node_id, model=ref, prompt=prompt, negative_prompt=negative, width=width,
-                           height=height, steps=steps, cfg_scale=cfg, sampler=sampler, schedule=schedule,
-                           seeds=tuple(seed + k for k in range(batch)), style=style.name if style else "")
+        return {"entry": model, "model": ref, "prompt": prompt, "negative_prompt": negative, "steps": steps,
+                "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
+                "seed": self.seed_source() if seed == -1 else seed, "style": style.name if style else ""}
 
-    def _model(self, model_id, check: _Checker) -> ModelEntry | None:
+    def _seeds(self, seed: int, count: int) -> tuple[int, ...]:
+        return tuple(seed + k for k in range(count))
+
+    def _model(self, model_id, check: Checker) -> ModelEntry | None:
         if model_id in ("", None):
             return self.default_model
         if not isinstance(model_id, str) or model_id not in self.models:
@@ -175,7 +353,7 @@ class Compiler:
             return None
         return self.models[model_id]
 
-    def _side(self, name: str, value, check: _Checker) -> int | None:
+    def _side(self, name: str, value, check: Checker) -> int | None:
         limits = self.limits
         value = check.integer(name, value, limits.min_side, limits.max_side)
         if value is not None and value % 8:
@@ -184,10 +362,24 @@ class Compiler:
             return None
         return value
 
-    def _style(self, name, check: _Checker) -> Style | None:
+    def _pixels(self, width: int | None, height: int | None, check: Checker) -> None:
+        if width and height and width * height > self.limits.max_pixels:
+            check.fail("too_many_pixels", "width",
+                       f"{width}x{height} is {width * height:,} pixels; the limit is {self.limits.max_pixels:,}. "
+                       "Make the image smaller, then upscale it.")
+
+    def _style(self, name, check: Checker) -> Style | None:
         if name in ("", None, "None"):
             return None
         if not isinstance(name, str) or name not in self.styles:
             check.fail("unknown_style", "style", f"Unknown style {name!r}; choose one of {sorted(self.styles)}.")
             return None
         return self.styles[name]
+
+
+def _floor8(value: int) -> int:
+    return max(8, value // 8 * 8)
+
+
+def _ceil8(value: int) -> int:
+    return -(-value // 8) * 8

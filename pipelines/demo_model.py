@@ -24,7 +24,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 logger = logging.getLogger(__name__)
 
-DEMO_MODELS = {"demo-sd15": "sd15", "demo-sdxl": "sdxl"}  # model id -> family
+DEMO_MODELS = {"demo-sd15": "sd15", "demo-sdxl": "sdxl", "demo-sd15-inpaint": "sd15"}  # model id -> family
 
 # CLIP's text encoders see at most 77 tokens; the pipelines pad to model_max_length.
 _MAX_LENGTH = 77
@@ -112,6 +112,7 @@ def build_sd15(
     layers_per_block: int = 1,
     vae_blocks: tuple[int, ...] = (8, 16, 16, 16),
     norm_groups: int = 8,
+    unet_in_channels: int = 4,
 ) -> StableDiffusionPipeline:
     """Build a tiny SD1.5-style pipeline with random weights.
 
@@ -123,6 +124,8 @@ def build_sd15(
             image is `2 ** (len(vae_blocks) - 1)` times the latent.
         norm_groups (`int`, defaults to 8): GroupNorm groups of UNet and VAE; must divide every
             block's channels.
+        unet_in_channels (`int`, defaults to 4): 9 makes an inpainting model (latents, mask and masked
+            image latents), which only the inpaint pipelines can run.
 
     Returns:
         A `StableDiffusionPipeline` with no safety checker and the progress bar disabled. Pass
@@ -135,7 +138,7 @@ def build_sd15(
         text_encoder = _make_text_encoder(tokenizer)
         unet = UNet2DConditionModel(
             sample_size=8,
-            in_channels=4,
+            in_channels=unet_in_channels,
             out_channels=4,
             block_out_channels=tuple(unet_blocks),
             layers_per_block=layers_per_block,
@@ -210,7 +213,8 @@ def build_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
     return pipe
 
 
-_BUILDERS = {"sd15": build_sd15, "sdxl": build_sdxl}
+_BUILDERS = {"demo-sd15": build_sd15, "demo-sdxl": build_sdxl,
+             "demo-sd15-inpaint": lambda: build_sd15(unet_in_channels=9)}
 
 
 def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
@@ -244,7 +248,7 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
     tmp.chmod(0o755)
     try:
         logger.info("Building demo model %s in %s", model_id, target)
-        _BUILDERS[DEMO_MODELS[model_id]]().save_pretrained(tmp)
+        _BUILDERS[model_id]().save_pretrained(tmp)
         try:
             os.replace(tmp, target)
         except OSError:

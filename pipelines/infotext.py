@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from pipelines.plan import Txt2ImgStep
+from pipelines.plan import DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Step, UpscaleStep
 from pipelines.samplers import a1111_labels
 
 VERSION = "Atelier 0.1"
@@ -27,8 +27,13 @@ def _quote(value) -> str:
     return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",\n:") else text
 
 
-def format_infotext(step: Txt2ImgStep, index: int) -> str:
-    """The infotext for image `index` of `step`."""
+def format_infotext(step: Step, index: int) -> str:
+    """The infotext for image `index` of `step` (A1111's keys, in A1111's order)."""
+    if isinstance(step, UpscaleStep):
+        params = {"Postprocess upscale by": f"{step.scale:g}", "Postprocess upscaler": step.upscaler.title(),
+                  "Version": VERSION}
+        return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items())
+    assert isinstance(step, DiffusionStep)
     sampler, schedule = a1111_labels(step.sampler, step.schedule)
     params = {
         "Steps": step.steps,
@@ -39,9 +44,17 @@ def format_infotext(step: Txt2ImgStep, index: int) -> str:
         "Size": f"{step.width}x{step.height}",
         "Model hash": step.model.short_hash,
         "Model": step.model.id,
-        "Style": step.style or None,
-        "Version": VERSION,
+        "Denoising strength": f"{step.strength:g}" if isinstance(step, (Img2ImgStep, InpaintStep, OutpaintStep))
+        else None,
     }
+    if isinstance(step, InpaintStep):
+        params.update({"Mask blur": step.mask_blur, "Mask mode": "Inpaint not masked" if step.invert_mask else None,
+                       "Inpaint area": "Only masked" if step.full_res else None,
+                       "Masked area padding": step.full_res_padding if step.full_res else None,
+                       "Masked content": step.masked_content})
+    if isinstance(step, OutpaintStep):
+        params["Outpaint"] = f"left {step.left}, right {step.right}, top {step.top}, bottom {step.bottom}"
+    params.update({"Style": step.style or None, "Version": VERSION})
     line = ", ".join(f"{k}: {_quote(v)}" for k, v in params.items() if v is not None)
     negative = f"\nNegative prompt: {step.negative_prompt}" if step.negative_prompt else ""
     return f"{step.prompt}{negative}\n{line}".strip()

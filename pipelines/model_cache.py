@@ -13,7 +13,9 @@ import pathlib
 import threading
 
 import torch
-from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (DiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
+                       StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline,
+                       StableDiffusionXLPipeline)
 
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
@@ -22,6 +24,13 @@ from pipelines.plan import ModelRef
 logger = logging.getLogger(__name__)
 
 PIPELINE_CLASSES = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+# family -> task -> pipeline class; task pipelines share the loaded model's modules (from_pipe).
+TASK_CLASSES = {
+    "sd15": {"txt2img": StableDiffusionPipeline, "img2img": StableDiffusionImg2ImgPipeline,
+             "inpaint": StableDiffusionInpaintPipeline},
+    "sdxl": {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
+             "inpaint": StableDiffusionXLInpaintPipeline},
+}
 
 
 class ModelCache:
@@ -42,23 +51,34 @@ class ModelCache:
         self.capacity = max(1, capacity)
         self.config_folders = config_folders or {}
         self.loads = 0                     # how many times weights were read from disk
-        self._pipelines: collections.OrderedDict[str, DiffusionPipeline] = collections.OrderedDict()
+        # model hash -> task -> pipeline; the "txt2img" entry is the loaded one, the others share its modules
+        self._pipelines: collections.OrderedDict[str, dict[str, DiffusionPipeline]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, model: ModelRef) -> DiffusionPipeline:
+    def get(self, model: ModelRef, task: str = "txt2img") -> DiffusionPipeline:
+        """The pipeline for `task` ("txt2img", "img2img" or "inpaint") on `model`, loading it if needed."""
         with self._lock:
             if model.hash in self._pipelines:
                 self._pipelines.move_to_end(model.hash)
-                return self._pipelines[model.hash]
-            pipe = self._load(model)
-            self._pipelines[model.hash] = pipe
-            while len(self._pipelines) > self.capacity:
-                dropped, _ = self._pipelines.popitem(last=False)
-                logger.info("model cache: dropped %s", dropped)
-                gc.collect()
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-            return pipe
+            else:
+                self._pipelines[model.hash] = {"txt2img": self._load(model)}
+                self._evict()
+            tasks = self._pipelines[model.hash]
+            if tasks["txt2img"].unet.config.in_channels != 4 and task != "inpaint":
+                raise AtelierError(f"Model {model.id!r} is an inpainting model; use it to inpaint or outpaint.",
+                                   code="inpainting_model", field="model")
+            if task not in tasks:
+                tasks[task] = TASK_CLASSES[model.family][task].from_pipe(tasks["txt2img"])
+                tasks[task].set_progress_bar_config(disable=True)
+            return tasks[task]
+
+    def _evict(self) -> None:
+        while len(self._pipelines) > self.capacity:
+            dropped, _ = self._pipelines.popitem(last=False)
+            logger.info("model cache: dropped %s", dropped)
+            gc.collect()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
 
     def _location(self, model: ModelRef) -> pathlib.Path:
         path = pathlib.Path(model.source.split(":", 1)[1]).expanduser()

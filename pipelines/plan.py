@@ -1,8 +1,10 @@
 """An ExecutionPlan: fully resolved, topologically ordered steps, ready for the runner.
 
-Everything that decides the output is in the plan: model content hashes, final prompts (styles
-applied), sampler, schedule, size, steps, guidance and one concrete seed per image. The plan's
-canonical JSON is its identity: `plan_hash` is the sha256 of it. Nothing here imports torch.
+Everything that decides the output is in the plan: model content hashes, input artifacts by
+content hash, final prompts (styles applied), sampler, schedule, sizes, steps, guidance and one
+concrete seed per image. Each step makes one list of images; `inputs` name the earlier steps whose
+images it takes. The plan's canonical JSON is its identity: `plan_hash` is the sha256 of it.
+Nothing here imports torch.
 """
 from __future__ import annotations
 
@@ -35,51 +37,139 @@ class ModelRef:
         return self.hash.split(":")[-1][:10]
 
 
-@dataclass(frozen=True)
-class Txt2ImgStep:
-    """Make `len(seeds)` images from text; image k uses `seeds[k]`."""
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    """One step: `id` (the spec node's), and `inputs`: (input name, id of the step whose images it takes)."""
 
-    kind: ClassVar[str] = "txt2img"
+    kind: ClassVar[str] = ""
+    lineage: ClassVar[dict[str, str]] = {}     # input name -> relation recorded from outputs to it
 
     id: str
+    inputs: tuple[tuple[str, str], ...] = ()
+    width: int = 0                             # size of every image this step makes
+    height: int = 0
+
+    def input(self, name: str) -> str:
+        return dict(self.inputs)[name]
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["kind"] = self.kind
+        return json.loads(json.dumps(data))    # tuples -> lists, as they come back from JSON
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Step":
+        values = {k: v for k, v in data.items() if k != "kind"}
+        values["inputs"] = tuple(tuple(pair) for pair in values.get("inputs", ()))
+        if "seeds" in values:
+            values["seeds"] = tuple(values["seeds"])
+        if isinstance(values.get("model"), dict):
+            values["model"] = ModelRef(**values["model"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadImageStep(Step):
+    """A stored image (or mask) by artifact id, which is the sha256 of its bytes."""
+
+    kind: ClassVar[str] = "load_image"
+
+    artifact_id: str
+    as_mask: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiffusionStep(Step):
+    """What every denoising step shares. `seeds[k]` makes image k; `per_input` images come from each
+    input image (the batch size)."""
+
     model: ModelRef
     prompt: str
     negative_prompt: str
-    width: int
-    height: int
     steps: int
     cfg_scale: float
     sampler: str
     schedule: str
     seeds: tuple[int, ...]
     style: str = ""
+    per_input: int = 1
 
     @property
     def image_count(self) -> int:
         return len(self.seeds)
 
-    def to_dict(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["kind"] = self.kind
-        data["seeds"] = list(self.seeds)
-        return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> "Txt2ImgStep":
-        data = {k: v for k, v in data.items() if k != "kind"}
-        return cls(**{**data, "model": ModelRef(**data["model"]), "seeds": tuple(data["seeds"])})
+@dataclass(frozen=True, kw_only=True)
+class Txt2ImgStep(DiffusionStep):
+    kind: ClassVar[str] = "txt2img"
 
 
-STEP_TYPES: dict[str, type] = {Txt2ImgStep.kind: Txt2ImgStep}
+@dataclass(frozen=True, kw_only=True)
+class Img2ImgStep(DiffusionStep):
+    kind: ClassVar[str] = "img2img"
+    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+
+    strength: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class InpaintStep(DiffusionStep):
+    """Repaint the white area of `mask` (already inverted if asked) in `image`."""
+
+    kind: ClassVar[str] = "inpaint"
+    lineage: ClassVar[dict[str, str]] = {"image": "source", "mask": "mask"}
+
+    strength: float
+    mask_blur: int
+    invert_mask: bool
+    full_res: bool
+    full_res_padding: int
+    masked_content: str
+    work_width: int            # the size the model works at (the crop's, with full_res)
+    work_height: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutpaintStep(DiffusionStep):
+    kind: ClassVar[str] = "outpaint"
+    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+
+    left: int
+    right: int
+    top: int
+    bottom: int
+    feather: int
+    strength: float
+    masked_content: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpscaleStep(Step):
+    kind: ClassVar[str] = "upscale"
+    lineage: ClassVar[dict[str, str]] = {"image": "upscale_of"}
+
+    scale: float
+    upscaler: str
+    model: ModelRef | None = None
+    seeds: tuple[int, ...] = ()
+
+    @property
+    def image_count(self) -> int:
+        return len(self.seeds) if self.seeds else 0
+
+
+STEP_TYPES: dict[str, type[Step]] = {t.kind: t for t in (LoadImageStep, Txt2ImgStep, Img2ImgStep, InpaintStep,
+                                                         OutpaintStep, UpscaleStep)}
 
 
 @dataclass(frozen=True)
 class ExecutionPlan:
     """Steps in the order they run, and the price in credits quoted when the plan was compiled."""
 
-    steps: tuple[Txt2ImgStep, ...]
+    steps: tuple[Step, ...]
     credits: float = 0.0
     version: int = PLAN_VERSION
+    notes: tuple[str, ...] = ()              # things the person should know (e.g. a mask was resized)
 
     def recipe(self) -> dict:
         """What decides the output; hashed for `plan_hash` (the price is not part of it)."""
@@ -89,12 +179,11 @@ class ExecutionPlan:
     def plan_hash(self) -> str:
         return hashlib.sha256(canonical_json(self.recipe()).encode()).hexdigest()
 
-    @property
-    def image_count(self) -> int:
-        return sum(s.image_count for s in self.steps)
+    def step(self, step_id: str) -> Step:
+        return next(s for s in self.steps if s.id == step_id)
 
     def to_dict(self) -> dict:
-        return {**self.recipe(), "credits": self.credits}
+        return {**self.recipe(), "credits": self.credits, "notes": list(self.notes)}
 
     def to_json(self) -> str:
         return canonical_json(self.to_dict())
@@ -102,7 +191,8 @@ class ExecutionPlan:
     @classmethod
     def from_dict(cls, data: dict) -> "ExecutionPlan":
         steps = tuple(STEP_TYPES[s["kind"]].from_dict(s) for s in data["steps"])
-        return cls(steps=steps, credits=data.get("credits", 0.0), version=data.get("version", PLAN_VERSION))
+        return cls(steps=steps, credits=data.get("credits", 0.0), version=data.get("version", PLAN_VERSION),
+                   notes=tuple(data.get("notes", ())))
 
     @classmethod
     def from_json(cls, text: str) -> "ExecutionPlan":

@@ -1,7 +1,9 @@
 """The Runner: executes an ExecutionPlan's steps on a backend and returns a Result.
 
-It reports progress (step i of n, node k of m), checks for cancellation at every denoising step,
-and records timings and the environment (library versions, device, dtype) next to the outputs.
+Steps run in plan order; each makes a list of images that later steps take as inputs. The runner
+reports progress (step i of n, node k of m), checks for cancellation at every denoising step, and
+records, for every image it makes, the images it was made from (lineage), the timings and the
+environment (library versions, device, dtype).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import PIL.Image
 
 from pipelines.backend import DiffusersBackend
 from pipelines.errors import JobCancelled
-from pipelines.plan import ExecutionPlan
+from pipelines.plan import (DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep, OutpaintStep,
+                            Step, Txt2ImgStep, UpscaleStep)
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,14 @@ class Progress:
 
 @dataclass(frozen=True)
 class Output:
-    """Image `index` of plan step `step_id`, made from `seed`."""
+    """Image `index` of plan step `step_id`, made from `seed` (None when no noise was involved) and from
+    `parents`: (step id, image index, relation) of each input image it came from."""
 
     step_id: str
     index: int
-    seed: int
+    seed: int | None
     image: PIL.Image.Image
+    parents: tuple[tuple[str, int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,37 +53,72 @@ class Result:
     environment: dict[str, str]
 
 
+def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str, int, str], ...]:
+    """Which input images image `index` of `step` came from."""
+    source = index // step.per_input if isinstance(step, DiffusionStep) else index
+    parents = []
+    for name, step_id in step.inputs:
+        parents.append((step_id, source if counts[step_id] > 1 else 0, step.lineage.get(name, name)))
+    return tuple(parents)
+
+
 class Runner:
-    """Runs plans on `backend`."""
+    """Runs plans on `backend`; `load_image(artifact_id)` returns a stored image."""
 
     def __init__(self, backend: DiffusersBackend):
         self.backend = backend
 
-    def run(self, plan: ExecutionPlan, on_progress: Callable[[Progress], None] = lambda p: None,
+    def run(self, plan: ExecutionPlan, load_image: Callable[[str], PIL.Image.Image] = None,
+            on_progress: Callable[[Progress], None] = lambda p: None,
             cancelled: Callable[[], bool] = lambda: False) -> Result:
         """Execute every step of `plan` in order.
 
         Args:
             plan: the compiled plan.
+            load_image: artifact id -> image, for load_image steps.
             on_progress: called at each denoising step.
             cancelled: polled at each denoising step; when it returns True the run stops there.
 
         Raises:
             JobCancelled: `cancelled()` returned True.
         """
+        made: dict[str, list[PIL.Image.Image]] = {}
         outputs, timings = [], {}
-        nodes = len(plan.steps)
-        for number, step in enumerate(plan.steps, start=1):
+        working = [s for s in plan.steps if not isinstance(s, LoadImageStep)]
+        for step in plan.steps:
+            if isinstance(step, LoadImageStep):
+                made[step.id] = [load_image(step.artifact_id)]
+                continue
+            number = working.index(step) + 1
+
             def on_step(i: int, n: int, number=number, step=step) -> None:
                 if cancelled():
                     raise JobCancelled(f"Cancelled at step {i} of {n}.")
-                on_progress(Progress(node=number, nodes=nodes, step=i, steps=n, node_id=step.id))
+                on_progress(Progress(node=number, nodes=len(working), step=i, steps=n, node_id=step.id))
 
             if cancelled():
                 raise JobCancelled("Cancelled before it started.")
             started = time.perf_counter()
-            images = self.backend.txt2img(step, on_step)
+            images = self._execute(step, made, on_step)
             timings[step.id] = round(time.perf_counter() - started, 4)
-            outputs += [Output(step.id, k, seed, image) for k, (seed, image) in enumerate(zip(step.seeds, images))]
+            made[step.id] = images
+            counts = {key: len(value) for key, value in made.items()}
+            seeds = getattr(step, "seeds", ()) if isinstance(step, DiffusionStep) else ()
+            outputs += [Output(step.id, k, seeds[k] if seeds else None, image, _parents(step, k, counts))
+                        for k, image in enumerate(images)]
         return Result(plan_hash=plan.plan_hash, outputs=tuple(outputs), timings=timings,
                       environment=self.backend.environment())
+
+    def _execute(self, step: Step, made: dict, on_step) -> list[PIL.Image.Image]:
+        backend = self.backend
+        if isinstance(step, Txt2ImgStep):
+            return backend.txt2img(step, on_step)
+        if isinstance(step, Img2ImgStep):
+            return backend.img2img(step, made[step.input("image")], on_step)
+        if isinstance(step, InpaintStep):
+            return backend.inpaint(step, made[step.input("image")], made[step.input("mask")], on_step)
+        if isinstance(step, OutpaintStep):
+            return backend.outpaint(step, made[step.input("image")], on_step)
+        if isinstance(step, UpscaleStep):
+            return backend.upscale(step, made[step.input("image")], on_step)
+        raise TypeError(f"no backend method for {step.kind}")

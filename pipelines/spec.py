@@ -2,49 +2,48 @@
 
 A spec is plain data that round-trips through JSON:
 
-    {"version": 1, "nodes": [{"id": "1", "kind": "txt2img", "params": {"prompt": "a red fox"}}]}
+    {"version": 1, "nodes": [
+        {"id": "src", "kind": "load_image", "params": {"artifact_id": "<sha256>"}},
+        {"id": "1", "kind": "img2img", "params": {"prompt": "a red fox", "strength": 0.6},
+         "inputs": {"image": ["src", "image"]}}]}
 
-Unset optional parameters (None, "" or -1) mean "the model's default" or "random"; the compiler
-fills them in. Nothing here imports torch.
+Each node kind declares its parameters (the dataclass fields), the typed edges it takes
+(`inputs`, name -> IMAGE or MASK) and the typed values it produces (`outputs`). An edge names the
+node and the output it comes from. Unset optional parameters (None, "" or -1) mean "the model's
+default" or "random"; the compiler fills them in. Nothing here imports torch.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pipelines.errors import InvalidRequest, Problem
 
 SPEC_VERSION = 1
+MaskedContent = Literal["original", "noise", "fill"]
 
 
 @dataclass(frozen=True)
-class Txt2Img:
-    """Text to image.
+class Sampling:
+    """Parameters every diffusion node shares.
 
-    prompt:           what to draw (required, not empty).
+    prompt:           what to draw.
     negative_prompt:  what to avoid.
     model:            catalogue id; "" = the default model.
-    width, height:    pixels, multiples of 8; None = the model's default.
     steps:            denoising steps; None = the model's default.
     cfg_scale:        classifier-free guidance scale; None = the model's default.
     sampler:          A1111/ComfyUI sampler name (e.g. "euler_a", "dpmpp_2m"); "" = the model's default.
     schedule:         "normal", "karras", "exponential", "align_your_steps", ...; "" = the model's default.
-    seed:             -1 = random; image k of a batch uses seed + k.
-    batch_size:       images made in one job.
+    seed:             -1 = random; image k uses seed + k.
+    batch_size:       images made per input image (or in all, for txt2img).
     style:            style preset name; "" = none.
     """
-
-    kind: ClassVar[str] = "txt2img"
-    inputs: ClassVar[dict[str, str]] = {}               # name -> type of the edges it takes
-    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
     prompt: str = ""
     negative_prompt: str = ""
     model: str = ""
-    width: int | None = None
-    height: int | None = None
     steps: int | None = None
     cfg_scale: float | None = None
     sampler: str = ""
@@ -54,19 +53,134 @@ class Txt2Img:
     style: str = ""
 
 
-NODE_TYPES: dict[str, type] = {Txt2Img.kind: Txt2Img}
+@dataclass(frozen=True)
+class Txt2Img(Sampling):
+    """Text to image. width, height: pixels, multiples of 8; None = the model's default."""
+
+    kind: ClassVar[str] = "txt2img"
+    inputs: ClassVar[dict[str, str]] = {}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class Img2Img(Sampling):
+    """Image to image. strength: 0 keeps the image, 1 repaints it entirely. width, height: None = the
+    input's size (rounded down to multiples of 8)."""
+
+    kind: ClassVar[str] = "img2img"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    strength: float = 0.75
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass(frozen=True)
+class Inpaint(Sampling):
+    """Repaint where the mask is white (AUTOMATIC1111's inpaint).
+
+    strength:          how much the masked area changes (1 = entirely).
+    mask_blur:         feather the mask edge by this many pixels.
+    invert_mask:       repaint where the mask is black instead.
+    full_res:          "inpaint only masked": work on a crop around the mask at the model's size, paste back.
+    full_res_padding:  pixels of context around the mask for the crop.
+    masked_content:    what the masked area starts from: "original", "noise" or "fill".
+    """
+
+    kind: ClassVar[str] = "inpaint"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE", "mask": "MASK"}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    strength: float = 0.75
+    mask_blur: int = 4
+    invert_mask: bool = False
+    full_res: bool = False
+    full_res_padding: int = 32
+    masked_content: MaskedContent = "original"
+
+
+@dataclass(frozen=True)
+class Outpaint(Sampling):
+    """Extend the canvas by `left`, `right`, `top`, `bottom` pixels and paint the new area."""
+
+    kind: ClassVar[str] = "outpaint"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+    feather: int = 16
+    strength: float = 1.0
+    masked_content: MaskedContent = "fill"
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """Enlarge an image by `scale` with `upscaler` ("lanczos", or an upscaler model's catalogue id)."""
+
+    kind: ClassVar[str] = "upscale"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    scale: float = 2.0
+    upscaler: str = "lanczos"
+
+
+@dataclass(frozen=True)
+class LoadImage:
+    """A stored image (an upload or an earlier result), by artifact id."""
+
+    kind: ClassVar[str] = "load_image"
+    inputs: ClassVar[dict[str, str]] = {}
+    outputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+
+    artifact_id: str = ""
+
+
+@dataclass(frozen=True)
+class LoadMask:
+    """A stored black-and-white image used as a mask (white = repaint), by artifact id."""
+
+    kind: ClassVar[str] = "load_mask"
+    inputs: ClassVar[dict[str, str]] = {}
+    outputs: ClassVar[dict[str, str]] = {"mask": "MASK"}
+
+    artifact_id: str = ""
+
+
+NodeParams = Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | LoadImage | LoadMask
+NODE_TYPES: dict[str, type] = {t.kind: t for t in (Txt2Img, Img2Img, Inpaint, Outpaint, Upscale, LoadImage,
+                                                   LoadMask)}
+
+
+@dataclass(frozen=True)
+class Link:
+    """An edge: output `output` of node `node`."""
+
+    node: str
+    output: str
 
 
 @dataclass(frozen=True)
 class Node:
-    """One node of the graph: an `id` unique in the spec and its typed parameters."""
+    """One node of the graph: an `id` unique in the spec, its typed parameters and its input edges."""
 
     id: str
-    params: Txt2Img
+    params: NodeParams
+    inputs: tuple[tuple[str, Link], ...] = ()
 
     @property
     def kind(self) -> str:
         return self.params.kind
+
+    def link(self, name: str) -> Link | None:
+        return dict(self.inputs).get(name)
 
 
 @dataclass(frozen=True)
@@ -77,12 +191,15 @@ class WorkflowSpec:
     version: int = SPEC_VERSION
 
     @classmethod
-    def single(cls, params: Txt2Img, node_id: str = "1") -> "WorkflowSpec":
+    def single(cls, params: NodeParams, node_id: str = "1") -> "WorkflowSpec":
         return cls(nodes=(Node(node_id, params),))
 
     def to_dict(self) -> dict:
         return {"version": self.version,
-                "nodes": [{"id": n.id, "kind": n.kind, "params": dataclasses.asdict(n.params)} for n in self.nodes]}
+                "nodes": [{"id": n.id, "kind": n.kind, "params": dataclasses.asdict(n.params),
+                           **({"inputs": {name: [link.node, link.output] for name, link in n.inputs}}
+                              if n.inputs else {})}
+                          for n in self.nodes]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -98,27 +215,9 @@ class WorkflowSpec:
                                           f"Workflow version {data.get('version')!r} is not supported; use {SPEC_VERSION}.")])
         nodes, problems = [], []
         for index, raw in enumerate(data["nodes"]):
-            where = f"nodes[{index}]"
-            if not isinstance(raw, dict):
-                problems.append(Problem("bad_spec", where, f"{where} must be an object."))
-                continue
-            kind = raw.get("kind")
-            node_type = NODE_TYPES.get(kind)
-            if node_type is None:
-                problems.append(Problem("unknown_node", f"{where}.kind",
-                                        f"Unknown node kind {kind!r}; expected one of {sorted(NODE_TYPES)}."))
-                continue
-            params = raw.get("params", {})
-            if not isinstance(params, dict):
-                problems.append(Problem("bad_spec", f"{where}.params", f"{where}.params must be an object."))
-                continue
-            known = {f.name for f in dataclasses.fields(node_type)}
-            unknown = sorted(set(params) - known)
-            if unknown:
-                problems.append(Problem("unknown_parameter", f"{where}.params",
-                                        f"Unknown parameter(s) {unknown} for {kind}; expected some of {sorted(known)}."))
-                continue
-            nodes.append(Node(str(raw.get("id", index + 1)), node_type(**params)))
+            node = _node_from_dict(index, raw, problems)
+            if node is not None:
+                nodes.append(node)
         if problems:
             raise InvalidRequest(problems)
         return cls(nodes=tuple(nodes))
@@ -130,3 +229,38 @@ class WorkflowSpec:
         except (TypeError, ValueError) as e:
             raise InvalidRequest([Problem("bad_json", "spec", f"The workflow is not valid JSON: {e}.")]) from None
         return cls.from_dict(data)
+
+
+def _node_from_dict(index: int, raw, problems: list[Problem]) -> Node | None:
+    where = f"nodes[{index}]"
+    if not isinstance(raw, dict):
+        problems.append(Problem("bad_spec", where, f"{where} must be an object."))
+        return None
+    kind = raw.get("kind")
+    node_type = NODE_TYPES.get(kind)
+    if node_type is None:
+        problems.append(Problem("unknown_node", f"{where}.kind",
+                                f"Unknown node kind {kind!r}; expected one of {sorted(NODE_TYPES)}."))
+        return None
+    params = raw.get("params", {})
+    if not isinstance(params, dict):
+        problems.append(Problem("bad_spec", f"{where}.params", f"{where}.params must be an object."))
+        return None
+    known = {f.name for f in dataclasses.fields(node_type)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        problems.append(Problem("unknown_parameter", f"{where}.params",
+                                f"Unknown parameter(s) {unknown} for {kind}; expected some of {sorted(known)}."))
+        return None
+    inputs = raw.get("inputs", {})
+    links = []
+    if not isinstance(inputs, dict):
+        problems.append(Problem("bad_spec", f"{where}.inputs", f"{where}.inputs must be an object."))
+        return None
+    for name, value in inputs.items():
+        if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            problems.append(Problem("bad_link", f"{where}.inputs.{name}",
+                                    f'{where}.inputs.{name} must be ["node id", "output name"], got {value!r}.'))
+            continue
+        links.append((name, Link(*value)))
+    return Node(str(raw.get("id", index + 1)), node_type(**params), tuple(links))

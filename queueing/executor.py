@@ -15,11 +15,13 @@ import time
 
 from pipelines.errors import AtelierError, JobCancelled
 from pipelines.infotext import format_infotext
-from pipelines.plan import ExecutionPlan, canonical_json
+from pipelines.plan import ExecutionPlan, LoadImageStep, canonical_json
 from storage import jobs
 from storage.artifacts import encode_png, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
+from storage.models import Artifact
+from storage.uploads import decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +96,8 @@ class JobExecutor:
                 last_write = now
 
         try:
-            result = self.runner.run(plan, on_progress=on_progress, cancelled=lambda: jobs.cancel_requested(job_id))
+            result = self.runner.run(plan, load_image=self._load_image, on_progress=on_progress,
+                                     cancelled=lambda: jobs.cancel_requested(job_id))
             outputs = self._store(job, plan, result)
         except JobCancelled as e:
             jobs.finish(job_id, "cancelled", error=e.message)
@@ -112,22 +115,31 @@ class JobExecutor:
                     result={"timings": result.timings, "environment": result.environment})
         logger.info("job %s: succeeded with %d artifact(s)", job_id, len(outputs))
 
+    def _load_image(self, artifact_id: str):
+        artifact = Artifact.get_by_id(artifact_id)
+        return decode_image(self.blobs.get(artifact.blob_key))
+
     def _store(self, job, plan: ExecutionPlan, result) -> list[str]:
-        steps = {s.id: s for s in plan.steps}
+        """Store every output as a PNG with its recipe and lineage; returns their ids in order."""
         recipe = plan.recipe()
+        stored = {(s.id, 0): s.artifact_id for s in plan.steps if isinstance(s, LoadImageStep)}
+        original = Artifact.get_or_none(Artifact.id == job.replay_of) if job.replay_of else None
         ids = []
         for output in result.outputs:
-            step = steps[output.step_id]
+            step = plan.step(output.step_id)
             texts = {
                 "parameters": format_infotext(step, output.index),
                 "atelier": canonical_json({"plan": recipe, "plan_hash": plan.plan_hash, "step": step.id,
                                            "index": output.index, "environment": result.environment}),
             }
             data = encode_png(output.image, texts)
-            parents = ((job.replay_of, "replay_of"),) if job.replay_of else ()
+            parents = tuple((stored[(step_id, index)], relation) for step_id, index, relation in output.parents)
+            if original is not None and (original.step_id, original.output_index) == (step.id, output.index):
+                parents += ((original.id, "replay_of"),)
             artifact = store_artifact(self.blobs, data, owner=job.owner, kind="image", mime="image/png",
                                       suffix=".png", width=output.image.width, height=output.image.height,
                                       job=job, plan_hash=plan.plan_hash, step_id=step.id,
                                       output_index=output.index, seed=output.seed, parents=parents)
+            stored[(step.id, output.index)] = artifact.id
             ids.append(artifact.id)
         return ids

@@ -11,15 +11,17 @@ import logging
 import time
 from collections.abc import Callable
 
-from pipelines.compiler import Compiler
+from pipelines import image_ops
+from pipelines.compiler import Compiler, ImageFacts
 from pipelines.errors import AtelierError, NotFound
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import WorkflowSpec
 from storage import jobs
-from storage.artifacts import lineage_of, recipe_of
+from storage.artifacts import lineage_of, recipe_of, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import FINISHED, Artifact, Job, User
+from storage.uploads import UploadRejected, decode_image, inspect_upload
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +66,30 @@ class JobService:
         self.blobs = blobs
         self.charge = charge
 
+    def upload(self, user: User, data: bytes, name: str = "The image") -> Artifact:
+        """Store an image a person sent (kind "upload"), after checking it; raises AtelierError if it is
+        not a usable image. Sending the same bytes twice gives the same artifact."""
+        try:
+            mime, suffix, width, height = inspect_upload(data, self.compiler.limits.max_pixels, name)
+        except UploadRejected as e:
+            raise AtelierError(str(e), code="bad_image", field="image") from None
+        return store_artifact(self.blobs, data, owner=user, kind="upload", mime=mime, suffix=suffix, width=width,
+                              height=height)
+
+    def describe(self, user: User):
+        """artifact id -> ImageFacts, for the compiler; None for ids that are not `user`'s images."""
+        def facts(artifact_id: str) -> ImageFacts | None:
+            artifact = Artifact.get_or_none((Artifact.id == artifact_id) & (Artifact.owner == user))
+            if artifact is None or not artifact.mime.startswith("image/"):
+                return None
+            image = decode_image(self.blobs.get(artifact.blob_key))
+            mask, _ = image_ops.to_mask(image, image.size)
+            return ImageFacts(width=image.width, height=image.height, mask_empty=image_ops.is_empty(mask))
+        return facts
+
     def submit(self, user: User, spec: WorkflowSpec) -> Job:
         """Compile `spec` and queue it; raises InvalidRequest before anything is stored."""
-        plan = self.compiler.compile(spec)
+        plan = self.compiler.compile(spec, describe=self.describe(user))
         return self._queue(user, plan, spec=spec.to_json())
 
     def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
@@ -175,5 +198,5 @@ def _output_position(plan: dict, step_id: str, index: int) -> int | None:
     for step in plan["steps"]:
         if step["id"] == step_id:
             return position + index
-        position += len(step["seeds"])
+        position += len(step.get("seeds", ()))          # load_image steps store nothing
     return None

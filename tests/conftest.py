@@ -29,6 +29,14 @@ sampler = "euler"
 schedule = "normal"
 
 [[model]]
+id = "demo-sd15-inpaint"
+family = "sd15"
+source = "demo"
+width = 64
+height = 64
+steps = 4
+
+[[model]]
 id = "demo-sdxl"
 family = "sdxl"
 source = "demo"

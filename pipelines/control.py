@@ -1,0 +1,228 @@
+"""Control images and ControlNet models: canny edges with OpenCV, and small random demo ControlNet /
+x4-upscaler models built offline.
+
+Like `pipelines.demo_model`, the demo models are seeded (same seed, same weights on every machine with
+the same torch) and their outputs are noise, but every code path of the real pipelines runs.
+"""
+
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Callable
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDIMScheduler,
+    DDPMScheduler,
+    StableDiffusionUpscalePipeline,
+    UNet2DConditionModel,
+)
+
+from pipelines.demo_model import _make_text_encoder, _make_tokenizer
+
+logger = logging.getLogger(__name__)
+
+DEMO_CONTROLNET = "demo-controlnet-canny"
+DEMO_UPSCALER = "demo-upscaler-x4"
+
+# Three stride-2 convolutions between four widths: the control image is brought down by 8, the SD VAE
+# factor, to the latent size. A mismatch fails only at call time ("size of tensor a (8) must match").
+_CONDITIONING_CHANNELS = (8, 16, 32, 32)
+
+
+def canny(image: PIL.Image.Image, low: int = 100, high: int = 200) -> PIL.Image.Image:
+    """Edges of `image` by OpenCV's Canny detector, as a ControlNet "canny" control image.
+
+    Args:
+        image (`PIL.Image.Image`): any mode; converted to RGB first.
+        low (`int`, defaults to 100): hysteresis threshold below which a gradient is never an edge.
+        high (`int`, defaults to 200): gradient above which a pixel is always an edge; pixels between
+            `low` and `high` are edges only when connected to one. Lower thresholds find more edges.
+            See Canny (1986), https://doi.org/10.1109/TPAMI.1986.4767851.
+
+    Returns:
+        An RGB image of the same size, white (255) edges on black (0), no other values.
+
+    Raises:
+        `ValueError`: unless `0 <= low <= high <= 255`.
+    """
+    if not 0 <= low <= high <= 255:
+        raise ValueError(f"Canny thresholds must satisfy 0 <= low <= high <= 255, but got low={low}, high={high}.")
+    import cv2  # lazily: only control-image steps need OpenCV
+
+    edges = cv2.Canny(np.asarray(image.convert("RGB")), low, high)
+    return PIL.Image.fromarray(np.stack([edges] * 3, axis=-1))
+
+
+def build_demo_controlnet(unet: UNet2DConditionModel, seed: int = 0) -> ControlNetModel:
+    """Build a ControlNet from `unet` whose control image visibly changes the output.
+
+    `ControlNetModel.from_unet` copies the UNet's encoder, but its output convolutions ("zero convs")
+    start at zero, which makes a fresh ControlNet an exact no-op, and the default initialisation of the
+    conditioning embedding shrinks the control image's signal until the biases drown it (black and white
+    control images then give the same hint). So the embedding's convolutions get variance-keeping
+    weights and zero biases, and the zero convs random weights; see Zhang et al. (2023),
+    https://arxiv.org/abs/2302.05543, for the architecture.
+
+    Args:
+        unet (`UNet2DConditionModel`): the SD1.5-style UNet to copy; its VAE must downsample by 8.
+        seed (`int`, defaults to 0): seeds the new weights; the caller's global RNG is left untouched.
+
+    Returns:
+        A `ControlNetModel` in eval mode.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=_CONDITIONING_CHANNELS)
+        with torch.no_grad():
+            for module in controlnet.controlnet_cond_embedding.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    # 1.7 / sqrt(fan_in) keeps the signal's scale through SiLU (E[silu(x)^2] ~ 0.355).
+                    module.weight.normal_(0.0, 1.7 / module.weight[0].numel() ** 0.5)
+                    module.bias.zero_()
+            for module in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+                module.weight.normal_(0.0, 0.2)
+    return controlnet.eval()
+
+
+def build_demo_upscaler(seed: int = 0) -> StableDiffusionUpscalePipeline:
+    """Build a tiny pipeline of the Stable Diffusion x4 upscaler family with random weights.
+
+    The latents are as large as the low-resolution image, which the UNet sees concatenated to them
+    (4 latent + 3 image = 7 input channels), and a VAE that downsamples by 4 decodes them to 4 times the
+    size. The noise added to the low-resolution image (`noise_level`, at most 350) reaches the UNet as a
+    class label, so it needs `num_class_embeds` above that. Schedulers after
+    `stabilityai/stable-diffusion-x4-upscaler`: v-prediction DDIM, DDPM for the image noise.
+
+    Args:
+        seed (`int`, defaults to 0): seeds the weights; the caller's global RNG is left untouched.
+
+    Returns:
+        A `StableDiffusionUpscalePipeline` with no safety checker or watermarker and the progress bar
+        disabled. A 32x32 image comes back 128x128.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tokenizer = _make_tokenizer()
+        text_encoder = _make_text_encoder(tokenizer)
+        unet = UNet2DConditionModel(
+            sample_size=32,
+            in_channels=7,
+            out_channels=4,
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            # No attention at full latent size: 1024 tokens cost about 10 times as much per step.
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=text_encoder.config.hidden_size,
+            attention_head_dim=8,
+            use_linear_projection=True,
+            num_class_embeds=1000,
+            norm_num_groups=8,
+        ).eval()
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            latent_channels=4,
+            layers_per_block=1,
+            down_block_types=["DownEncoderBlock2D"] * 3,
+            up_block_types=["UpDecoderBlock2D"] * 3,
+            block_out_channels=[8, 16, 16],
+            norm_num_groups=8,
+            sample_size=128,
+            scaling_factor=0.08333,  # the x4 upscaler's; the pipeline warns about and rewrites any other
+        ).eval()
+    scheduler = DDIMScheduler(
+        beta_start=0.0001,
+        beta_end=0.02,
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    low_res_scheduler = DDPMScheduler(beta_start=0.0001, beta_end=0.02, beta_schedule="scaled_linear")
+    pipe = StableDiffusionUpscalePipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        low_res_scheduler=low_res_scheduler,
+        scheduler=scheduler,
+        max_noise_level=350,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _ensure_saved(target: pathlib.Path, marker: str, save: Callable[[pathlib.Path], None]) -> pathlib.Path:
+    """Return `target`, first calling `save(folder)` and renaming the folder into place if `target/marker`
+    is missing. A reader never sees a half written folder, and two racing processes both end up with one
+    complete copy. `target` holding anything else raises `ValueError`: it may be someone's files."""
+    if (target / marker).is_file():
+        return target
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"{target} exists but is not a saved model; remove it and retry.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would make the renamed model private
+    try:
+        logger.info("Building demo model %s in %s", target.name, target)
+        save(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Renaming onto a non-empty folder fails: another process finished first.
+            if not (target / marker).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def ensure_demo_controlnet(root: str | os.PathLike, unet_folder: str | os.PathLike) -> pathlib.Path:
+    """Return `root/"demo-controlnet-canny"`, building and saving the demo ControlNet there the first time.
+
+    The folder loads with `ControlNetModel.from_pretrained(path)`.
+
+    Args:
+        root (`str` or `os.PathLike`): folder that holds the models; created if missing.
+        unet_folder (`str` or `os.PathLike`): a saved SD1.5 pipeline (e.g. `ensure_demo_model(root,
+            "demo-sd15")`); the ControlNet copies its `unet` subfolder.
+
+    Raises:
+        `ValueError`: `unet_folder` has no `unet` subfolder, or the target holds something else.
+    """
+    unet_path = pathlib.Path(unet_folder) / "unet"
+    if not (unet_path / "config.json").is_file():
+        raise ValueError(f"{unet_folder} holds no saved UNet ({unet_path / 'config.json'} is missing).")
+
+    def save(folder: pathlib.Path) -> None:
+        unet = UNet2DConditionModel.from_pretrained(unet_path)
+        build_demo_controlnet(unet).save_pretrained(folder)
+
+    return _ensure_saved(pathlib.Path(root) / DEMO_CONTROLNET, "config.json", save)
+
+
+def ensure_demo_upscaler(root: str | os.PathLike) -> pathlib.Path:
+    """Return `root/"demo-upscaler-x4"`, building and saving the demo x4 upscaler there the first time.
+
+    The folder loads with `DiffusionPipeline.from_pretrained(path, local_files_only=True)` as a
+    `StableDiffusionUpscalePipeline`.
+
+    Args:
+        root (`str` or `os.PathLike`): folder that holds the models; created if missing.
+
+    Raises:
+        `ValueError`: the target holds something other than a saved pipeline.
+    """
+    def save(folder: pathlib.Path) -> None:
+        build_demo_upscaler().save_pretrained(folder)
+
+    return _ensure_saved(pathlib.Path(root) / DEMO_UPSCALER, "model_index.json", save)

@@ -1,0 +1,194 @@
+"""LoRA and textual-inversion files: finding them, their A1111 hashes, and applying them to a pipeline
+for one job and removing them after.
+
+Only `.safetensors` files are read. `.pt`/`.ckpt`/`.bin` files are pickles that can run code when
+opened, so they are never listed or loaded; convert them to safetensors first.
+
+Applying changes the shared pipeline in place: the caller must run one job at a time on it (the
+runner does), and the pipeline must carry no LoRA or added token of its own, because leaving the
+context unloads all of them.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import re
+from dataclasses import dataclass
+
+from safetensors.torch import load_file
+
+from pipelines.model_hashes import file_sha256
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("lora", "embedding")
+_CHUNK = 1 << 20
+_HEX12 = re.compile(r"[0-9a-fA-F]{12}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(path)
+
+
+def lora_shorthash(path: str | os.PathLike) -> str:
+    """AUTOMATIC1111's short hash of a LoRA file, as written in `Lora hashes: "name: shorthash"`.
+
+    A1111 (`extensions-builtin/Lora/network.py`, `NetworkOnDisk.__init__`/`set_hash`/`read_hash`, and
+    `modules/hashes.py`) takes the first 12 hex digits of:
+    - the `sshs_model_hash` metadata entry, when a `.safetensors` file has one (kohya sd-scripts writes it);
+    - else, for `.safetensors`, the "addnet" hash: sha256 of the bytes after the header (8-byte length
+      plus JSON), i.e. of the tensor data only, so editing the metadata does not change it;
+    - else (other files) the sha256 of the whole file.
+
+    Args:
+        path (`str` or `os.PathLike`): the LoRA file.
+
+    Returns:
+        12 lower-case hex digits.
+    """
+    path = pathlib.Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return file_sha256(path)[:12]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        try:        # a length past the end gives None, and None.get an AttributeError
+            header = json.loads(f.read(n)) if n <= path.stat().st_size - 8 else None
+            recorded = str((header.get("__metadata__") or {}).get("sshs_model_hash", ""))
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"{path.name} is not a safetensors file (its header is unreadable)") from e
+        if _HEX12.match(recorded):
+            return recorded[:12].lower()
+        while chunk := f.read(_CHUNK):     # f is at the first tensor byte
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ExtraFile:
+    """A LoRA or embedding file found by `scan_folder`."""
+
+    name: str        # file stem, the name used in the prompt
+    path: str
+    kind: str        # "lora" or "embedding"
+    sha256: str      # of the whole file; A1111's `TI hashes` shorthash is its first 12 digits
+
+
+def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
+    """The `*.safetensors` files directly in `folder`, by file stem (the name a prompt uses).
+
+    Args:
+        folder (`str` or `os.PathLike`): the folder; a missing one gives `{}`. Subfolders and hidden
+            files are not searched.
+        kind (`str`): `"lora"` or `"embedding"`, recorded on each `ExtraFile`.
+
+    Returns:
+        `{stem: ExtraFile}`. Files of any other type (notably `.pt`, `.ckpt`, `.bin` pickles) are
+        ignored without being opened. Hashes are kept per (path, size, mtime), so rescanning is cheap.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return {}
+    found: dict[str, ExtraFile] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() != ".safetensors" or not p.is_file():
+            continue
+        if p.stem in found:
+            logger.warning("%s: ignored, %s has the same name", p, found[p.stem].path)
+            continue
+        st = p.stat()
+        found[p.stem] = ExtraFile(p.stem, str(p), kind, _cached_sha256(str(p), st.st_size, st.st_mtime_ns))
+    return found
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def _read(path: str | os.PathLike, what: str) -> dict:
+    name = pathlib.Path(path).name
+    if pathlib.Path(path).suffix.lower() != ".safetensors":
+        raise ValueError(f"{name}: only .safetensors {what} files are loaded (pickled .pt/.ckpt are not)")
+    try:
+        return load_file(os.fspath(path))
+    except Exception as e:  # safetensors raises its own error type for malformed files
+        raise ValueError(f"{name} could not be read as a safetensors file ({e})") from e
+
+
+@contextlib.contextmanager
+def applied_loras(pipe, loras: list[tuple[str, float]]):
+    """Apply LoRA files to `pipe` for the body of the `with`, then remove them.
+
+    Args:
+        pipe: a diffusers pipeline with `load_lora_weights` (SD1.5, SDXL).
+        loras (`list[tuple[str, float]]`): `(path, weight)` pairs, kohya or diffusers format. Weight 0
+            gives exactly the base output; negative weights are allowed, as in A1111.
+
+    Yields:
+        `pipe`, with each file loaded as its own adapter and the adapters mixed at their weights.
+
+    Raises:
+        ValueError: a file is not a `.safetensors` LoRA that fits this pipeline; the message names it.
+
+    On leaving, even by an exception, `pipe.unload_lora_weights()` removes every adapter; the
+    pipeline then gives the same bytes as before. An empty list does nothing.
+    """
+    if not loras:
+        yield pipe
+        return
+    names = [f"atelier_lora_{i}" for i in range(len(loras))]
+    try:
+        for name, (path, _) in zip(names, loras):
+            state = _read(path, "LoRA")
+            try:
+                pipe.load_lora_weights(state, adapter_name=name)
+            except Exception as e:
+                raise ValueError(f"{pathlib.Path(path).name} is not a LoRA this model can load: "
+                                 f"{_first_line(e)}") from e
+        pipe.set_adapters(names, adapter_weights=[float(w) for _, w in loras])
+        logger.debug("applied LoRAs %s", [(os.fspath(p), w) for p, w in loras])
+        yield pipe
+    finally:
+        pipe.unload_lora_weights()
+
+
+@contextlib.contextmanager
+def applied_embeddings(pipe, embeddings: list[tuple[str, str]]):
+    """Add textual-inversion embeddings to `pipe` for the body of the `with`, then remove them.
+
+    Args:
+        pipe: a diffusers pipeline with `load_textual_inversion` and a single tokenizer (SD1.5).
+        embeddings (`list[tuple[str, str]]`): `(path, token)` pairs; A1111 (`emb_params`) or diffusers
+            (one `{token: vector}`) safetensors files. The token is the word the prompt uses (A1111 uses
+            the file stem); an embedding of n vectors adds `token`, `token_1`, ... `token_{n-1}`.
+
+    Yields `pipe`. Raises ValueError, naming the file, for a file that is not a loadable embedding
+    for this text encoder or a token that is already a word of the tokenizer.
+
+    On leaving, even by an exception, `pipe.unload_textual_inversion()` removes every added token.
+    """
+    if not embeddings:
+        yield pipe
+        return
+    try:
+        for path, token in embeddings:
+            state = _read(path, "embedding")
+            if "emb_params" not in state and len(state) != 1:   # A1111 or diffusers layout
+                raise ValueError(f"{pathlib.Path(path).name} is not a textual-inversion embedding: expected an "
+                                 f"'emb_params' tensor or a single {{token: vector}}, found {len(state)} tensors")
+            try:
+                pipe.load_textual_inversion(state, token=token)
+            except Exception as e:
+                raise ValueError(f"{pathlib.Path(path).name} is not an embedding this model can load: "
+                                 f"{_first_line(e)}") from e
+        yield pipe
+    finally:
+        pipe.unload_textual_inversion()

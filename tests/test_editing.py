@@ -1,0 +1,218 @@
+"""Editing through the real stack: uploads, img2img, inpaint, outpaint, upscale and chains of them,
+with lineage from every output back to every input."""
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from pipelines import InvalidRequest
+from pipelines.errors import AtelierError
+from pipelines.spec import Img2Img, Inpaint, Link, LoadImage, LoadMask, Node, Outpaint, Txt2Img, Upscale, WorkflowSpec
+from storage.artifacts import lineage_of
+from storage.models import Artifact, User
+
+
+def png(image: PIL.Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def gradient(width=64, height=64) -> PIL.Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.uint8)[None, :].repeat(height, 0)
+    y = np.linspace(255, 0, height, dtype=np.uint8)[:, None].repeat(width, 1)
+    return PIL.Image.fromarray(np.stack([x, y, (x // 2 + y // 2)], -1), "RGB")
+
+
+def square_mask(size=(64, 64), box=(20, 20, 44, 44)) -> PIL.Image.Image:
+    mask = PIL.Image.new("L", size, 0)
+    mask.paste(255, box)
+    return mask
+
+
+def pixels(atelier, artifact_id) -> np.ndarray:
+    artifact = Artifact.get_by_id(artifact_id)
+    return np.asarray(PIL.Image.open(io.BytesIO(atelier.service.blobs.get(artifact.blob_key))).convert("RGB")).astype(int)
+
+
+def run(atelier, owner, *nodes):
+    service = atelier.service
+    job = service.submit(owner, WorkflowSpec(nodes=tuple(nodes)))
+    job = service.wait(owner, job.id, timeout=90)
+    assert job.status == "succeeded", job.error
+    return job
+
+
+def load(node_id, artifact_id, mask=False):
+    return Node(node_id, LoadMask(artifact_id=artifact_id) if mask else LoadImage(artifact_id=artifact_id))
+
+
+def edge(node, output="image"):
+    return Link(node, output)
+
+
+@pytest.fixture(scope="module")
+def source(atelier, owner):
+    return atelier.service.upload(owner, png(gradient()))
+
+
+@pytest.fixture(scope="module")
+def mask(atelier, owner):
+    return atelier.service.upload(owner, png(square_mask()))
+
+
+def test_uploads_are_artifacts_of_kind_upload(atelier, owner, source):
+    assert (source.kind, source.mime, source.width, source.height) == ("upload", "image/png", 64, 64)
+    assert atelier.service.upload(owner, png(gradient())).id == source.id      # same bytes, same artifact
+
+
+def test_img2img_at_strength_0_returns_the_input(atelier, owner, source):
+    job = run(atelier, owner, load("src", source.id),
+              Node("1", Img2Img(prompt="a fox", strength=0.0), (("image", edge("src")),)))
+    assert np.array_equal(pixels(atelier, job.artifact_ids[0]), np.asarray(gradient()).astype(int))
+    parents, _ = lineage_of(Artifact.get_by_id(job.artifact_ids[0]))
+    assert parents == [{"artifact_id": source.id, "relation": "source"}]
+
+
+def test_img2img_changes_the_image_reproducibly(atelier, owner, source):
+    nodes = (load("src", source.id),
+             Node("1", Img2Img(prompt="a fox", strength=0.7, seed=3, batch_size=2), (("image", edge("src")),)))
+    first, second = run(atelier, owner, *nodes), run(atelier, owner, *nodes)
+    assert first.artifact_ids == second.artifact_ids and len(first.artifact_ids) == 2
+    assert np.abs(pixels(atelier, first.artifact_ids[0]) - np.asarray(gradient()).astype(int)).max() > 20
+    outcome = atelier.service.replay_outcome(owner, atelier.service.wait(
+        owner, atelier.service.replay(owner, first.artifact_ids[1]).id, timeout=60))
+    assert outcome["identical"] is True
+
+
+@pytest.mark.parametrize("model", ["demo-sd15", "demo-sd15-inpaint"])
+def test_inpaint_leaves_unmasked_pixels_alone(atelier, owner, source, mask, model):
+    job = run(atelier, owner, load("src", source.id), load("m", mask.id, mask=True),
+              Node("1", Inpaint(prompt="a red ball", model=model, strength=1.0, mask_blur=0, seed=5),
+                   (("image", edge("src")), ("mask", edge("m", "mask")))))
+    result, original = pixels(atelier, job.artifact_ids[0]), np.asarray(gradient()).astype(int)
+    inside = np.asarray(square_mask()) > 0
+    assert np.array_equal(result[~inside], original[~inside])
+    assert np.abs(result[inside] - original[inside]).max() > 20
+    parents, _ = lineage_of(Artifact.get_by_id(job.artifact_ids[0]))
+    assert sorted((p["relation"], p["artifact_id"]) for p in parents) == [("mask", mask.id), ("source", source.id)]
+
+
+def test_inpaint_feather_stays_near_the_mask(atelier, owner, source, mask):
+    job = run(atelier, owner, load("src", source.id), load("m", mask.id, mask=True),
+              Node("1", Inpaint(prompt="x", strength=1.0, mask_blur=2, masked_content="noise", seed=1),
+                   (("image", edge("src")), ("mask", edge("m", "mask")))))
+    result, original = pixels(atelier, job.artifact_ids[0]), np.asarray(gradient()).astype(int)
+    far = np.ones((64, 64), bool)
+    far[20 - 12:44 + 12, 20 - 12:44 + 12] = False          # 6 standard deviations around the mask
+    assert np.array_equal(result[far], original[far])
+
+
+def test_inpaint_only_masked_at_full_resolution(atelier, owner, mask):
+    big = atelier.service.upload(owner, png(gradient(128, 96)))
+    small_mask = atelier.service.upload(owner, png(square_mask((128, 96), (90, 60, 110, 80))))
+    job = run(atelier, owner, load("src", big.id), load("m", small_mask.id, mask=True),
+              Node("1", Inpaint(prompt="x", strength=1.0, mask_blur=0, full_res=True, full_res_padding=8,
+                                masked_content="fill", seed=2),
+                   (("image", edge("src")), ("mask", edge("m", "mask")))))
+    result = pixels(atelier, job.artifact_ids[0])
+    assert result.shape == (96, 128, 3)
+    inside = np.asarray(square_mask((128, 96), (90, 60, 110, 80))) > 0
+    assert np.array_equal(result[~inside], np.asarray(gradient(128, 96)).astype(int)[~inside])
+
+
+def test_a_mask_of_another_size_is_resized_with_a_note(atelier, owner, source):
+    other = atelier.service.upload(owner, png(square_mask((32, 32), (10, 10, 22, 22))))
+    job = run(atelier, owner, load("src", source.id), load("m", other.id, mask=True),
+              Node("1", Inpaint(prompt="x", mask_blur=0), (("image", edge("src")), ("mask", edge("m", "mask")))))
+    assert json.loads(job.plan)["notes"] == ["The mask (32x32) was resized to the image (64x64)."]
+
+
+def test_an_all_black_mask_is_refused_before_anything_runs(atelier, owner, source):
+    black = atelier.service.upload(owner, png(PIL.Image.new("L", (64, 64), 0)))
+    jobs_before = atelier.service.recent(owner, limit=1000)
+    with pytest.raises(InvalidRequest, match="The mask is all black"):
+        atelier.service.submit(owner, WorkflowSpec(nodes=(
+            load("src", source.id), load("m", black.id, mask=True),
+            Node("1", Inpaint(prompt="x"), (("image", edge("src")), ("mask", edge("m", "mask")))))))
+    assert len(atelier.service.recent(owner, limit=1000)) == len(jobs_before)
+
+
+def test_outpaint_extends_the_canvas_and_keeps_the_old_area(atelier, owner, source):
+    job = run(atelier, owner, load("src", source.id),
+              Node("1", Outpaint(prompt="more sky", left=16, top=13, feather=0, seed=4), (("image", edge("src")),)))
+    result = pixels(atelier, job.artifact_ids[0])
+    assert result.shape == (80, 80, 3)                     # 64+13 = 77 rounds up to 80, the 3 go on top
+    assert np.array_equal(result[16:, 16:], np.asarray(gradient()).astype(int))
+    assert np.abs(result[:16, :16] - result[16, 16]).max() > 0   # the new corner was painted, not copied
+
+
+def test_upscale_with_lanczos_records_upscale_of(atelier, owner, source):
+    job = run(atelier, owner, load("src", source.id), Node("1", Upscale(scale=2.5), (("image", edge("src")),)))
+    artifact = Artifact.get_by_id(job.artifact_ids[0])
+    assert (artifact.width, artifact.height) == (160, 160)
+    assert lineage_of(artifact)[0] == [{"artifact_id": source.id, "relation": "upscale_of"}]
+
+
+def test_hires_fix_chain_records_the_whole_lineage(atelier, owner):
+    job = run(atelier, owner,
+              Node("gen", Txt2Img(prompt="a castle", seed=8, batch_size=2)),
+              Node("up", Upscale(scale=2.0), (("image", edge("gen", "images")),)),
+              Node("fix", Img2Img(prompt="a castle", strength=0.4, seed=8), (("image", edge("up", "images")),)))
+    assert len(job.artifact_ids) == 6                      # 2 generated, 2 upscaled, 2 refined
+    generated, upscaled, refined = job.artifact_ids[:2], job.artifact_ids[2:4], job.artifact_ids[4:]
+    assert Artifact.get_by_id(refined[1]).width == 128
+    assert lineage_of(Artifact.get_by_id(refined[1]))[0] == [{"artifact_id": upscaled[1], "relation": "source"}]
+    assert lineage_of(Artifact.get_by_id(upscaled[1]))[0] == [{"artifact_id": generated[1], "relation": "upscale_of"}]
+    assert lineage_of(Artifact.get_by_id(generated[0]))[1] == [{"artifact_id": upscaled[0], "relation": "upscale_of"}]
+
+
+def test_graph_errors_name_the_node_and_the_fix(atelier, owner, source):
+    service = atelier.service
+    with pytest.raises(InvalidRequest, match="needs an input 'image'"):
+        service.submit(owner, WorkflowSpec(nodes=(Node("1", Img2Img(prompt="x")),)))
+    with pytest.raises(InvalidRequest, match="takes MASK; src.image is IMAGE"):
+        service.submit(owner, WorkflowSpec(nodes=(load("src", source.id), Node("1", Inpaint(prompt="x"), (
+            ("image", edge("src")), ("mask", edge("src")))))))
+    with pytest.raises(InvalidRequest, match="cycle"):
+        service.submit(owner, WorkflowSpec(nodes=(Node("a", Upscale(), (("image", edge("b", "images")),)),
+                                                  Node("b", Upscale(), (("image", edge("a", "images")),)))))
+    with pytest.raises(InvalidRequest, match="nothing_to_extend|extend at least one side"):
+        service.submit(owner, WorkflowSpec(nodes=(load("src", source.id),
+                                                  Node("1", Outpaint(), (("image", edge("src")),)))))
+
+
+def test_someone_elses_image_is_not_found(atelier, owner, source):
+    stranger = User.create(email="stranger@test")
+    with pytest.raises(InvalidRequest, match="No image"):
+        atelier.service.submit(stranger, WorkflowSpec(nodes=(load("src", source.id), Node(
+            "1", Img2Img(prompt="x"), (("image", edge("src")),)))))
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height but whose data is tiny."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + \
+        chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "is empty"),
+    (b"GIF89a not really", "not an image"),
+    (b"%PDF-1.7 a document", "not an image"),
+    (bomb_png(30000, 30000), "decompression bomb"),
+    (bomb_png(5000, 5000), "the limit is"),
+    (png(PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))[:6000],
+     "damaged or truncated"),
+])
+def test_bad_uploads_are_refused_and_nothing_is_stored(atelier, owner, data, words):
+    before = Artifact.select().count()
+    with pytest.raises(AtelierError, match=words):
+        atelier.service.upload(owner, data)
+    assert Artifact.select().count() == before

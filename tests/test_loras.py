@@ -1,0 +1,196 @@
+"""LoRA tags in prompts, LoRA/embedding files and their A1111 hashes, and applying them to the tiny
+SD1.5 pipeline for one job with an exact return to the base output afterwards."""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")          # before anything imports huggingface_hub
+
+import copy
+import hashlib
+import re
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from diffusers.utils import convert_state_dict_to_kohya
+from peft import LoraConfig, get_peft_model_state_dict
+from safetensors.torch import save_file
+
+from pipelines.demo_model import build_sd15
+from pipelines.loras import (
+    applied_embeddings,
+    applied_loras,
+    lora_shorthash,
+    scan_folder,
+)
+from pipelines.prompt_syntax import LoraUse, extract_loras
+
+PROMPT = "a photo of a cat"
+# peft warns on every second adapter; harmless (diffusers_offline.md section 6).
+pytestmark = pytest.mark.filterwarnings("ignore:Already found a `peft_config` attribute")
+
+
+@pytest.mark.parametrize("prompt, text, loras", [
+    ("a cat, <lora:x:0.5>", "a cat", (LoraUse("x", 0.5),)),
+    ("<lora:x>, a cat", "a cat", (LoraUse("x", 1.0),)),
+    ("a <lora:x:-1> cat", "a cat", (LoraUse("x", -1.0),)),
+    ("a cat, <lora:x:.8>, <lora:my style:1.2:0.5>, a dog", "a cat, a dog",
+     (LoraUse("x", 0.8), LoraUse("my style", 1.2))),
+    ("a cat,<lora:x:0.7:0.3:2>,a dog", "a cat, a dog", (LoraUse("x", 0.7),)),
+    ("a cat, <hypernet:h:1>  (red:1.2)", "a cat, <hypernet:h:1>  (red:1.2)", ()),
+])
+def test_extract_loras(prompt, text, loras):
+    assert extract_loras(prompt) == (text, loras)
+
+
+@pytest.mark.parametrize("prompt, message", [
+    ("a <lora:x:abc>", r"<lora:x:abc>.*not a number.*0\.8"),
+    ("a <lora:x:nan>", r"<lora:x:nan>.*not a number"),
+    ("a <lora::1>", r"<lora::1> names no LoRA"),
+    ("<lora:x:0.5>, <lora:x:0.3>", r"^LoRA 'x' appears twice in the prompt; use it once$"),
+])
+def test_extract_loras_errors(prompt, message):
+    with pytest.raises(ValueError, match=message):
+        extract_loras(prompt)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    # One thread: on a busy 2-core machine two threads spin against other processes (3x slower);
+    # the images are the same either way (diffusers_offline.md section 2).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield build_sd15()
+    torch.set_num_threads(threads)
+
+
+def _random_lora(module, targets, seed):
+    """A peft state dict of a rank-4 LoRA with random A and B (peft's default B=0 is a no-op)."""
+    module = copy.deepcopy(module)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=targets))
+    return get_peft_model_state_dict(module)
+
+
+@pytest.fixture(scope="module")
+def files(pipe, tmp_path_factory):
+    d = tmp_path_factory.mktemp("extras")
+    unet_targets = ["to_q", "to_k", "to_v", "to_out.0"]
+    a = _random_lora(pipe.unet, unet_targets, seed=1)
+    StableDiffusionPipeline.save_lora_weights(d, unet_lora_layers=a, weight_name="style_a.safetensors")
+    kohya = convert_state_dict_to_kohya({"unet." + k: v for k, v in a.items()})
+    save_file({k: v.contiguous() for k, v in kohya.items()}, d / "style_a_kohya.safetensors")
+    StableDiffusionPipeline.save_lora_weights(         # UNet and text encoder
+        d, unet_lora_layers=_random_lora(pipe.unet, unet_targets, seed=2),
+        text_encoder_lora_layers=_random_lora(pipe.text_encoder, ["q_proj", "k_proj", "v_proj"], seed=3),
+        weight_name="style_b.safetensors")
+    save_file({"foo.weight": torch.randn(3, 4)}, d / "not_a_lora.safetensors")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(4)
+        save_file({"emb_params": torch.randn(2, pipe.text_encoder.config.hidden_size)}, d / "tinyemb.safetensors")
+    (d / "pickled.ckpt").write_bytes(b"\x80\x04not opened")
+    return {p.stem: str(p) for p in d.iterdir()}
+
+
+def render(pipe, prompt=PROMPT, seed=7):
+    out = pipe(prompt, height=64, width=64, num_inference_steps=2, guidance_scale=7.0,
+               generator=torch.Generator("cpu").manual_seed(seed))
+    return np.asarray(out.images[0])
+
+
+@pytest.fixture(scope="module")
+def base(pipe):
+    return render(pipe)
+
+
+def test_scan_folder_lists_safetensors_only(files, tmp_path):
+    folder = os.path.dirname(files["style_a"])
+    found = scan_folder(folder, "lora")
+    assert sorted(found) == ["not_a_lora", "style_a", "style_a_kohya", "style_b", "tinyemb"]
+    assert found["style_a"].path == files["style_a"] and found["style_a"].kind == "lora"
+    with open(files["style_a"], "rb") as f:
+        assert found["style_a"].sha256 == hashlib.sha256(f.read()).hexdigest()
+    assert scan_folder(tmp_path / "missing", "embedding") == {}
+    with pytest.raises(ValueError, match="kind"):
+        scan_folder(folder, "hypernet")
+
+
+def test_lora_shorthash_is_a1111_addnet_hash(files, tmp_path):
+    path = files["style_a"]
+    h = lora_shorthash(path)
+    assert re.fullmatch(r"[0-9a-f]{12}", h)
+    with open(path, "rb") as f:                        # sha256 of the bytes after the header
+        n = int.from_bytes(f.read(8), "little")
+        f.seek(8 + n)
+        assert h == hashlib.sha256(f.read()).hexdigest()[:12]
+    tensors = {"x.lora_down.weight": torch.ones(2, 2)}
+    save_file(tensors, tmp_path / "one.safetensors", metadata={"note": "first"})
+    save_file(tensors, tmp_path / "two.safetensors", metadata={"note": "second, longer"})
+    save_file({"x.lora_down.weight": torch.zeros(2, 2)}, tmp_path / "three.safetensors")
+    save_file(tensors, tmp_path / "four.safetensors", metadata={"sshs_model_hash": "ABCDEF0123456789" * 4})
+    assert lora_shorthash(tmp_path / "one.safetensors") == lora_shorthash(tmp_path / "two.safetensors")
+    assert lora_shorthash(tmp_path / "one.safetensors") != lora_shorthash(tmp_path / "three.safetensors")
+    assert lora_shorthash(tmp_path / "four.safetensors") == "abcdef012345"
+    assert lora_shorthash(path) != lora_shorthash(files["style_b"])
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 40)
+    with pytest.raises(ValueError, match="junk.safetensors is not a safetensors file"):
+        lora_shorthash(tmp_path / "junk.safetensors")
+
+
+def test_lora_weights_and_exact_unload(pipe, files, base):
+    with applied_loras(pipe, [(files["style_a"], 1.0)]):
+        full = render(pipe)
+        assert np.array_equal(render(pipe), full)         # deterministic with the LoRA in
+    assert not np.array_equal(full, base)
+    with applied_loras(pipe, [(files["style_a"], 0.0)]):
+        assert np.array_equal(render(pipe), base)
+    with applied_loras(pipe, [(files["style_a_kohya"], 1.0)]):
+        assert np.array_equal(render(pipe), full)         # kohya and diffusers formats agree
+    assert not pipe.get_list_adapters()
+    assert np.array_equal(render(pipe), base)
+    with applied_loras(pipe, []):
+        assert np.array_equal(render(pipe), base)
+
+
+def test_two_loras_at_once(pipe, files, base):
+    with applied_loras(pipe, [(files["style_b"], 1.0)]):
+        only_b = render(pipe)
+    with applied_loras(pipe, [(files["style_a"], 0.7), (files["style_b"], 0.5)]):
+        assert set(pipe.get_active_adapters()) == {"atelier_lora_0", "atelier_lora_1"}
+        mixed = render(pipe)
+    assert not np.array_equal(mixed, base) and not np.array_equal(mixed, only_b)
+    assert not np.array_equal(only_b, base)
+    assert np.array_equal(render(pipe), base)             # the text-encoder LoRA went too
+
+
+def test_unloads_when_the_body_raises(pipe, files, base):
+    with pytest.raises(RuntimeError, match="job failed"), applied_loras(pipe, [(files["style_a"], 1.0)]):
+        raise RuntimeError("job failed")
+    assert not pipe.get_list_adapters()
+    assert np.array_equal(render(pipe), base)
+
+
+def test_not_a_lora_names_the_file(pipe, files, base):
+    bad = [(files["style_a"], 1.0), (files["not_a_lora"], 1.0)]
+    with pytest.raises(ValueError, match="not_a_lora.safetensors is not a LoRA"), applied_loras(pipe, bad):
+        pytest.fail("the body must not run")
+    with pytest.raises(ValueError, match=r"pickled.ckpt: only \.safetensors"), \
+            applied_loras(pipe, [(files["pickled"], 1.0)]):
+        pytest.fail("the body must not run")
+    assert np.array_equal(render(pipe), base)             # style_a, loaded first, was removed
+
+
+def test_embedding_by_its_token(pipe, files):
+    prompt = "a photo of tinyemb"
+    before, n_tokens = render(pipe, prompt), len(pipe.tokenizer)
+    with applied_embeddings(pipe, [(files["tinyemb"], "tinyemb")]):
+        assert len(pipe.tokenizer) == n_tokens + 2        # tinyemb, tinyemb_1
+        with_embedding = render(pipe, prompt)
+    assert not np.array_equal(with_embedding, before)
+    assert len(pipe.tokenizer) == n_tokens
+    assert np.array_equal(render(pipe, prompt), before)
+    with pytest.raises(ValueError, match="style_a.safetensors is not a textual-inversion embedding"), \
+            applied_embeddings(pipe, [(files["style_a"], "style")]):
+        pytest.fail("the body must not run")
+    assert len(pipe.tokenizer) == n_tokens
