@@ -1,6 +1,7 @@
 """End to end: the app served on 127.0.0.1, driven by gradio_client like any script would."""
 import hashlib
 import json
+import pathlib
 
 import pytest
 from gradio_client.exceptions import AppError
@@ -116,3 +117,66 @@ def test_health_route(atelier):
     import urllib.request
     with urllib.request.urlopen(atelier.url + "healthz") as response:
         assert json.load(response) == {"ok": True}
+
+
+def write_png(path, image):
+    image.save(path, format="PNG")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory):
+    import numpy as np
+    folder = tmp_path_factory.mktemp("inputs")
+    x = np.linspace(0, 255, 64, dtype=np.uint8)[None, :].repeat(64, 0)
+    image = Image.fromarray(np.stack([x, x.T, 255 - x], -1), "RGB")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    return {"image": write_png(folder / "in.png", image), "mask": write_png(folder / "mask.png", mask),
+            "text": str(folder / "notes.txt")}
+
+
+def test_img2img_endpoint(client, picture):
+    from gradio_client import handle_file
+    files, info = client.predict(image=handle_file(picture["image"]), prompt="a fox", strength=0.0,
+                                 api_name="/img2img")
+    assert list(Image.open(files[0]["image"]).getdata()) == list(Image.open(picture["image"]).getdata())
+    _, details = client.predict(artifact_id=info["artifact_ids"][0], api_name="/artifact_info")
+    assert [p["relation"] for p in details["parents"]] == ["source"]
+    upload = details["parents"][0]["artifact_id"]
+    assert upload == sha256(picture["image"])                 # the upload is stored byte for byte
+    _, upload_info = client.predict(artifact_id=upload, api_name="/artifact_info")
+    assert upload_info["kind"] == "upload" and upload_info["children"][0]["relation"] == "source"
+
+
+def test_inpaint_endpoint(client, picture):
+    from gradio_client import handle_file
+    files, info = client.predict(image=handle_file(picture["image"]), mask=handle_file(picture["mask"]),
+                                 prompt="a red ball", strength=1.0, mask_blur=0, seed=3, api_name="/inpaint")
+    import numpy as np
+    result = np.asarray(Image.open(files[0]["image"]).convert("RGB"))
+    original = np.asarray(Image.open(picture["image"]).convert("RGB"))
+    outside = np.asarray(Image.open(picture["mask"])) == 0
+    assert np.array_equal(result[outside], original[outside])
+    _, details = client.predict(artifact_id=info["artifact_ids"][0], api_name="/artifact_info")
+    assert sorted(p["relation"] for p in details["parents"]) == ["mask", "source"]
+    params = parse_infotext(Image.open(files[0]["image"]).text["parameters"])
+    assert (params["Denoising strength"], params["Mask blur"]) == ("1", "0")
+
+
+def test_outpaint_and_upscale_endpoints(client, picture):
+    from gradio_client import handle_file
+    files, _ = client.predict(image=handle_file(picture["image"]), left=32, bottom=8, prompt="more",
+                              api_name="/outpaint")
+    assert Image.open(files[0]["image"]).size == (96, 72)
+    files, info = client.predict(image=handle_file(picture["image"]), scale=3, api_name="/upscale")
+    assert Image.open(files[0]["image"]).size == (192, 192)
+    _, details = client.predict(artifact_id=info["artifact_ids"][0], api_name="/artifact_info")
+    assert [p["relation"] for p in details["parents"]] == ["upscale_of"]
+
+
+def test_a_file_that_is_not_an_image_is_refused(client, picture):
+    from gradio_client import handle_file
+    pathlib.Path(picture["text"]).write_text("hello, not a picture")
+    with pytest.raises(AppError, match="not an image Atelier can read"):
+        client.predict(image=handle_file(picture["text"]), api_name="/img2img")

@@ -1,15 +1,32 @@
-"""The named API endpoints for `gradio_client`, on hidden components so every parameter has a
-default (None or "" = the model's default), whatever the visible tabs show.
+"""The named API endpoints for `gradio_client`.
+
+Each endpoint is a plain typed function; `expose` gives it hidden input components built from its
+signature, so every parameter's API default is the function's own default (None or "" = the model's
+default), whatever the visible tabs show. Image inputs are files, stored byte for byte as uploads.
 
 Each generation endpoint returns (files, info): the stored files byte for byte and a dict with
 job_id, artifact_ids, seeds, plan_hash and credits.
 """
 from __future__ import annotations
 
+import inspect
+import pathlib
+import typing
+
 import gradio as gr
 
-from pipelines.spec import WorkflowSpec
-from ui.common import UIContext, replay_and_wait, txt2img_spec, user_errors, wait_for_result
+from pipelines.spec import Img2Img, Inpaint, Outpaint, Upscale, WorkflowSpec
+from ui.common import (UIContext, editing_spec, replay_and_wait, sampling, txt2img_spec, user_errors,
+                       wait_for_result)
+
+ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
+SKIPPED = {"request", "progress"}
+
+
+def read_file(path: str | None, name: str) -> bytes:
+    if not path:
+        raise gr.Error(f"No {name} was given; pass one with handle_file(path).")
+    return pathlib.Path(path).read_bytes()
 
 
 def build(ctx: UIContext) -> None:
@@ -25,6 +42,58 @@ def build(ctx: UIContext) -> None:
         user = ctx.current_user(request)
         spec = txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule,
                             seed, batch_size, style)
+        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+
+    @user_errors
+    def img2img(image: ImageFile, prompt: str = "", strength: float = 0.75, negative_prompt: str = "",
+                model: str = "", width: int | None = None, height: int | None = None, steps: int | None = None,
+                cfg_scale: float | None = None, sampler: str = "", schedule: str = "", seed: int = -1,
+                batch_size: int = 1, style: str = "", request: gr.Request = None, progress=gr.Progress()):
+        """Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source."""
+        user = ctx.current_user(request)
+        params = Img2Img(strength=strength, width=_whole(width), height=_whole(height),
+                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
+                                    batch_size, style))
+        spec = editing_spec(service, user, params, read_file(image, "image"))
+        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+
+    @user_errors
+    def inpaint(image: ImageFile, mask: ImageFile, prompt: str = "", strength: float = 0.75, mask_blur: int = 4,
+                invert_mask: bool = False, full_res: bool = False, full_res_padding: int = 32,
+                masked_content: str = "original", negative_prompt: str = "", model: str = "",
+                steps: int | None = None, cfg_scale: float | None = None, sampler: str = "", schedule: str = "",
+                seed: int = -1, batch_size: int = 1, style: str = "", request: gr.Request = None,
+                progress=gr.Progress()):
+        """Repaint where the mask (a black-and-white image) is white. Lineage: source, mask."""
+        user = ctx.current_user(request)
+        params = Inpaint(strength=strength, mask_blur=_whole(mask_blur), invert_mask=invert_mask, full_res=full_res,
+                         full_res_padding=_whole(full_res_padding), masked_content=masked_content,
+                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
+                                    batch_size, style))
+        spec = editing_spec(service, user, params, read_file(image, "image"), read_file(mask, "mask"))
+        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+
+    @user_errors
+    def outpaint(image: ImageFile, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0, prompt: str = "",
+                 feather: int = 16, strength: float = 1.0, masked_content: str = "fill", negative_prompt: str = "",
+                 model: str = "", steps: int | None = None, cfg_scale: float | None = None, sampler: str = "",
+                 schedule: str = "", seed: int = -1, batch_size: int = 1, style: str = "",
+                 request: gr.Request = None, progress=gr.Progress()):
+        """Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source."""
+        user = ctx.current_user(request)
+        params = Outpaint(left=_whole(left), right=_whole(right), top=_whole(top), bottom=_whole(bottom),
+                          feather=_whole(feather), strength=strength, masked_content=masked_content,
+                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
+                                     batch_size, style))
+        spec = editing_spec(service, user, params, read_file(image, "image"))
+        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+
+    @user_errors
+    def upscale(image: ImageFile, scale: float = 2.0, upscaler: str = "lanczos", request: gr.Request = None,
+                progress=gr.Progress()):
+        """Enlarge an image by `scale`. Lineage: upscale_of."""
+        user = ctx.current_user(request)
+        spec = editing_spec(service, user, Upscale(scale=scale, upscaler=upscaler), read_file(image, "image"))
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
@@ -61,29 +130,36 @@ def build(ctx: UIContext) -> None:
         return replay_and_wait(service, ctx.current_user(request), artifact_id, progress)
 
     with gr.Column(visible=False):
-        # Hidden inputs: their initial values are the API defaults.
-        t_prompt, t_negative = gr.Textbox(value=""), gr.Textbox(value="")
-        t_model = gr.Textbox(value="")
-        t_width, t_height, t_steps = gr.Number(value=None), gr.Number(value=None), gr.Number(value=None)
-        t_cfg = gr.Number(value=None)
-        t_sampler, t_schedule = gr.Textbox(value=""), gr.Textbox(value="")
-        t_seed, t_batch = gr.Number(value=-1, precision=0), gr.Number(value=1, precision=0)
-        t_style = gr.Textbox(value="")
-        text = gr.Textbox(value="")
         files = gr.Gallery(label="files", format="png")
         file = gr.File(label="file")
         info = gr.JSON(label="info")
-        # Never clicked: it only gives the API events a trigger (gr.on without one runs on load).
-        never = gr.Button()
+        never = gr.Button()      # never clicked: it only gives the API events a trigger
 
-    def endpoint(fn, inputs, outputs):
-        never.click(fn, inputs, outputs, api_name=fn.__name__, show_progress="hidden", concurrency_limit=None)
+        def expose(fn, outputs):
+            inputs = [_hidden_input(parameter) for parameter in inspect.signature(fn).parameters.values()
+                      if parameter.name not in SKIPPED]
+            never.click(fn, inputs, outputs, api_name=fn.__name__, show_progress="hidden", concurrency_limit=None)
 
-    endpoint(txt2img, [t_prompt, t_negative, t_model, t_width, t_height, t_steps, t_cfg, t_sampler, t_schedule,
-                       t_seed, t_batch, t_style], [files, info])
-    endpoint(submit, [text], [info])
-    endpoint(job_status, [text], [info])
-    endpoint(cancel_job, [text], [info])
-    endpoint(jobs, [], [info])
-    endpoint(artifact_info, [text], [file, info])
-    endpoint(replay, [text], [file, info])
+        for generate in (txt2img, img2img, inpaint, outpaint, upscale):
+            expose(generate, [files, info])
+        for query in (submit, job_status, cancel_job, jobs):
+            expose(query, [info])
+        expose(artifact_info, [file, info])
+        expose(replay, [file, info])
+
+
+def _hidden_input(parameter: inspect.Parameter):
+    """A hidden component whose initial value is the parameter's default (so the API's default)."""
+    default = None if parameter.default is inspect.Parameter.empty else parameter.default
+    annotation = parameter.annotation
+    if annotation in ("ImageFile", ImageFile):
+        return gr.File(label=parameter.name)
+    if annotation == "bool":
+        return gr.Checkbox(value=default, label=parameter.name)
+    if annotation.startswith(("int", "float")):
+        return gr.Number(value=default, label=parameter.name, precision=None)
+    return gr.Textbox(value=default if default is not None else "", label=parameter.name)
+
+
+def _whole(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -12,7 +12,7 @@ import gradio as gr
 
 from configs import ModelEntry, Style
 from pipelines.errors import AtelierError
-from pipelines.spec import Txt2Img, WorkflowSpec
+from pipelines.spec import Link, LoadImage, LoadMask, Node, Txt2Img, WorkflowSpec
 from queueing.service import JobService, progress_of
 from storage.models import Job, User
 
@@ -80,17 +80,36 @@ def user_errors(fn):
     return wrapper
 
 
+def _whole(value):
+    """Gradio numbers arrive as floats; whole ones become ints, anything else goes on to the compiler."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed, batch_size, style) -> dict:
+    """The shared diffusion parameters from form or API values; None and "" mean "the model's default"."""
+    return {"prompt": prompt if prompt is not None else "", "negative_prompt": negative_prompt or "",
+            "model": model or "", "steps": _whole(steps), "cfg_scale": cfg_scale, "sampler": sampler or "",
+            "schedule": schedule or "", "seed": -1 if seed is None else _whole(seed),
+            "batch_size": 1 if batch_size is None else _whole(batch_size), "style": style or ""}
+
+
 def txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule, seed,
                  batch_size, style) -> WorkflowSpec:
-    """A one-node spec from form or API values; None and "" mean "the model's default"."""
-    def whole(value):
-        return int(value) if isinstance(value, float) and value.is_integer() else value
+    """A one-node txt2img spec from form or API values."""
+    return WorkflowSpec.single(Txt2Img(width=_whole(width), height=_whole(height),
+                                       **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler,
+                                                  schedule, seed, batch_size, style)))
 
-    return WorkflowSpec.single(Txt2Img(
-        prompt=prompt if prompt is not None else "", negative_prompt=negative_prompt or "", model=model or "",
-        width=whole(width), height=whole(height), steps=whole(steps), cfg_scale=cfg_scale,
-        sampler=sampler or "", schedule=schedule or "", seed=-1 if seed is None else whole(seed),
-        batch_size=1 if batch_size is None else whole(batch_size), style=style or ""))
+
+def editing_spec(service: JobService, user: User, params, image: bytes, mask: bytes | None = None) -> WorkflowSpec:
+    """Store `image` (and `mask`) as uploads and return the spec load -> `params` node."""
+    nodes = [Node("image", LoadImage(artifact_id=service.upload(user, image, "The image").id))]
+    inputs = [("image", Link("image", "image"))]
+    if mask is not None:
+        nodes.append(Node("mask", LoadMask(artifact_id=service.upload(user, mask, "The mask").id)))
+        inputs.append(("mask", Link("mask", "mask")))
+    nodes.append(Node("1", params, tuple(inputs)))
+    return WorkflowSpec(nodes=tuple(nodes))
 
 
 def report_progress(progress: gr.Progress) -> Callable[[Job], None]:
@@ -139,13 +158,13 @@ def replay_and_wait(service: JobService, user: User, artifact_id: str, progress:
 
 
 SETTINGS_SHOWN = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
-                  "style")
+                  "style", "strength", "scale", "upscaler")
 
 
 def settings_of(job: Job) -> dict:
-    """The resolved settings of the job's first step (what a person set, or the defaults it got)."""
-    steps = json.loads(job.plan)["steps"]
-    if not steps:
-        return {}
-    step = steps[0]
-    return {"model": step["model"]["id"], **{k: step[k] for k in SETTINGS_SHOWN if k in step}}
+    """The resolved settings of the job's last step (what a person set, or the defaults it got)."""
+    step = json.loads(job.plan)["steps"][-1]
+    shown = {"kind": step["kind"], **{k: step[k] for k in SETTINGS_SHOWN if k in step}}
+    if step.get("model"):
+        shown["model"] = step["model"]["id"]
+    return shown
