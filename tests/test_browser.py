@@ -74,3 +74,42 @@ def test_progress_shows_the_step_count_and_cancel_stops_the_job(page, atelier, o
     page.screenshot(path=str(SHOTS / "cancelled.png"), full_page=True)
     newest = atelier.service.recent(owner)[0]
     assert newest["status"] == "cancelled" and newest["progress"]["step"] < 150
+
+
+def test_paint_a_mask_and_inpaint_it(page, atelier, owner):
+    """Send an image from the Gallery to the Inpaint tab, paint a stroke with the mouse, inpaint."""
+    import numpy as np
+    from PIL import Image
+    page.get_by_role("tab", name="Gallery").click()
+    page.wait_for_selector("#gallery-grid img", timeout=30000)
+    page.locator("#gallery-grid img").first.click()
+    page.wait_for_selector("#gallery-heading :text('seed')", timeout=10000)
+    page.click("#gallery-send-inpaint")
+    page.wait_for_selector("#inpaint-editor canvas", timeout=10000)
+    page.wait_for_timeout(1000)
+    page.locator("#inpaint-editor button[aria-label='Brush']").click()
+    box = page.locator("#inpaint-editor canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] * 0.47, box["y"] + box["height"] * 0.5     # the picture sits in the middle
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + box["width"] * 0.06, y, steps=10)
+    page.mouse.up()
+    page.fill("#inpaint-prompt textarea", "a red ball")
+    page.click("#inpaint-generate")
+    page.wait_for_selector("#inpaint-summary :text('Seeds:')", timeout=60000)
+    page.screenshot(path=str(SHOTS / "inpaint_tab.png"), full_page=True)
+
+    service = atelier.service
+    job = service.job(owner, service.recent(owner)[0]["job_id"])
+    assert job.status == "succeeded"
+    parents = {p["relation"]: p["artifact_id"] for p in service.artifact_info(owner, job.artifact_ids[0])["parents"]}
+    mask = np.asarray(Image.open(service.artifact_path(service.artifact(owner, parents["mask"]))).convert("L"))
+    painted = mask > 127
+    assert 0.05 < painted.mean() < 0.9                         # a stroke, not nothing and not everything
+    assert not painted[:, 0].any() and not painted[0, :].any()  # it starts inside the picture
+    result = np.asarray(Image.open(service.artifact_path(service.artifact(owner, job.artifact_ids[0]))).convert("RGB"))
+    source = np.asarray(Image.open(service.artifact_path(service.artifact(owner, parents["source"]))).convert("RGB"))
+    from pipelines.image_ops import blur_mask
+    untouched = np.asarray(blur_mask(Image.fromarray(mask), 4)) == 0    # beyond the stroke's feather
+    assert untouched.any() and np.array_equal(result[untouched], source[untouched])
+    assert not np.array_equal(result[painted], source[painted])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui.common import UIContext, txt2img_spec
-from ui.generate import wire
+from ui.generate import results_column, wire
 
 
 def build(ctx: UIContext) -> dict:
@@ -35,10 +35,7 @@ def build(ctx: UIContext) -> dict:
                 cancel = gr.Button("Cancel", variant="stop", elem_id="adv-cancel")
             model_note = gr.Markdown(m.description)
         with gr.Column(scale=4):
-            gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="adv-gallery")
-            summary = gr.Markdown(elem_id="adv-summary")
-            with gr.Accordion("Details", open=False):
-                info = gr.JSON(label="Info")
+            gallery, summary, info = results_column("adv")
 
     def model_defaults(model_id):
         e = ctx.model(model_id)
@@ -47,7 +44,7 @@ def build(ctx: UIContext) -> dict:
     model.input(model_defaults, model, [width, height, steps, cfg, sampler, schedule, model_note],
                 api_visibility="private")
     inputs = [prompt, negative, model, width, height, steps, cfg, sampler, schedule, seed, batch, style]
-    wire(ctx, generate, cancel, inputs, txt2img_spec, gallery, summary, info)
+    wire(ctx, generate, cancel, inputs, lambda user, *values: txt2img_spec(*values), gallery, summary, info)
     return {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
             "batch_size": batch, "style": style}

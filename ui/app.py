@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import advanced_tab, api, gallery_tab, simple_tab
+from ui import advanced_tab, api, gallery_tab, img2img_tab, inpaint_tab, outpaint_tab, simple_tab, upscale_tab
 from ui.common import UIContext
 
 
@@ -15,8 +15,18 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
                 simple_tab.build(ctx)
             with gr.Tab("Advanced", id="advanced"):
                 advanced = advanced_tab.build(ctx)
+            with gr.Tab("Img2img", id="img2img"):
+                img2img = img2img_tab.build(ctx)
+            with gr.Tab("Inpaint", id="inpaint"):
+                inpaint = inpaint_tab.build(ctx)
+            with gr.Tab("Outpaint", id="outpaint"):
+                outpaint = outpaint_tab.build(ctx)
+            with gr.Tab("Upscale", id="upscale"):
+                upscale = upscale_tab.build(ctx)
             with gr.Tab("Gallery", id="gallery") as gallery_page:
-                gallery = gallery_tab.build(ctx, advanced, tabs, "advanced")
+                send_to = {"img2img": ("img2img", img2img["image"]), "inpaint": ("inpaint", inpaint["image"]),
+                           "outpaint": ("outpaint", outpaint["image"]), "upscale": ("upscale", upscale["image"])}
+                gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to)
         gallery_page.select(gallery["load"], None, gallery["outputs"], api_visibility="private")
         api.build(ctx)
     return demo

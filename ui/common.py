@@ -138,7 +138,8 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
         seeds.append(artifact.seed)
     info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
-            "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job)}
+            "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job),
+            "notes": json.loads(job.plan).get("notes", [])}
     return files, info
 
 

@@ -1,5 +1,6 @@
-"""The Gallery tab: past artifacts newest first; select one to see its recipe, replay it, or copy
-its settings into the Advanced tab."""
+"""The Gallery tab: past artifacts newest first. Select one to see its recipe and lineage (and walk
+to its parents and children), replay it, copy its settings into the Advanced tab, or send it to an
+editing tab."""
 from __future__ import annotations
 
 import gradio as gr
@@ -7,7 +8,8 @@ import gradio as gr
 from ui.common import UIContext, replay_and_wait, user_errors
 
 
-def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -> dict:
+def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, send_to: dict) -> dict:
+    """`send_to`: button label -> (tab id, image component) for the "Send to" buttons."""
     service = ctx.service
     shown = gr.State([])            # artifact ids in gallery order
     selected = gr.State("")
@@ -18,9 +20,13 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -
                                  elem_id="gallery-grid")
         with gr.Column(scale=2):
             heading = gr.Markdown("Select an image to see how it was made.", elem_id="gallery-heading")
+            related = gr.Dropdown([], label="Made from / used by (walk the lineage)", elem_id="gallery-related")
             with gr.Row():
                 replay = gr.Button("Replay", elem_id="gallery-replay")
                 reuse = gr.Button("Use these settings", elem_id="gallery-reuse")
+            with gr.Row():
+                send_buttons = {label: gr.Button(f"Send to {label}", size="sm",
+                                                 elem_id=f"gallery-send-{label.lower()}") for label in send_to}
             replay_result = gr.Markdown(elem_id="gallery-replay-result")
             replay_file = gr.File(label="Replayed file", visible=False)
             recipe = gr.JSON(label="Recipe and lineage", elem_id="gallery-recipe")
@@ -32,18 +38,28 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -
         items = [(service.artifact_path(a), f"seed {a.seed}" if a.seed is not None else a.kind) for a in artifacts]
         return items, [a.id for a in artifacts]
 
-    @user_errors
-    def select(ids: list, event: gr.SelectData, request: gr.Request = None):
-        artifact_id = ids[event.index]
+    def show(artifact_id: str, request: gr.Request):
         info = service.artifact_info(ctx.current_user(request), artifact_id)
         text = (f"**{info['kind']}** `{artifact_id[:16]}…` · {info['width']}×{info['height']} · "
                 f"{info['size']:,} bytes · seed {info['seed']}")
         plan = info["recipe"].get("plan")
-        if plan:
-            step = next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])
-            text += f"  \n**Prompt:** {step['prompt']}  \n**Model:** {step['model']['id']} · {step['steps']} steps · " \
-                    f"CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}"
-        return artifact_id, text, info, "", gr.update(visible=False)
+        if plan and "prompt" in (step := next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])):
+            text += (f"  \n**Prompt:** {step['prompt']}  \n**Model:** {step['model']['id']} · {step['steps']} steps"
+                     f" · CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}")
+        links = [(f"{e['relation']} ← {e['artifact_id'][:12]}…", e["artifact_id"]) for e in info["parents"]]
+        links += [(f"{e['relation']} → {e['artifact_id'][:12]}…", e["artifact_id"]) for e in info["children"]]
+        return (artifact_id, text, info, "", gr.update(visible=False),
+                gr.Dropdown(choices=links, value=None, interactive=bool(links)))
+
+    @user_errors
+    def select(ids: list, event: gr.SelectData, request: gr.Request = None):
+        return show(ids[event.index], request)
+
+    @user_errors
+    def walk(artifact_id: str | None, request: gr.Request = None):
+        if not artifact_id:
+            return (gr.update(),) * 6
+        return show(artifact_id, request)
 
     @user_errors
     def run_replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
@@ -64,6 +80,9 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -
         if not plan:
             raise gr.Error("This artifact has no recipe (it was uploaded, not made).")
         step = next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])
+        if step["kind"] != "txt2img":
+            raise gr.Error(f"This image came from {step['kind']}; Use these settings fills the txt2img form. "
+                           "Replay it instead, or send it to an editing tab.")
         a = advanced
         return {a["model"]: step["model"]["id"], a["prompt"]: step["prompt"],
                 a["negative_prompt"]: step["negative_prompt"], a["width"]: step["width"],
@@ -72,10 +91,22 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str) -
                 a["batch_size"]: 1, a["style"]: "None",   # the plan's prompt already has the style applied
                 tabs: gr.Tabs(selected=advanced_tab_id)}
 
+    def sender(tab_id: str):
+        @user_errors
+        def send(artifact_id: str, request: gr.Request = None):
+            if not artifact_id:
+                raise gr.Error("Select an image first.")
+            user = ctx.current_user(request)
+            return service.artifact_path(service.artifact(user, artifact_id)), gr.Tabs(selected=tab_id)
+        return send
+
+    shown_outputs = [selected, heading, recipe, replay_result, replay_file, related]
     refresh.click(load, None, [gallery, shown], api_visibility="private")
-    gallery.select(select, [shown], [selected, heading, recipe, replay_result, replay_file],
-                   api_visibility="private")
+    gallery.select(select, [shown], shown_outputs, api_visibility="private")
+    related.input(walk, [related], shown_outputs, api_visibility="private")
     replay.click(run_replay, [selected], [replay_result, replay_file], api_visibility="private",
                  concurrency_limit=None)
     reuse.click(use_settings, [selected], [*advanced.values(), tabs], api_visibility="private")
+    for label, (tab_id, target) in send_to.items():
+        send_buttons[label].click(sender(tab_id), [selected], [target, tabs], api_visibility="private")
     return {"gallery": gallery, "load": load, "outputs": [gallery, shown]}

@@ -6,7 +6,7 @@ import math
 import gradio as gr
 
 from ui.common import UIContext, txt2img_spec
-from ui.generate import wire
+from ui.generate import results_column, wire
 
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16), "3:2": (3, 2),
                  "2:3": (2, 3)}
@@ -38,12 +38,9 @@ def build(ctx: UIContext) -> dict:
                 generate = gr.Button("Generate", variant="primary", elem_id="simple-generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="simple-cancel")
         with gr.Column(scale=4):
-            gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", elem_id="simple-gallery")
-            summary = gr.Markdown(elem_id="simple-summary")
-            with gr.Accordion("Details", open=False):
-                info = gr.JSON(label="Info")
+            gallery, summary, info = results_column("simple")
 
-    def make_spec(prompt_text, style_name, aspect_name):
+    def make_spec(user, prompt_text, style_name, aspect_name):
         width, height = size_for(aspect_name, model.width, model.height)
         return txt2img_spec(prompt_text, "", model.id, width, height, None, None, "", "", -1, 1, style_name)
 

@@ -1,0 +1,31 @@
+"""The Upscale tab: enlarge an image with a resampler or an upscaler model."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.compiler import UPSCALERS
+from pipelines.spec import Upscale
+from ui.common import UIContext, editing_spec
+from ui.controls import read_image
+from ui.generate import results_column, wire
+
+
+def build(ctx: UIContext) -> dict:
+    with gr.Row():
+        with gr.Column(scale=3):
+            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
+                             elem_id="upscale-image")
+            with gr.Row():
+                scale = gr.Slider(1, 8, value=2, step=0.25, label="Scale", elem_id="upscale-scale")
+                upscaler = gr.Dropdown(list(UPSCALERS), value=UPSCALERS[0], label="Upscaler")
+            with gr.Row():
+                generate = gr.Button("Upscale", variant="primary", elem_id="upscale-generate")
+                cancel = gr.Button("Cancel", variant="stop", elem_id="upscale-cancel")
+        with gr.Column(scale=4):
+            gallery, summary, info = results_column("upscale")
+
+    def make_spec(user, path, scale_value, upscaler_name):
+        return editing_spec(ctx.service, user, Upscale(scale=scale_value, upscaler=upscaler_name), read_image(path))
+
+    wire(ctx, generate, cancel, [image, scale, upscaler], make_spec, gallery, summary, info)
+    return {"image": image}
