@@ -37,6 +37,7 @@ def build(settings: Settings) -> Atelier:
 
     from auth import local_owner
     from pipelines.compiler import Compiler
+    from pipelines.loras import extras_finder
     from pipelines.model_hashes import ModelHasher
     from pipelines.samplers import SAMPLERS, SCHEDULES
     from queueing import JobExecutor, JobService, build_runner, make_huey, register_tasks
@@ -50,7 +51,8 @@ def build(settings: Settings) -> Atelier:
     executor = None if settings.web_only else JobExecutor(lambda: build_runner(settings), blobs,
                                                           settings.progress_interval)
     run_job = register_tasks(huey, executor)
-    compiler = Compiler(models, styles, settings.limits, settings.credits, ModelHasher(settings.models_dir))
+    compiler = Compiler(models, styles, settings.limits, settings.credits, ModelHasher(settings.models_dir),
+                        extras=extras_finder(settings.loras_dir, settings.embeddings_dir))
     service = JobService(compiler, lambda job_id, priority: run_job(job_id, priority=priority), blobs)
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),

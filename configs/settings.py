@@ -31,11 +31,12 @@ class Limits:
 @dataclass(frozen=True)
 class CreditPrices:
     """What a job costs: `base_image` credits per 512x512 SD1.5 image, scaled by pixels and family;
-    `upscale` credits per image run through an upscaler model."""
+    `upscale` credits per image run through an upscaler model; `lora` per LoRA per image."""
 
     base_image: float = 1.0
     sdxl_multiplier: float = 2.0
     upscale: float = 3.0
+    lora: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,16 @@ class Settings:
     @property
     def models_dir(self) -> pathlib.Path:
         return self.data_dir / "models"
+
+    @property
+    def loras_dir(self) -> pathlib.Path:
+        """LoRA files (*.safetensors), used as <lora:NAME:WEIGHT> in prompts."""
+        return self.models_dir / "loras"
+
+    @property
+    def embeddings_dir(self) -> pathlib.Path:
+        """Textual-inversion embeddings (*.safetensors), used by their file name in prompts."""
+        return self.models_dir / "embeddings"
 
 
 # (environment variable, TOML section, TOML key, Settings field). GRADIO_SERVER_NAME/PORT, which

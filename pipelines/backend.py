@@ -17,6 +17,8 @@ import torch
 import transformers
 
 from pipelines import image_ops
+from pipelines.errors import AtelierError
+from pipelines.loras import ExtraFile, applied_embeddings, applied_loras
 from pipelines.model_cache import ModelCache
 from pipelines.plan import DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep, UpscaleStep
 from pipelines.samplers import SAMPLERS, make_scheduler
@@ -41,10 +43,12 @@ class DiffusersBackend:
 
     Args:
         models: the model cache that loads and keeps pipelines.
+        extras: kind ("lora" or "embedding") -> the files available, by name.
     """
 
-    def __init__(self, models: ModelCache):
+    def __init__(self, models: ModelCache, extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
         self.models = models
+        self.extras = extras
         # One pipeline object is shared by every job on its model, and its scheduler is swapped per
         # call; the lock keeps two jobs in one process from using it at once.
         self._lock = threading.Lock()
@@ -111,6 +115,17 @@ class DiffusersBackend:
 
     # -- shared ----------------------------------------------------------------------------------
 
+    def _extra(self, kind: str, name: str, sha256: str) -> str:
+        """The path of LoRA or embedding `name`, if it still holds the bytes the plan was made with."""
+        found = self.extras(kind).get(name)
+        if found is None:
+            raise AtelierError(f"The {kind} {name!r} this job uses is no longer there; put it back or compile "
+                               "the job again.", code="extra_missing")
+        if found.sha256 != sha256:
+            raise AtelierError(f"The {kind} file {name!r} changed since this job was made (its hash differs); "
+                               "the job would not make the same picture.", code="extra_changed")
+        return found.path
+
     def _inpaint_one(self, pipe, step: InpaintStep, image, mask, seeds, on_step) -> Images:
         work = (step.work_width, step.work_height)
         feathered = image_ops.blur_mask(mask, step.mask_blur)
@@ -140,6 +155,12 @@ class DiffusersBackend:
         """
         if not SAMPLERS[step.sampler].batch_consistent:
             calls = [([seed], extra) for seeds, extra in calls for seed in seeds]
+        loras = [(self._extra("lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
+        embeddings = [(self._extra("embedding", name, sha256), name) for name, sha256 in step.embeddings]
+        with applied_embeddings(pipe, embeddings), applied_loras(pipe, loras):
+            return self._denoise_calls(pipe, step, calls, on_step)
+
+    def _denoise_calls(self, pipe, step: DiffusionStep, calls, on_step) -> Images:
         images, done = [], 0
         for seeds, extra in calls:
             def report(p, i, t, tensors, offset=done):

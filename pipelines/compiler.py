@@ -10,6 +10,7 @@ Pure and fast: no torch, no files (input images are described by the `describe` 
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from configs import CreditPrices, Limits, ModelEntry, Style
 from pipelines.checks import Checker
 from pipelines.errors import InvalidRequest, Problem
+from pipelines.loras import ExtraFile
+from pipelines.prompt_syntax import extract_loras
 from pipelines.plan import (DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep, ModelRef,
                             OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
@@ -24,6 +27,7 @@ from pipelines.spec import (Img2Img, Inpaint, LoadImage, LoadMask, Node, Outpain
                             WorkflowSpec)
 
 MAX_SEED = 2**32 - 1
+MAX_LORA_WEIGHT = 2.0
 MAX_SCALE = 8.0
 MASKED_CONTENT = ("original", "noise", "fill")
 UPSCALERS = ("lanczos",)
@@ -66,11 +70,13 @@ class Compiler:
         prices: credit prices used for the quote.
         model_hash: returns the content hash of a catalogue entry's weights.
         seed_source: returns a random seed for requests with seed -1.
+        extras: kind ("lora" or "embedding") -> the files available, by name.
     """
 
     def __init__(self, models: tuple[ModelEntry, ...], styles: tuple[Style, ...], limits: Limits,
                  prices: CreditPrices, model_hash: Callable[[ModelEntry], str],
-                 seed_source: Callable[[], int] = random_seed):
+                 seed_source: Callable[[], int] = random_seed,
+                 extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
         self.models = {m.id: m for m in models}
         self.default_model = models[0]
         self.styles = {s.name: s for s in styles}
@@ -78,6 +84,7 @@ class Compiler:
         self.prices = prices
         self.model_hash = model_hash
         self.seed_source = seed_source
+        self.extras = extras
 
     def compile(self, spec: WorkflowSpec, describe: Describe | None = None) -> ExecutionPlan:
         """Validate `spec` and return its plan; raises InvalidRequest listing every problem.
@@ -115,7 +122,8 @@ class Compiler:
         per_image = self.prices.base_image * width * height / (512 * 512)
         if step.model.family == "sdxl":
             per_image *= self.prices.sdxl_multiplier
-        return max(0.5, math.ceil(per_image * 2) / 2) * step.image_count
+        per_image = max(0.5, math.ceil(per_image * 2) / 2) + self.prices.lora * len(step.loras)
+        return per_image * step.image_count
 
     # -- the graph -------------------------------------------------------------------------------
 
@@ -335,10 +343,45 @@ class Compiler:
         if check.problems:
             return {"entry": model, "batch": batch} if batch is not None else None
         prompt, negative = style.apply(prompt, negative) if style else (prompt, negative)
+        prompt, loras = self._loras(prompt, p.loras, check)
+        if check.problems:
+            return {"entry": model, "batch": batch}
         ref = ModelRef(id=model.id, family=model.family, source=model.source, hash=self.model_hash(model))
         return {"entry": model, "model": ref, "prompt": prompt, "negative_prompt": negative, "steps": steps,
                 "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
-                "seed": self.seed_source() if seed == -1 else seed, "style": style.name if style else ""}
+                "seed": self.seed_source() if seed == -1 else seed, "style": style.name if style else "",
+                "loras": loras, "embeddings": self._embeddings(prompt, negative)}
+
+    def _loras(self, prompt: str, chosen, check: Checker) -> tuple[str, tuple]:
+        """The prompt without its <lora:...> tags, and (name, sha256, weight, shorthash) of every LoRA."""
+        try:
+            prompt, uses = extract_loras(prompt)
+        except ValueError as e:
+            check.fail("bad_lora_tag", "prompt", str(e))
+            return prompt, ()
+        pairs = [(u.name, u.weight) for u in uses]
+        if not isinstance(chosen, (list, tuple)) or not all(
+                isinstance(c, (list, tuple)) and len(c) == 2 for c in chosen):
+            check.fail("wrong_type", "loras", f"loras must be a list of [name, weight] pairs, got {chosen!r}.")
+            return prompt, ()
+        pairs += [tuple(c) for c in chosen]
+        available = self.extras("lora")
+        names = [name for name, _ in pairs]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            check.fail("duplicate_lora", "loras", f"LoRA {name!r} is asked for twice; use it once.")
+        loras = []
+        for name, weight in pairs:
+            if name not in available:
+                check.fail("unknown_lora", "loras", f"LoRA {name!r} not found; available: {sorted(available) or 'none'}"
+                           " (LoRA .safetensors files go in the models/loras folder).")
+            elif check.number(f"LoRA {name!r} weight", weight, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT) is not None:
+                loras.append((name, available[name].sha256, float(weight), available[name].shorthash))
+        return prompt, tuple(loras)
+
+    def _embeddings(self, prompt: str, negative: str) -> tuple:
+        """(name, sha256) of each textual-inversion embedding whose name appears as a word in a prompt."""
+        words = set(re.findall(r"[\w.-]+", f"{prompt} {negative}"))
+        return tuple((name, f.sha256) for name, f in sorted(self.extras("embedding").items()) if name in words)
 
     def _seeds(self, seed: int, count: int) -> tuple[int, ...]:
         return tuple(seed + k for k in range(count))

@@ -54,10 +54,19 @@ def format_infotext(step: Step, index: int) -> str:
                        "Masked content": step.masked_content})
     if isinstance(step, OutpaintStep):
         params["Outpaint"] = f"left {step.left}, right {step.right}, top {step.top}, bottom {step.bottom}"
+    if step.loras:       # A1111 drops ":" and "," from names here, so the list stays parseable
+        params["Lora hashes"] = ", ".join(f"{_plain(name)}: {short}" for name, _, _, short in step.loras)
+    if step.embeddings:
+        params["TI hashes"] = ", ".join(f"{_plain(name)}: {sha256[:12]}" for name, sha256 in step.embeddings)
     params.update({"Style": step.style or None, "Version": VERSION})
     line = ", ".join(f"{k}: {_quote(v)}" for k, v in params.items() if v is not None)
+    prompt = ", ".join([step.prompt] * bool(step.prompt) + [f"<lora:{n}:{w:g}>" for n, _, w, _ in step.loras])
     negative = f"\nNegative prompt: {step.negative_prompt}" if step.negative_prompt else ""
-    return f"{step.prompt}{negative}\n{line}".strip()
+    return f"{prompt}{negative}\n{line}".strip()
+
+
+def _plain(name: str) -> str:
+    return name.replace(":", "").replace(",", "")
 
 
 def parse_infotext(text: str) -> dict:

@@ -20,8 +20,6 @@ import pathlib
 import re
 from dataclasses import dataclass
 
-from safetensors.torch import load_file
-
 from pipelines.model_hashes import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -78,6 +76,7 @@ class ExtraFile:
     path: str
     kind: str        # "lora" or "embedding"
     sha256: str      # of the whole file; A1111's `TI hashes` shorthash is its first 12 digits
+    shorthash: str = ""   # what A1111 writes in `Lora hashes` / `TI hashes`
 
 
 def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
@@ -105,8 +104,25 @@ def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
             logger.warning("%s: ignored, %s has the same name", p, found[p.stem].path)
             continue
         st = p.stat()
-        found[p.stem] = ExtraFile(p.stem, str(p), kind, _cached_sha256(str(p), st.st_size, st.st_mtime_ns))
+        sha256 = _cached_sha256(str(p), st.st_size, st.st_mtime_ns)
+        try:
+            short = _cached_shorthash(str(p), st.st_size, st.st_mtime_ns) if kind == "lora" else sha256[:12]
+        except ValueError as e:
+            logger.warning("%s: ignored (%s)", p, e)
+            continue
+        found[p.stem] = ExtraFile(p.stem, str(p), kind, sha256, short)
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_shorthash(path: str, size: int, mtime_ns: int) -> str:
+    return lora_shorthash(path)
+
+
+def extras_finder(loras_dir: str | os.PathLike, embeddings_dir: str | os.PathLike):
+    """A callable kind -> {name: ExtraFile}: "lora" lists `loras_dir`, "embedding" `embeddings_dir`."""
+    folders = {"lora": loras_dir, "embedding": embeddings_dir}
+    return lambda kind: scan_folder(folders[kind], kind)
 
 
 def _first_line(e: Exception) -> str:
@@ -117,6 +133,8 @@ def _read(path: str | os.PathLike, what: str) -> dict:
     name = pathlib.Path(path).name
     if pathlib.Path(path).suffix.lower() != ".safetensors":
         raise ValueError(f"{name}: only .safetensors {what} files are loaded (pickled .pt/.ckpt are not)")
+    from safetensors.torch import load_file      # torch only where files are applied, not where they are listed
+
     try:
         return load_file(os.fspath(path))
     except Exception as e:  # safetensors raises its own error type for malformed files

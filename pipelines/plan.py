@@ -61,8 +61,9 @@ class Step:
     def from_dict(cls, data: dict) -> "Step":
         values = {k: v for k, v in data.items() if k != "kind"}
         values["inputs"] = tuple(tuple(pair) for pair in values.get("inputs", ()))
-        if "seeds" in values:
-            values["seeds"] = tuple(values["seeds"])
+        for name in ("seeds", "loras", "embeddings"):
+            if name in values:
+                values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
         if isinstance(values.get("model"), dict):
             values["model"] = ModelRef(**values["model"])
         return cls(**values)
@@ -93,6 +94,8 @@ class DiffusionStep(Step):
     seeds: tuple[int, ...]
     style: str = ""
     per_input: int = 1
+    loras: tuple[tuple[str, str, float, str], ...] = ()  # (name, sha256 of the file, weight, A1111 shorthash)
+    embeddings: tuple[tuple[str, str], ...] = ()        # (name = the token in the prompt, sha256)
 
     @property
     def image_count(self) -> int:

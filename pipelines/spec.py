@@ -39,6 +39,7 @@ class Sampling:
     seed:             -1 = random; image k uses seed + k.
     batch_size:       images made per input image (or in all, for txt2img).
     style:            style preset name; "" = none.
+    loras:            (name, weight) pairs of LoRA files to apply, besides <lora:name:weight> in the prompt.
     """
 
     prompt: str = ""
@@ -51,6 +52,7 @@ class Sampling:
     seed: int = -1
     batch_size: int = 1
     style: str = ""
+    loras: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,4 +265,6 @@ def _node_from_dict(index: int, raw, problems: list[Problem]) -> Node | None:
                                     f'{where}.inputs.{name} must be ["node id", "output name"], got {value!r}.'))
             continue
         links.append((name, Link(*value)))
+    if isinstance(params.get("loras"), list):          # JSON lists -> the tuples the dataclass holds
+        params = {**params, "loras": tuple(tuple(p) if isinstance(p, list) else p for p in params["loras"])}
     return Node(str(raw.get("id", index + 1)), node_type(**params), tuple(links))

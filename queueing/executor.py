@@ -36,6 +36,7 @@ def build_runner(settings):
     from configs import load_models
     from pipelines.backend import DiffusersBackend
     from pipelines.devices import pick_device, pick_dtype
+    from pipelines.loras import extras_finder
     from pipelines.model_cache import ModelCache
     from pipelines.runner import Runner
 
@@ -43,7 +44,7 @@ def build_runner(settings):
     configs = {m.id: m.config for m in load_models(settings.catalogue) if m.config}
     cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
                        config_folders=configs)
-    return Runner(DiffusersBackend(cache))
+    return Runner(DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir)))
 
 
 class JobExecutor:

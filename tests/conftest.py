@@ -107,7 +107,26 @@ def settings(tmp_path_factory, catalogue_file):
 
 
 @pytest.fixture(scope="session")
-def atelier(settings):
+def extras(settings):
+    """LoRA files "ink" and "paper" and an embedding "tinyemb" in the data folder, for the demo SD1.5."""
+    from diffusers import StableDiffusionPipeline
+
+    from pipelines.demo_model import ensure_demo_model
+    from tests.extras import write_embedding, write_lora
+
+    pipe = StableDiffusionPipeline.from_pretrained(ensure_demo_model(settings.models_dir / "demo", "demo-sd15"),
+                                                   local_files_only=True)
+    settings.loras_dir.mkdir(parents=True, exist_ok=True)
+    settings.embeddings_dir.mkdir(parents=True, exist_ok=True)
+    write_lora(pipe, settings.loras_dir, "ink", seed=1)
+    write_lora(pipe, settings.loras_dir, "paper", seed=2)
+    write_embedding(pipe, settings.embeddings_dir, "tinyemb", seed=3)
+    (settings.loras_dir / "pickled.ckpt").write_bytes(b"\x80\x04never opened")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def atelier(settings, extras):
     """The whole app, built by app.build, serving on a free port with its in-process consumer."""
     import uvicorn
 

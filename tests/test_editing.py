@@ -216,3 +216,48 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(atelier, owner, data, wor
     with pytest.raises(AtelierError, match=words):
         atelier.service.upload(owner, data)
     assert Artifact.select().count() == before
+
+
+def test_loras_from_the_prompt_and_the_list_change_the_image_and_are_recorded(atelier, owner):
+    base = run(atelier, owner, Node("1", Txt2Img(prompt="a house", seed=21)))
+    tagged = run(atelier, owner, Node("1", Txt2Img(prompt="a house, <lora:ink:0.8>", seed=21)))
+    listed = run(atelier, owner, Node("1", Txt2Img(prompt="a house", seed=21, loras=(("ink", 0.8),))))
+    assert tagged.artifact_ids == listed.artifact_ids != base.artifact_ids
+    assert np.abs(pixels(atelier, tagged.artifact_ids[0]) - pixels(atelier, base.artifact_ids[0])).max() > 5
+    from pipelines.infotext import parse_infotext
+    from storage.artifacts import png_texts
+    params = parse_infotext(png_texts(atelier.service.blobs.get(
+        Artifact.get_by_id(tagged.artifact_ids[0]).blob_key))["parameters"])
+    assert params["prompt"] == "a house, <lora:ink:0.8>"
+    assert params["Lora hashes"].startswith("ink: ") and len(params["Lora hashes"]) == len("ink: ") + 12
+    assert json.loads(tagged.plan)["steps"][0]["prompt"] == "a house"
+
+
+def test_weight_zero_and_unloading_give_the_base_image(atelier, owner):
+    base = run(atelier, owner, Node("1", Txt2Img(prompt="a tree", seed=22)))
+    zero = run(atelier, owner, Node("1", Txt2Img(prompt="a tree <lora:ink:0>", seed=22)))
+    both = run(atelier, owner, Node("1", Txt2Img(prompt="a tree <lora:ink:1> <lora:paper:0.5>", seed=22)))
+    after = run(atelier, owner, Node("1", Txt2Img(prompt="a tree", seed=22)))
+    assert np.array_equal(pixels(atelier, zero.artifact_ids[0]), pixels(atelier, base.artifact_ids[0]))
+    assert both.artifact_ids != base.artifact_ids
+    assert after.artifact_ids == base.artifact_ids            # the LoRAs were unloaded after the job
+
+
+def test_an_embedding_is_used_by_its_name(atelier, owner):
+    plain = run(atelier, owner, Node("1", Txt2Img(prompt="a photo of", seed=23)))
+    embedded = run(atelier, owner, Node("1", Txt2Img(prompt="a photo of tinyemb", seed=23)))
+    again = run(atelier, owner, Node("1", Txt2Img(prompt="a photo of", seed=23)))
+    assert json.loads(embedded.plan)["steps"][0]["embeddings"][0][0] == "tinyemb"
+    assert embedded.artifact_ids != plain.artifact_ids and again.artifact_ids == plain.artifact_ids
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"prompt": "x <lora:nothere:1>"}, "LoRA 'nothere' not found; available: ['ink', 'paper']"),
+    ({"prompt": "x <lora:ink:5>"}, "weight must be between -2 and 2"),
+    ({"prompt": "x <lora:ink:abc>"}, "not a number"),
+    ({"prompt": "x <lora:ink:1>", "loras": (("ink", 0.5),)}, "asked for twice"),
+    ({"prompt": "x", "loras": (("pickled", 1.0),)}, "LoRA 'pickled' not found"),
+])
+def test_lora_mistakes_are_refused_up_front(atelier, owner, params, words):
+    with pytest.raises(InvalidRequest, match=words.replace("[", r"\[").replace("]", r"\]")):
+        atelier.service.submit(owner, WorkflowSpec.single(Txt2Img(**params)))

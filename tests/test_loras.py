@@ -4,7 +4,6 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")          # before anything imports huggingface_hub
 
-import copy
 import hashlib
 import re
 
@@ -13,7 +12,6 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils import convert_state_dict_to_kohya
-from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 
 from pipelines.demo_model import build_sd15
@@ -24,6 +22,7 @@ from pipelines.loras import (
     scan_folder,
 )
 from pipelines.prompt_syntax import LoraUse, extract_loras
+from tests.extras import random_lora
 
 PROMPT = "a photo of a cat"
 # peft warns on every second adapter; harmless (diffusers_offline.md section 6).
@@ -64,26 +63,17 @@ def pipe():
     torch.set_num_threads(threads)
 
 
-def _random_lora(module, targets, seed):
-    """A peft state dict of a rank-4 LoRA with random A and B (peft's default B=0 is a no-op)."""
-    module = copy.deepcopy(module)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        module.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=targets))
-    return get_peft_model_state_dict(module)
-
-
 @pytest.fixture(scope="module")
 def files(pipe, tmp_path_factory):
     d = tmp_path_factory.mktemp("extras")
     unet_targets = ["to_q", "to_k", "to_v", "to_out.0"]
-    a = _random_lora(pipe.unet, unet_targets, seed=1)
+    a = random_lora(pipe.unet, unet_targets, seed=1)
     StableDiffusionPipeline.save_lora_weights(d, unet_lora_layers=a, weight_name="style_a.safetensors")
     kohya = convert_state_dict_to_kohya({"unet." + k: v for k, v in a.items()})
     save_file({k: v.contiguous() for k, v in kohya.items()}, d / "style_a_kohya.safetensors")
     StableDiffusionPipeline.save_lora_weights(         # UNet and text encoder
-        d, unet_lora_layers=_random_lora(pipe.unet, unet_targets, seed=2),
-        text_encoder_lora_layers=_random_lora(pipe.text_encoder, ["q_proj", "k_proj", "v_proj"], seed=3),
+        d, unet_lora_layers=random_lora(pipe.unet, unet_targets, seed=2),
+        text_encoder_lora_layers=random_lora(pipe.text_encoder, ["q_proj", "k_proj", "v_proj"], seed=3),
         weight_name="style_b.safetensors")
     save_file({"foo.weight": torch.randn(3, 4)}, d / "not_a_lora.safetensors")
     with torch.random.fork_rng(devices=[]):
