@@ -1,7 +1,6 @@
 """Storage on its own: migrations, the blob store, job-row transitions, and PostgreSQL / Redis
 where they run (required in CI: ATELIER_REQUIRE_SERVICES=1)."""
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -136,7 +135,7 @@ def test_a_separate_worker_process_runs_jobs(atelier, owner, tmp_path, settings,
         assert done.worker.endswith(f":{worker.pid}")
         assert len(done.artifact_ids) == 1
     finally:
-        worker.send_signal(signal.SIGINT)
+        worker.terminate()            # SIGTERM: Huey's consumer stops at once (SIGINT would wait politely)
         try:
             worker.wait(15)
         except subprocess.TimeoutExpired:
