@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent
-FAMILIES = ("sd15", "sdxl")
+FAMILIES = ("sd15", "sdxl", "controlnet")
+GENERATORS = ("sd15", "sdxl")        # families that make pictures; a ControlNet steers one of them
 SOURCE_KINDS = ("demo", "folder", "file", "hub")
 
 
@@ -17,7 +18,7 @@ class ModelEntry:
     """One checkpoint: where its weights come from and the defaults requests on it take."""
 
     id: str
-    family: Literal["sd15", "sdxl"]
+    family: Literal["sd15", "sdxl", "controlnet"]
     source: str                 # "demo", "folder:PATH", "file:PATH" or "hub:ORG/NAME"
     width: int = 512
     height: int = 512
@@ -27,6 +28,7 @@ class ModelEntry:
     schedule: str = "normal"
     config: str = ""            # diffusers config folder for "file:" sources
     description: str = ""
+    base_family: str = ""       # for ControlNets: the family of models it fits ("sd15" or "sdxl")
 
     @property
     def source_kind(self) -> str:
@@ -71,8 +73,12 @@ def load_models(path: str | os.PathLike = CONFIG_DIR / "models.toml") -> tuple[M
             raise ValueError(f"{path}: model {entry.id!r} has source {entry.source!r}; "
                              "expected demo, folder:PATH, file:PATH or hub:ORG/NAME")
         entries.append(entry)
-    if not entries:
-        raise ValueError(f"{path}: the catalogue names no [[model]]")
+    for entry in entries:
+        if entry.family == "controlnet" and entry.base_family not in GENERATORS:
+            raise ValueError(f"{path}: ControlNet {entry.id!r} needs base_family = \"sd15\" or \"sdxl\"")
+    entries.sort(key=lambda e: e.family not in GENERATORS)       # the default model is a generator
+    if not entries or entries[0].family not in GENERATORS:
+        raise ValueError(f"{path}: the catalogue names no sd15 or sdxl [[model]]")
     ids = [e.id for e in entries]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: model ids must be unique, got {ids}")

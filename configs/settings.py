@@ -31,12 +31,13 @@ class Limits:
 @dataclass(frozen=True)
 class CreditPrices:
     """What a job costs: `base_image` credits per 512x512 SD1.5 image, scaled by pixels and family;
-    `upscale` credits per image run through an upscaler model; `lora` per LoRA per image."""
+    `upscale` credits per image run through an upscaler model; `lora` per LoRA per image; `controlnet` per image guided by a ControlNet."""
 
     base_image: float = 1.0
     sdxl_multiplier: float = 2.0
     upscale: float = 3.0
     lora: float = 0.5
+    controlnet: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,9 @@ from pipelines import image_ops
 from pipelines.errors import AtelierError
 from pipelines.loras import ExtraFile, applied_embeddings, applied_loras
 from pipelines.model_cache import ModelCache
-from pipelines.plan import DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep, UpscaleStep
+from pipelines.control import canny
+from pipelines.plan import (CannyStep, DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep,
+                            UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
 
 StepCallback = Callable[[int, int], None]
@@ -62,22 +64,38 @@ class DiffusersBackend:
 
     # -- steps -----------------------------------------------------------------------------------
 
-    def txt2img(self, step: Txt2ImgStep, on_step: StepCallback) -> Images:
+    def txt2img(self, step: Txt2ImgStep, on_step: StepCallback, control: Images = ()) -> Images:
+        """`control`: the control images (one, or one per image) when the step has a ControlNet."""
         with self._lock:
-            pipe = self.models.get(step.model, "txt2img")
+            pipe = self.models.get(step.model, "txt2img", step.control_model)
             size = {"width": step.width, "height": step.height}
-            return self._denoise(pipe, step, [(list(step.seeds), size)], on_step)
+            if step.control_model is None:
+                return self._denoise(pipe, step, [(list(step.seeds), size)], on_step)
+            guides = self._control_images(step, control)
+            calls = [([seed], {**size, "image": guides[k % len(guides)], **self._guidance(step)})
+                     for k, seed in enumerate(step.seeds)]
+            return self._denoise(pipe, step, calls, on_step)
 
-    def img2img(self, step: Img2ImgStep, images: Images, on_step: StepCallback) -> Images:
+    def img2img(self, step: Img2ImgStep, images: Images, on_step: StepCallback, control: Images = ()) -> Images:
         """Strength 0 returns each input unchanged (at the step's size), as AUTOMATIC1111 does."""
         sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
         if step.strength == 0:
             on_step(1, 1)
             return [im for im in sized for _ in range(step.per_input)]
         with self._lock:
-            pipe = self.models.get(step.model, "img2img")
-            calls = [(seeds, {"image": image, "strength": step.strength}) for _, image, seeds in _per_input(step, sized)]
+            pipe = self.models.get(step.model, "img2img", step.control_model)
+            if step.control_model is None:
+                calls = [(seeds, {"image": image, "strength": step.strength})
+                         for _, image, seeds in _per_input(step, sized)]
+            else:
+                guides = self._control_images(step, control)
+                calls = [(seeds, {"image": image, "strength": step.strength, "control_image": guides[i % len(guides)],
+                                  **self._guidance(step)}) for i, image, seeds in _per_input(step, sized)]
             return self._denoise(pipe, step, calls, on_step)
+
+    def canny(self, step: CannyStep, images: Images, on_step: StepCallback) -> Images:
+        on_step(1, 1)
+        return [canny(image, step.low, step.high) for image in images]
 
     def inpaint(self, step: InpaintStep, images: Images, masks: Images, on_step: StepCallback) -> Images:
         """Repaint the white area of each mask; pixels where the feathered mask is black stay as they were."""
@@ -114,6 +132,13 @@ class DiffusersBackend:
         return [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
 
     # -- shared ----------------------------------------------------------------------------------
+
+    def _control_images(self, step, control: Images) -> Images:
+        return [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in control]
+
+    def _guidance(self, step) -> dict:
+        return {"controlnet_conditioning_scale": step.control_scale, "control_guidance_start": step.control_start,
+                "control_guidance_end": step.control_end}
 
     def _extra(self, kind: str, name: str, sha256: str) -> str:
         """The path of LoRA or embedding `name`, if it still holds the bytes the plan was made with."""

@@ -16,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from configs import CreditPrices, Limits, ModelEntry, Style
+from configs.catalogue import GENERATORS
 from pipelines.checks import Checker
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.loras import ExtraFile
 from pipelines.prompt_syntax import extract_loras
-from pipelines.plan import (DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep, ModelRef,
-                            OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
+from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
+                            ModelRef, OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
-from pipelines.spec import (Img2Img, Inpaint, LoadImage, LoadMask, Node, Outpaint, Sampling, Txt2Img, Upscale,
-                            WorkflowSpec)
+from pipelines.spec import (Canny, Control, Img2Img, Inpaint, LoadImage, LoadMask, Node, Outpaint, Sampling,
+                            Txt2Img, Upscale, WorkflowSpec)
 
 MAX_SEED = 2**32 - 1
 MAX_LORA_WEIGHT = 2.0
@@ -78,7 +79,7 @@ class Compiler:
                  seed_source: Callable[[], int] = random_seed,
                  extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
         self.models = {m.id: m for m in models}
-        self.default_model = models[0]
+        self.default_model = next(m for m in models if m.family in GENERATORS)
         self.styles = {s.name: s for s in styles}
         self.limits = limits
         self.prices = prices
@@ -123,6 +124,8 @@ class Compiler:
         if step.model.family == "sdxl":
             per_image *= self.prices.sdxl_multiplier
         per_image = max(0.5, math.ceil(per_image * 2) / 2) + self.prices.lora * len(step.loras)
+        if getattr(step, "control_model", None) is not None:
+            per_image += self.prices.controlnet
         return per_image * step.image_count
 
     # -- the graph -------------------------------------------------------------------------------
@@ -138,8 +141,9 @@ class Compiler:
         problems = []
         for node in spec.nodes:
             declared = type(node.params).inputs
+            optional = getattr(type(node.params), "optional_inputs", frozenset())
             given = dict(node.inputs)
-            for name in sorted(set(declared) - set(given)):
+            for name in sorted(set(declared) - set(given) - optional):
                 problems.append(Problem("missing_input", f"{node.id}.inputs.{name}",
                                         f"{node.kind} node {node.id!r} needs an input {name!r} ({declared[name]})."))
             for name, link in node.inputs:
@@ -173,9 +177,11 @@ class Compiler:
         if isinstance(p, (LoadImage, LoadMask)):
             return self._load(node, describe, check)
         if isinstance(p, Txt2Img):
-            return self._txt2img(node, check)
+            return self._txt2img(node, inputs.get("control"), check)
         if isinstance(p, Img2Img):
-            return self._img2img(node, inputs["image"], check)
+            return self._img2img(node, inputs["image"], inputs.get("control"), check)
+        if isinstance(p, Canny):
+            return self._canny(node, inputs["image"], check)
         if isinstance(p, Inpaint):
             return self._inpaint(node, inputs["image"], inputs["mask"], check, notes)
         if isinstance(p, Outpaint):
@@ -198,7 +204,7 @@ class Compiler:
                              height=facts.height)
         return step, _Made(1, facts.width, facts.height, mask_empty=as_mask and facts.mask_empty)
 
-    def _txt2img(self, node: Node, check: Checker):
+    def _txt2img(self, node: Node, control: _Made | None, check: Checker):
         p: Txt2Img = node.params
         common = self._sampling(p, check, need_prompt=True)
         if common is None:
@@ -208,29 +214,71 @@ class Compiler:
         height = self._side("height", model.height if p.height is None else p.height, check)
         self._pixels(width, height, check)
         batch = common.pop("batch")
+        guidance = self._control(p, control, model, 1, check)
         if check.problems:
             return None
-        step = Txt2ImgStep(id=node.id, width=width, height=height, seeds=self._seeds(common.pop("seed"), batch),
-                           per_input=batch, **common)
+        step = Txt2ImgStep(id=node.id, inputs=_links(node, "control"), width=width, height=height,
+                           seeds=self._seeds(common.pop("seed"), batch), per_input=batch, **guidance, **common)
         return step, _Made(batch, width, height)
 
-    def _img2img(self, node: Node, image: _Made, check: Checker):
+    def _img2img(self, node: Node, image: _Made, control: _Made | None, check: Checker):
         p: Img2Img = node.params
         common = self._sampling(p, check, need_prompt=False)
         strength = check.number("strength", p.strength, 0.0, 1.0)
         if common is None:
             return None
-        common.pop("entry")
+        model = common.pop("entry")
         width = self._side("width", _floor8(image.width) if p.width is None else p.width, check)
         height = self._side("height", _floor8(image.height) if p.height is None else p.height, check)
         self._pixels(width, height, check)
         batch = common.pop("batch")
+        guidance = self._control(p, control, model, image.count, check)
         if check.problems:
             return None
-        step = Img2ImgStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
+        step = Img2ImgStep(id=node.id, inputs=_links(node, "image", "control"), width=width, height=height,
                            strength=strength, seeds=self._seeds(common.pop("seed"), image.count * batch),
-                           per_input=batch, **common)
+                           per_input=batch, **guidance, **common)
         return step, _Made(image.count * batch, width, height)
+
+    def _canny(self, node: Node, image: _Made, check: Checker):
+        p: Canny = node.params
+        low = check.integer("low", p.low, 0, 255)
+        high = check.integer("high", p.high, 0, 255)
+        if low is not None and high is not None and low > high:
+            check.fail("out_of_range", "low", f"low ({low}) must not be above high ({high}).")
+        if check.problems:
+            return None
+        step = CannyStep(id=node.id, inputs=_links(node, "image"), width=image.width, height=image.height,
+                         low=low, high=high, seeds=tuple(range(image.count)))
+        return step, _Made(image.count, image.width, image.height)
+
+    def _control(self, p: Control, control: _Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
+        """The ControlNet fields of a step: none without a control image, else a checked ControlNet."""
+        if control is None:
+            if p.control_model:
+                check.fail("missing_input", "control", f"control_model {p.control_model!r} is set but no control "
+                           "image is connected; give one (and a canny node for edges).")
+            return {}
+        entry = self.models.get(p.control_model) if isinstance(p.control_model, str) else None
+        if entry is None or entry.family != "controlnet":
+            nets = sorted(m.id for m in self.models.values() if m.family == "controlnet")
+            check.fail("unknown_controlnet", "control_model",
+                       f"A control image needs a control_model; choose one of {nets or 'none (add one)'}, "
+                       f"got {p.control_model!r}.")
+            return {}
+        if entry.base_family != model.family:
+            check.fail("wrong_controlnet", "control_model", f"ControlNet {entry.id!r} is for {entry.base_family} "
+                       f"models; {model.id!r} is {model.family}.")
+        if control.count not in (1, images):
+            check.fail("control_count", "control", f"Give one control image, or one per image ({images}).")
+        scale = check.number("control_scale", p.control_scale, 0.0, 2.0)
+        start = check.number("control_start", p.control_start, 0.0, 1.0)
+        end = check.number("control_end", p.control_end, 0.0, 1.0)
+        if start is not None and end is not None and start >= end:
+            check.fail("out_of_range", "control_start", f"control_start ({start:g}) must be below control_end "
+                       f"({end:g}).")
+        ref = ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
+        return {"control_model": ref, "control_scale": scale, "control_start": start, "control_end": end}
 
     def _inpaint(self, node: Node, image: _Made, mask: _Made, check: Checker, notes: list[str]):
         p: Inpaint = node.params
@@ -389,9 +437,14 @@ class Compiler:
     def _model(self, model_id, check: Checker) -> ModelEntry | None:
         if model_id in ("", None):
             return self.default_model
+        if isinstance(model_id, str) and model_id in self.models and self.models[model_id].family not in GENERATORS:
+            check.fail("not_a_generator", "model", f"{model_id!r} is a {self.models[model_id].family}; give it as "
+                       "control_model and choose a model that draws.")
+            return None
         if not isinstance(model_id, str) or model_id not in self.models:
             check.fail("unknown_model", "model",
-                       f"Unknown model {model_id!r}; choose one of {sorted(self.models)} "
+                       f"Unknown model {model_id!r}; choose one of "
+                       f"{sorted(m.id for m in self.models.values() if m.family in GENERATORS)} "
                        "(add others to configs/models.toml).")
             return None
         return self.models[model_id]
@@ -418,6 +471,11 @@ class Compiler:
             check.fail("unknown_style", "style", f"Unknown style {name!r}; choose one of {sorted(self.styles)}.")
             return None
         return self.styles[name]
+
+
+def _links(node: Node, *names: str) -> tuple[tuple[str, str], ...]:
+    """The plan's (input name, step id) pairs for those of `names` that are connected."""
+    return tuple((name, node.link(name).node) for name in names if node.link(name) is not None)
 
 
 def _floor8(value: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from pipelines.plan import DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Step, UpscaleStep
+from pipelines.plan import CannyStep, DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Step, UpscaleStep
 from pipelines.samplers import a1111_labels
 
 VERSION = "Atelier 0.1"
@@ -32,6 +32,9 @@ def format_infotext(step: Step, index: int) -> str:
     if isinstance(step, UpscaleStep):
         params = {"Postprocess upscale by": f"{step.scale:g}", "Postprocess upscaler": step.upscaler.title(),
                   "Version": VERSION}
+        return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items())
+    if isinstance(step, CannyStep):
+        params = {"Preprocessor": "canny", "Threshold A": step.low, "Threshold B": step.high, "Version": VERSION}
         return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items())
     assert isinstance(step, DiffusionStep)
     sampler, schedule = a1111_labels(step.sampler, step.schedule)
@@ -54,6 +57,10 @@ def format_infotext(step: Step, index: int) -> str:
                        "Masked content": step.masked_content})
     if isinstance(step, OutpaintStep):
         params["Outpaint"] = f"left {step.left}, right {step.right}, top {step.top}, bottom {step.bottom}"
+    if getattr(step, "control_model", None) is not None:    # as sd-webui-controlnet writes it
+        net = step.control_model
+        params["ControlNet 0"] = (f"Model: {net.id} [{net.short_hash[:8]}], Weight: {step.control_scale:g}, "
+                                  f"Guidance Start: {step.control_start:g}, Guidance End: {step.control_end:g}")
     if step.loras:       # A1111 drops ":" and "," from names here, so the list stays parseable
         params["Lora hashes"] = ", ".join(f"{_plain(name)}: {short}" for name, _, _, short in step.loras)
     if step.embeddings:

@@ -13,10 +13,13 @@ import pathlib
 import threading
 
 import torch
-from diffusers import (DiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
-                       StableDiffusionPipeline, StableDiffusionXLImg2ImgPipeline, StableDiffusionXLInpaintPipeline,
-                       StableDiffusionXLPipeline)
+from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionControlNetImg2ImgPipeline,
+                       StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
+                       StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
+                       StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
+                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
 
+from pipelines.control import ensure_demo_controlnet
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
 from pipelines.plan import ModelRef
@@ -30,6 +33,10 @@ TASK_CLASSES = {
              "inpaint": StableDiffusionInpaintPipeline},
     "sdxl": {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
              "inpaint": StableDiffusionXLInpaintPipeline},
+}
+CONTROL_CLASSES = {
+    "sd15": {"txt2img": StableDiffusionControlNetPipeline, "img2img": StableDiffusionControlNetImg2ImgPipeline},
+    "sdxl": {"txt2img": StableDiffusionXLControlNetPipeline, "img2img": StableDiffusionXLControlNetImg2ImgPipeline},
 }
 
 
@@ -55,8 +62,9 @@ class ModelCache:
         self._pipelines: collections.OrderedDict[str, dict[str, DiffusionPipeline]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, model: ModelRef, task: str = "txt2img") -> DiffusionPipeline:
-        """The pipeline for `task` ("txt2img", "img2img" or "inpaint") on `model`, loading it if needed."""
+    def get(self, model: ModelRef, task: str = "txt2img", control: ModelRef | None = None) -> DiffusionPipeline:
+        """The pipeline for `task` ("txt2img", "img2img" or "inpaint") on `model`, steered by the ControlNet
+        `control` if given, loading what is needed."""
         with self._lock:
             if model.hash in self._pipelines:
                 self._pipelines.move_to_end(model.hash)
@@ -67,10 +75,29 @@ class ModelCache:
             if tasks["txt2img"].unet.config.in_channels != 4 and task != "inpaint":
                 raise AtelierError(f"Model {model.id!r} is an inpainting model; use it to inpaint or outpaint.",
                                    code="inpainting_model", field="model")
-            if task not in tasks:
-                tasks[task] = TASK_CLASSES[model.family][task].from_pipe(tasks["txt2img"])
-                tasks[task].set_progress_bar_config(disable=True)
-            return tasks[task]
+            key = task if control is None else f"{task}+{control.hash}"
+            if key not in tasks:
+                if control is None:
+                    tasks[key] = TASK_CLASSES[model.family][task].from_pipe(tasks["txt2img"])
+                else:
+                    tasks[key] = CONTROL_CLASSES[model.family][task].from_pipe(
+                        tasks["txt2img"], controlnet=self._load_controlnet(control))
+                tasks[key].set_progress_bar_config(disable=True)
+            return tasks[key]
+
+    def _load_controlnet(self, control: ModelRef) -> ControlNetModel:
+        kind = control.source.split(":", 1)[0]
+        logger.info("model cache: loading ControlNet %s (%s)", control.id, control.source)
+        if kind == "demo":
+            base = ensure_demo_model(self.models_dir / "demo", "demo-sd15")
+            folder = ensure_demo_controlnet(self.models_dir / "demo", base)
+        elif kind == "folder":
+            folder = self._location(control)
+        else:
+            raise AtelierError(f"ControlNet {control.id!r}: only demo and folder: sources are supported.",
+                               code="controlnet_source", field="control_model")
+        self.loads += 1
+        return ControlNetModel.from_pretrained(folder, dtype=self.dtype).to(self.device)
 
     def _evict(self) -> None:
         while len(self._pipelines) > self.capacity:

@@ -64,8 +64,9 @@ class Step:
         for name in ("seeds", "loras", "embeddings"):
             if name in values:
                 values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
-        if isinstance(values.get("model"), dict):
-            values["model"] = ModelRef(**values["model"])
+        for name in ("model", "control_model"):
+            if isinstance(values.get(name), dict):
+                values[name] = ModelRef(**values[name])
         return cls(**values)
 
 
@@ -103,16 +104,39 @@ class DiffusionStep(Step):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Txt2ImgStep(DiffusionStep):
-    kind: ClassVar[str] = "txt2img"
+class Controlled:
+    """ControlNet guidance from the step's `control` input, when `control_model` is set."""
+
+    control_model: ModelRef | None = None
+    control_scale: float = 1.0
+    control_start: float = 0.0
+    control_end: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class Img2ImgStep(DiffusionStep):
+class Txt2ImgStep(Controlled, DiffusionStep):
+    kind: ClassVar[str] = "txt2img"
+    lineage: ClassVar[dict[str, str]] = {"control": "control"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Img2ImgStep(Controlled, DiffusionStep):
     kind: ClassVar[str] = "img2img"
-    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+    lineage: ClassVar[dict[str, str]] = {"image": "source", "control": "control"}
 
     strength: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CannyStep(Step):
+    """Edge maps of the input images."""
+
+    kind: ClassVar[str] = "canny"
+    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+
+    low: int
+    high: int
+    seeds: tuple[int, ...] = ()         # one entry per image made, for counting (no noise is involved)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,7 +186,7 @@ class UpscaleStep(Step):
 
 
 STEP_TYPES: dict[str, type[Step]] = {t.kind: t for t in (LoadImageStep, Txt2ImgStep, Img2ImgStep, InpaintStep,
-                                                         OutpaintStep, UpscaleStep)}
+                                                         OutpaintStep, UpscaleStep, CannyStep)}
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import PIL.Image
 
 from pipelines.backend import DiffusersBackend
 from pipelines.errors import JobCancelled
-from pipelines.plan import (DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep, OutpaintStep,
-                            Step, Txt2ImgStep, UpscaleStep)
+from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
+                            OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +111,13 @@ class Runner:
 
     def _execute(self, step: Step, made: dict, on_step) -> list[PIL.Image.Image]:
         backend = self.backend
+        control = made[dict(step.inputs)["control"]] if "control" in dict(step.inputs) else ()
         if isinstance(step, Txt2ImgStep):
-            return backend.txt2img(step, on_step)
+            return backend.txt2img(step, on_step, control)
         if isinstance(step, Img2ImgStep):
-            return backend.img2img(step, made[step.input("image")], on_step)
+            return backend.img2img(step, made[step.input("image")], on_step, control)
+        if isinstance(step, CannyStep):
+            return backend.canny(step, made[step.input("image")], on_step)
         if isinstance(step, InpaintStep):
             return backend.inpaint(step, made[step.input("image")], made[step.input("mask")], on_step)
         if isinstance(step, OutpaintStep):

@@ -56,11 +56,27 @@ class Sampling:
 
 
 @dataclass(frozen=True)
-class Txt2Img(Sampling):
+class Control:
+    """ControlNet guidance, used when the node's optional `control` input (an IMAGE) is connected.
+
+    control_model:  catalogue id of a ControlNet for the model's family.
+    control_scale:  how strongly it steers (0 = not at all).
+    control_start, control_end:  the fraction of the denoising steps it acts on.
+    """
+
+    control_model: str = ""
+    control_scale: float = 1.0
+    control_start: float = 0.0
+    control_end: float = 1.0
+
+
+@dataclass(frozen=True)
+class Txt2Img(Control, Sampling):
     """Text to image. width, height: pixels, multiples of 8; None = the model's default."""
 
     kind: ClassVar[str] = "txt2img"
-    inputs: ClassVar[dict[str, str]] = {}
+    inputs: ClassVar[dict[str, str]] = {"control": "IMAGE"}
+    optional_inputs: ClassVar[frozenset[str]] = frozenset({"control"})
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
     width: int | None = None
@@ -68,17 +84,30 @@ class Txt2Img(Sampling):
 
 
 @dataclass(frozen=True)
-class Img2Img(Sampling):
+class Img2Img(Control, Sampling):
     """Image to image. strength: 0 keeps the image, 1 repaints it entirely. width, height: None = the
     input's size (rounded down to multiples of 8)."""
 
     kind: ClassVar[str] = "img2img"
-    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE", "control": "IMAGE"}
+    optional_inputs: ClassVar[frozenset[str]] = frozenset({"control"})
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
     strength: float = 0.75
     width: int | None = None
     height: int | None = None
+
+
+@dataclass(frozen=True)
+class Canny:
+    """Edges of an image (OpenCV's Canny, thresholds `low` and `high`), white on black: a control image."""
+
+    kind: ClassVar[str] = "canny"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    low: int = 100
+    high: int = 200
 
 
 @dataclass(frozen=True)
@@ -156,8 +185,8 @@ class LoadMask:
     artifact_id: str = ""
 
 
-NodeParams = Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | LoadImage | LoadMask
-NODE_TYPES: dict[str, type] = {t.kind: t for t in (Txt2Img, Img2Img, Inpaint, Outpaint, Upscale, LoadImage,
+NodeParams = Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | Canny | LoadImage | LoadMask
+NODE_TYPES: dict[str, type] = {t.kind: t for t in (Txt2Img, Img2Img, Inpaint, Outpaint, Upscale, Canny, LoadImage,
                                                    LoadMask)}
 
 

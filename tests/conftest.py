@@ -37,6 +37,12 @@ height = 64
 steps = 4
 
 [[model]]
+id = "demo-controlnet-canny"
+family = "controlnet"
+base_family = "sd15"
+source = "demo"
+
+[[model]]
 id = "demo-sdxl"
 family = "sdxl"
 source = "demo"

@@ -180,3 +180,17 @@ def test_a_file_that_is_not_an_image_is_refused(client, picture):
     pathlib.Path(picture["text"]).write_text("hello, not a picture")
     with pytest.raises(AppError, match="not an image Atelier can read"):
         client.predict(image=handle_file(picture["text"]), api_name="/img2img")
+
+
+def test_txt2img_with_a_controlnet(client, picture):
+    from gradio_client import handle_file
+    files, info = client.predict(prompt="a window", seed=5, control_image=handle_file(picture["mask"]),
+                                 control_model="demo-controlnet-canny", canny_low=50, canny_high=150,
+                                 api_name="/txt2img")
+    assert len(files) == 2                                   # the edge map, then the picture
+    edges = Image.open(files[0]["image"])
+    assert set(edges.convert("L").getdata()) <= {0, 255}
+    params = parse_infotext(Image.open(files[1]["image"]).text["parameters"])
+    assert params["ControlNet 0"].startswith("Model: demo-controlnet-canny")
+    _, details = client.predict(artifact_id=info["artifact_ids"][1], api_name="/artifact_info")
+    assert details["parents"] == [{"artifact_id": info["artifact_ids"][0], "relation": "control"}]

@@ -261,3 +261,63 @@ def test_an_embedding_is_used_by_its_name(atelier, owner):
 def test_lora_mistakes_are_refused_up_front(atelier, owner, params, words):
     with pytest.raises(InvalidRequest, match=words.replace("[", r"\[").replace("]", r"\]")):
         atelier.service.submit(owner, WorkflowSpec.single(Txt2Img(**params)))
+
+
+def outline() -> PIL.Image.Image:
+    image = PIL.Image.new("RGB", (64, 64), (0, 0, 0))
+    image.paste((255, 255, 255), (16, 16, 48, 48))
+    image.paste((0, 0, 0), (20, 20, 44, 44))
+    return image
+
+
+def test_controlnet_changes_the_output_and_is_recorded(atelier, owner):
+    from pipelines.spec import Canny
+    guide = atelier.service.upload(owner, png(outline()))
+    plain = run(atelier, owner, Node("1", Txt2Img(prompt="a window", seed=31)))
+    nodes = (load("g", guide.id), Node("edges", Canny(low=50, high=150), (("image", edge("g")),)),
+             Node("1", Txt2Img(prompt="a window", seed=31, control_model="demo-controlnet-canny"),
+                  (("control", edge("edges", "images")),)))
+    steered = run(atelier, owner, *nodes)
+    edges_id, image_id = steered.artifact_ids
+    edge_map = pixels(atelier, edges_id)
+    assert set(np.unique(edge_map)) <= {0, 255} and edge_map.max() == 255
+    assert np.abs(pixels(atelier, image_id) - pixels(atelier, plain.artifact_ids[0])).max() > 5
+    assert lineage_of(Artifact.get_by_id(image_id))[0] == [{"artifact_id": edges_id, "relation": "control"}]
+    assert lineage_of(Artifact.get_by_id(edges_id))[0] == [{"artifact_id": guide.id, "relation": "source"}]
+    from pipelines.infotext import parse_infotext
+    from storage.artifacts import png_texts
+    params = parse_infotext(png_texts(atelier.service.blobs.get(Artifact.get_by_id(image_id).blob_key))["parameters"])
+    assert params["ControlNet 0"].startswith("Model: demo-controlnet-canny [")
+    zero = run(atelier, owner, *nodes[:2], Node("1", Txt2Img(prompt="a window", seed=31, control_scale=0.0,
+                                                              control_model="demo-controlnet-canny"),
+                                                (("control", edge("edges", "images")),)))
+    assert np.abs(pixels(atelier, zero.artifact_ids[1]) - pixels(atelier, plain.artifact_ids[0])).max() <= 1
+
+
+def test_controlnet_on_img2img(atelier, owner, source):
+    from pipelines.spec import Canny
+    guide = atelier.service.upload(owner, png(outline()))
+    job = run(atelier, owner, load("src", source.id), load("g", guide.id),
+              Node("edges", Canny(), (("image", edge("g")),)),
+              Node("1", Img2Img(prompt="x", strength=0.8, seed=2, control_model="demo-controlnet-canny",
+                                control_start=0.0, control_end=0.5),
+                   (("image", edge("src")), ("control", edge("edges", "images")))))
+    parents = lineage_of(Artifact.get_by_id(job.artifact_ids[1]))[0]
+    assert sorted(p["relation"] for p in parents) == ["control", "source"]
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"control_model": "demo-controlnet-canny"}, "no control image is connected"),
+    ({"model": "demo-controlnet-canny"}, "is a controlnet"),
+])
+def test_controlnet_mistakes(atelier, owner, params, words):
+    with pytest.raises(InvalidRequest, match=words):
+        atelier.service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="x", **params)))
+
+
+def test_a_controlnet_must_fit_the_model(atelier, owner):
+    guide = atelier.service.upload(owner, png(outline()))
+    with pytest.raises(InvalidRequest, match="is for sd15 models; 'demo-sdxl' is sdxl"):
+        atelier.service.submit(owner, WorkflowSpec(nodes=(load("g", guide.id), Node(
+            "1", Txt2Img(prompt="x", model="demo-sdxl", control_model="demo-controlnet-canny"),
+            (("control", edge("g")),)))))

@@ -117,7 +117,7 @@ def test_failures_end_the_job_with_a_message(atelier, owner, monkeypatch):
     from pipelines.errors import AtelierError
     backend = atelier.runner.backend
 
-    def broken(step, on_step):
+    def broken(step, on_step, control=()):
         raise AtelierError("Could not load model 'x': the file is damaged.", code="model_load_failed")
 
     monkeypatch.setattr(backend, "txt2img", broken)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import UIContext, txt2img_spec
+from pipelines.spec import Txt2Img
+from ui.common import UIContext, control, editing_spec, sampling, txt2img_spec, whole
 from ui.generate import results_column, wire
 
 
@@ -30,6 +31,24 @@ def build(ctx: UIContext) -> dict:
                 batch = gr.Slider(1, ctx.max_batch_size, value=1, step=1, label="Batch size", elem_id="adv-batch")
                 style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
                                     label="Style", elem_id="adv-style")
+            nets = [e.id for e in ctx.models if e.family == "controlnet"]
+            with gr.Accordion("ControlNet", open=False):
+                with gr.Row():
+                    control_image = gr.Image(label="Control image", type="filepath", sources=["upload", "clipboard"],
+                                             height=200, elem_id="adv-control-image")
+                    with gr.Column():
+                        control_model = gr.Dropdown(["None", *nets], value="None", label="ControlNet",
+                                                    elem_id="adv-control-model")
+                        preprocess = gr.Radio(["canny", "none"], value="canny", label="Preprocess the image")
+                        with gr.Row():
+                            low = gr.Slider(0, 255, value=100, step=1, label="Canny low")
+                            high = gr.Slider(0, 255, value=200, step=1, label="Canny high")
+                with gr.Row():
+                    control_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="Strength")
+                    control_start = gr.Slider(0, 1, value=0.0, step=0.05, label="Start")
+                    control_end = gr.Slider(0, 1, value=1.0, step=0.05, label="End")
+                gr.Markdown("The edge map is stored and shown with the results. LoRAs: write "
+                            "`<lora:name:0.8>` in the prompt (files in `models/loras`).")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="adv-generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="adv-cancel")
@@ -44,7 +63,23 @@ def build(ctx: UIContext) -> dict:
     model.input(model_defaults, model, [width, height, steps, cfg, sampler, schedule, model_note],
                 api_visibility="private")
     inputs = [prompt, negative, model, width, height, steps, cfg, sampler, schedule, seed, batch, style]
-    wire(ctx, generate, cancel, inputs, lambda user, *values: txt2img_spec(*values), gallery, summary, info)
+    guidance = [control_image, control_model, preprocess, low, high, control_scale, control_start, control_end]
+
+    def make_spec(user, *values):
+        path, net, how, low_value, high_value, scale, start, end = values[len(inputs):]
+        if not path and net == "None":
+            return txt2img_spec(*values[:len(inputs)])
+        if not path:
+            raise gr.Error("Add a control image for the ControlNet, or set ControlNet to None.")
+        p, n, mdl, w, h, st, c, sa, sc, se, b, sty = values[:len(inputs)]
+        params = Txt2Img(width=whole(w), height=whole(h), **sampling(p, n, mdl, st, c, sa, sc, se, b, sty),
+                         **control("" if net == "None" else net, scale, start, end))
+        with open(path, "rb") as f:
+            data = f.read()
+        return editing_spec(ctx.service, user, params, control=data,
+                            canny=(int(low_value), int(high_value)) if how == "canny" else None)
+
+    wire(ctx, generate, cancel, inputs + guidance, make_spec, gallery, summary, info)
     return {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
             "batch_size": batch, "style": style}

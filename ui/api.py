@@ -15,9 +15,9 @@ import typing
 
 import gradio as gr
 
-from pipelines.spec import Img2Img, Inpaint, Outpaint, Upscale, WorkflowSpec
-from ui.common import (UIContext, editing_spec, replay_and_wait, sampling, txt2img_spec, user_errors,
-                       wait_for_result)
+from pipelines.spec import Img2Img, Inpaint, Outpaint, Txt2Img, Upscale, WorkflowSpec
+from ui.common import (UIContext, control, editing_spec, replay_and_wait, sampling, user_errors, wait_for_result,
+                       whole)
 
 ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
 SKIPPED = {"request", "progress"}
@@ -37,24 +37,39 @@ def build(ctx: UIContext) -> None:
     def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: int | None = None,
                 height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
                 sampler: str = "", schedule: str = "", seed: int = -1, batch_size: int = 1, style: str = "",
+                control_image: ImageFile | None = None, control_model: str = "", control_scale: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, canny_low: int = 100, canny_high: int = 200,
                 request: gr.Request = None, progress=gr.Progress()):
-        """Text to image. Omitted parameters take the model's defaults; seed -1 is random."""
+        """Text to image. Omitted parameters take the model's defaults; seed -1 is random. With a
+        control_image and a control_model, a ControlNet steers it (canny edges of the image, with
+        thresholds canny_low/canny_high; lineage: control)."""
         user = ctx.current_user(request)
-        spec = txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule,
-                            seed, batch_size, style)
+        params = Txt2Img(width=whole(width), height=whole(height),
+                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
+                                    batch_size, style),
+                         **control(control_model, control_scale, control_start, control_end))
+        control_bytes = read_file(control_image, "control image") if control_image else None
+        spec = editing_spec(service, user, params, control=control_bytes, canny=(whole(canny_low),
+                                                                                  whole(canny_high)))
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
     def img2img(image: ImageFile, prompt: str = "", strength: float = 0.75, negative_prompt: str = "",
                 model: str = "", width: int | None = None, height: int | None = None, steps: int | None = None,
                 cfg_scale: float | None = None, sampler: str = "", schedule: str = "", seed: int = -1,
-                batch_size: int = 1, style: str = "", request: gr.Request = None, progress=gr.Progress()):
-        """Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source."""
+                batch_size: int = 1, style: str = "", control_image: ImageFile | None = None,
+                control_model: str = "", control_scale: float = 1.0, control_start: float = 0.0,
+                control_end: float = 1.0, canny_low: int = 100, canny_high: int = 200,
+                request: gr.Request = None, progress=gr.Progress()):
+        """Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source (and control)."""
         user = ctx.current_user(request)
-        params = Img2Img(strength=strength, width=_whole(width), height=_whole(height),
+        params = Img2Img(strength=strength, width=whole(width), height=whole(height),
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
-                                    batch_size, style))
-        spec = editing_spec(service, user, params, read_file(image, "image"))
+                                    batch_size, style),
+                         **control(control_model, control_scale, control_start, control_end))
+        control_bytes = read_file(control_image, "control image") if control_image else None
+        spec = editing_spec(service, user, params, read_file(image, "image"), control=control_bytes,
+                            canny=(whole(canny_low), whole(canny_high)))
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
@@ -66,8 +81,8 @@ def build(ctx: UIContext) -> None:
                 progress=gr.Progress()):
         """Repaint where the mask (a black-and-white image) is white. Lineage: source, mask."""
         user = ctx.current_user(request)
-        params = Inpaint(strength=strength, mask_blur=_whole(mask_blur), invert_mask=invert_mask, full_res=full_res,
-                         full_res_padding=_whole(full_res_padding), masked_content=masked_content,
+        params = Inpaint(strength=strength, mask_blur=whole(mask_blur), invert_mask=invert_mask, full_res=full_res,
+                         full_res_padding=whole(full_res_padding), masked_content=masked_content,
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                     batch_size, style))
         spec = editing_spec(service, user, params, read_file(image, "image"), read_file(mask, "mask"))
@@ -81,8 +96,8 @@ def build(ctx: UIContext) -> None:
                  request: gr.Request = None, progress=gr.Progress()):
         """Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source."""
         user = ctx.current_user(request)
-        params = Outpaint(left=_whole(left), right=_whole(right), top=_whole(top), bottom=_whole(bottom),
-                          feather=_whole(feather), strength=strength, masked_content=masked_content,
+        params = Outpaint(left=whole(left), right=whole(right), top=whole(top), bottom=whole(bottom),
+                          feather=whole(feather), strength=strength, masked_content=masked_content,
                           **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                      batch_size, style))
         spec = editing_spec(service, user, params, read_file(image, "image"))
@@ -152,7 +167,7 @@ def _hidden_input(parameter: inspect.Parameter):
     """A hidden component whose initial value is the parameter's default (so the API's default)."""
     default = None if parameter.default is inspect.Parameter.empty else parameter.default
     annotation = parameter.annotation
-    if annotation in ("ImageFile", ImageFile):
+    if annotation in ("ImageFile", ImageFile, "ImageFile | None"):
         return gr.File(label=parameter.name)
     if annotation == "bool":
         return gr.Checkbox(value=default, label=parameter.name)
@@ -160,6 +175,3 @@ def _hidden_input(parameter: inspect.Parameter):
         return gr.Number(value=default, label=parameter.name, precision=None)
     return gr.Textbox(value=default if default is not None else "", label=parameter.name)
 
-
-def _whole(value):
-    return int(value) if isinstance(value, float) and value.is_integer() else value

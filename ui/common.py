@@ -12,7 +12,7 @@ import gradio as gr
 
 from configs import ModelEntry, Style
 from pipelines.errors import AtelierError
-from pipelines.spec import Link, LoadImage, LoadMask, Node, Txt2Img, WorkflowSpec
+from pipelines.spec import Canny, Link, LoadImage, LoadMask, Node, Txt2Img, WorkflowSpec
 from queueing.service import JobService, progress_of
 from storage.models import Job, User
 
@@ -80,7 +80,7 @@ def user_errors(fn):
     return wrapper
 
 
-def _whole(value):
+def whole(value):
     """Gradio numbers arrive as floats; whole ones become ints, anything else goes on to the compiler."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
@@ -88,26 +88,43 @@ def _whole(value):
 def sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed, batch_size, style) -> dict:
     """The shared diffusion parameters from form or API values; None and "" mean "the model's default"."""
     return {"prompt": prompt if prompt is not None else "", "negative_prompt": negative_prompt or "",
-            "model": model or "", "steps": _whole(steps), "cfg_scale": cfg_scale, "sampler": sampler or "",
-            "schedule": schedule or "", "seed": -1 if seed is None else _whole(seed),
-            "batch_size": 1 if batch_size is None else _whole(batch_size), "style": style or ""}
+            "model": model or "", "steps": whole(steps), "cfg_scale": cfg_scale, "sampler": sampler or "",
+            "schedule": schedule or "", "seed": -1 if seed is None else whole(seed),
+            "batch_size": 1 if batch_size is None else whole(batch_size), "style": style or ""}
 
 
 def txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule, seed,
                  batch_size, style) -> WorkflowSpec:
     """A one-node txt2img spec from form or API values."""
-    return WorkflowSpec.single(Txt2Img(width=_whole(width), height=_whole(height),
+    return WorkflowSpec.single(Txt2Img(width=whole(width), height=whole(height),
                                        **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler,
                                                   schedule, seed, batch_size, style)))
 
 
-def editing_spec(service: JobService, user: User, params, image: bytes, mask: bytes | None = None) -> WorkflowSpec:
-    """Store `image` (and `mask`) as uploads and return the spec load -> `params` node."""
-    nodes = [Node("image", LoadImage(artifact_id=service.upload(user, image, "The image").id))]
-    inputs = [("image", Link("image", "image"))]
+def control(control_model, control_scale, control_start, control_end) -> dict:
+    """The ControlNet parameters from form or API values."""
+    return {"control_model": control_model or "", "control_scale": control_scale, "control_start": control_start,
+            "control_end": control_end}
+
+
+def editing_spec(service: JobService, user: User, params, image: bytes | None = None, mask: bytes | None = None,
+                 control: bytes | None = None, canny: tuple[int, int] | None = None) -> WorkflowSpec:
+    """Store `image`, `mask` and `control` (those given) as uploads and return the spec that loads them into
+    one `params` node; the control image goes through a canny node when `canny` gives its thresholds."""
+    nodes, inputs = [], []
+    if image is not None:
+        nodes.append(Node("image", LoadImage(artifact_id=service.upload(user, image, "The image").id)))
+        inputs.append(("image", Link("image", "image")))
     if mask is not None:
         nodes.append(Node("mask", LoadMask(artifact_id=service.upload(user, mask, "The mask").id)))
         inputs.append(("mask", Link("mask", "mask")))
+    if control is not None:
+        nodes.append(Node("guide", LoadImage(artifact_id=service.upload(user, control, "The control image").id)))
+        if canny is not None:
+            nodes.append(Node("edges", Canny(low=canny[0], high=canny[1]), (("image", Link("guide", "image")),)))
+            inputs.append(("control", Link("edges", "images")))
+        else:
+            inputs.append(("control", Link("guide", "image")))
     nodes.append(Node("1", params, tuple(inputs)))
     return WorkflowSpec(nodes=tuple(nodes))
 
