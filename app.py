@@ -51,12 +51,14 @@ def build(settings: Settings) -> Atelier:
     executor = None if settings.web_only else JobExecutor(lambda: build_runner(settings), blobs,
                                                           settings.progress_interval)
     run_job = register_tasks(huey, executor)
+    extras = extras_finder(settings.loras_dir, settings.embeddings_dir)
     compiler = Compiler(models, styles, settings.limits, settings.credits, ModelHasher(settings.models_dir),
-                        extras=extras_finder(settings.loras_dir, settings.embeddings_dir))
+                        extras=extras)
     service = JobService(compiler, lambda job_id, priority: run_job(job_id, priority=priority), blobs)
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
-                    schedules=tuple(SCHEDULES), current_user=lambda request: local_owner(),
+                    schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=lambda request: local_owner(),
+                    loras=lambda: sorted(extras("lora")),
                     max_side=limits.max_side, max_steps=limits.max_steps, max_batch_size=limits.max_batch_size,
                     max_cfg_scale=limits.max_cfg_scale)
     demo = build_ui(ctx)

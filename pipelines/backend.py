@@ -128,8 +128,36 @@ class DiffusersBackend:
             return results
 
     def upscale(self, step: UpscaleStep, images: Images, on_step: StepCallback) -> Images:
-        on_step(1, 1)
-        return [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+        """Lanczos, or an upscaler model run tile by tile (then resized to the exact scale)."""
+        images = [image_ops.to_rgb(im) for im in images]
+        if step.model is None:
+            on_step(1, 1)
+        else:
+            with self._lock:
+                pipe = self.models.upscaler(step.model)
+                images = [self._upscale_tiles(pipe, step, image, seed, on_step)
+                          for image, seed in zip(images, step.seeds)]
+        return [im.resize((step.width, step.height), PIL.Image.LANCZOS) if im.size != (step.width, step.height)
+                else im for im in images]
+
+    def _upscale_tiles(self, pipe, step: UpscaleStep, image, seed: int, on_step) -> PIL.Image.Image:
+        """x4 the image in overlapping tiles so large images fit in memory; tile k uses seed + k."""
+        overlap = min(16, step.tile_size // 4)
+        boxes = image_ops.tiles(image.size, step.tile_size, overlap)
+        done, results = 0, []
+        for k, box in enumerate(boxes):
+            # This pipeline has only the older `callback(i, t, latents)`; it too can raise to stop.
+            def report(i, t, latents, offset=done):
+                on_step(offset + i + 1, step.steps * len(boxes))
+
+            tile = pipe(prompt="", image=image.crop(box), num_inference_steps=step.steps,
+                        generator=_generator(seed + k), callback=report, callback_steps=1,
+                        output_type="pil").images[0]
+            done += step.steps
+            x0, y0, x1, y1 = box
+            factor = tile.width // (x1 - x0)
+            results.append(((x0 * factor, y0 * factor, x1 * factor, y1 * factor), tile))
+        return image_ops.blend_tiles((image.width * factor, image.height * factor), results, overlap * factor)
 
     # -- shared ----------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ MAX_SEED = 2**32 - 1
 MAX_LORA_WEIGHT = 2.0
 MAX_SCALE = 8.0
 MASKED_CONTENT = ("original", "noise", "fill")
-UPSCALERS = ("lanczos",)
+RESAMPLERS = ("lanczos",)
 
 
 def random_seed() -> int:
@@ -344,11 +344,20 @@ class Compiler:
                             **sides, **common)
         return step, _Made(image.count * batch, width, height)
 
+    def upscalers(self) -> tuple[str, ...]:
+        """Names the `upscaler` parameter takes: the resamplers, then the catalogue's upscaler models."""
+        return RESAMPLERS + tuple(m.id for m in self.models.values() if m.family == "upscaler")
+
     def _upscale(self, node: Node, image: _Made, check: Checker):
         p: Upscale = node.params
         scale = check.number("scale", p.scale, 1.0, MAX_SCALE)
-        upscaler = check.choice("upscaler", p.upscaler, UPSCALERS)
-        if scale is None or upscaler is None:
+        upscaler = check.choice("upscaler", p.upscaler, self.upscalers())
+        seed = check.integer("seed", p.seed, -1, MAX_SEED, " Use -1 for a random seed.")
+        tile = check.integer("tile_size", p.tile_size, 32, 1024)
+        entry = self.models.get(upscaler) if upscaler not in RESAMPLERS else None
+        steps = check.integer("steps", (entry.steps if entry else 1) if p.steps is None else p.steps,
+                              1, self.limits.max_steps)
+        if scale is None or upscaler is None or check.problems:
             return None
         width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
         if max(width, height) > self.limits.max_side:
@@ -357,8 +366,13 @@ class Compiler:
         self._pixels(width, height, check)
         if check.problems:
             return None
+        model = None
+        if entry is not None:
+            model = ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
+        seed = self.seed_source() if seed == -1 else seed
         step = UpscaleStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
-                           scale=scale, upscaler=upscaler, seeds=tuple(range(image.count)))
+                           scale=scale, upscaler=upscaler, model=model, seeds=self._seeds(seed, image.count),
+                           steps=steps if model else 0, tile_size=tile)
         return step, _Made(image.count, width, height)
 
     # -- shared checks ---------------------------------------------------------------------------

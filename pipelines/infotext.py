@@ -31,8 +31,9 @@ def format_infotext(step: Step, index: int) -> str:
     """The infotext for image `index` of `step` (A1111's keys, in A1111's order)."""
     if isinstance(step, UpscaleStep):
         params = {"Postprocess upscale by": f"{step.scale:g}", "Postprocess upscaler": step.upscaler.title(),
-                  "Version": VERSION}
-        return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items())
+                  "Seed": step.seeds[index] if step.model else None, "Steps": step.steps or None,
+                  "Tile size": step.tile_size if step.model else None, "Version": VERSION}
+        return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items() if v is not None)
     if isinstance(step, CannyStep):
         params = {"Preprocessor": "canny", "Threshold A": step.low, "Threshold B": step.high, "Version": VERSION}
         return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items())

@@ -17,9 +17,9 @@ from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionContro
                        StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
                        StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
                        StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
-                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
+                       StableDiffusionUpscalePipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
 
-from pipelines.control import ensure_demo_controlnet
+from pipelines.control import ensure_demo_controlnet, ensure_demo_upscaler
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
 from pipelines.plan import ModelRef
@@ -98,6 +98,27 @@ class ModelCache:
                                code="controlnet_source", field="control_model")
         self.loads += 1
         return ControlNetModel.from_pretrained(folder, dtype=self.dtype).to(self.device)
+
+    def upscaler(self, model: ModelRef) -> DiffusionPipeline:
+        """The upscaler pipeline (the diffusers x4 upscaler family) for `model`, loading it if needed."""
+        with self._lock:
+            if model.hash not in self._pipelines:
+                kind = model.source.split(":", 1)[0]
+                logger.info("model cache: loading upscaler %s (%s)", model.id, model.source)
+                if kind == "demo":
+                    folder = ensure_demo_upscaler(self.models_dir / "demo")
+                elif kind == "folder":
+                    folder = self._location(model)
+                else:
+                    raise AtelierError(f"Upscaler {model.id!r}: only demo and folder: sources are supported.",
+                                       code="upscaler_source", field="upscaler")
+                pipe = StableDiffusionUpscalePipeline.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
+                pipe.set_progress_bar_config(disable=True)
+                self.loads += 1
+                self._pipelines[model.hash] = {"upscale": pipe.to(self.device)}
+                self._evict()
+            self._pipelines.move_to_end(model.hash)
+            return self._pipelines[model.hash]["upscale"]
 
     def _evict(self) -> None:
         while len(self._pipelines) > self.capacity:

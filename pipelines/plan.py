@@ -177,12 +177,10 @@ class UpscaleStep(Step):
 
     scale: float
     upscaler: str
-    model: ModelRef | None = None
-    seeds: tuple[int, ...] = ()
-
-    @property
-    def image_count(self) -> int:
-        return len(self.seeds) if self.seeds else 0
+    model: ModelRef | None = None        # the upscaler model; None for Lanczos
+    seeds: tuple[int, ...] = ()          # one per image made
+    steps: int = 0
+    tile_size: int = 128
 
 
 STEP_TYPES: dict[str, type[Step]] = {t.kind: t for t in (LoadImageStep, Txt2ImgStep, Img2ImgStep, InpaintStep,

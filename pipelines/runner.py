@@ -103,7 +103,8 @@ class Runner:
             timings[step.id] = round(time.perf_counter() - started, 4)
             made[step.id] = images
             counts = {key: len(value) for key, value in made.items()}
-            seeds = getattr(step, "seeds", ()) if isinstance(step, DiffusionStep) else ()
+            noisy = isinstance(step, DiffusionStep) or (isinstance(step, UpscaleStep) and step.model is not None)
+            seeds = step.seeds if noisy else ()
             outputs += [Output(step.id, k, seeds[k] if seeds else None, image, _parents(step, k, counts))
                         for k, image in enumerate(images)]
         return Result(plan_hash=plan.plan_hash, outputs=tuple(outputs), timings=timings,

@@ -153,7 +153,9 @@ class Outpaint(Sampling):
 
 @dataclass(frozen=True)
 class Upscale:
-    """Enlarge an image by `scale` with `upscaler` ("lanczos", or an upscaler model's catalogue id)."""
+    """Enlarge an image by `scale` with `upscaler`: "lanczos", or the catalogue id of an upscaler model,
+    which works in tiles of `tile_size` px (so large images fit in memory) for `steps` steps from `seed`,
+    then is resized to the exact scale with Lanczos."""
 
     kind: ClassVar[str] = "upscale"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
@@ -161,6 +163,9 @@ class Upscale:
 
     scale: float = 2.0
     upscaler: str = "lanczos"
+    steps: int | None = None
+    seed: int = -1
+    tile_size: int = 128
 
 
 @dataclass(frozen=True)

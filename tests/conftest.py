@@ -43,6 +43,12 @@ base_family = "sd15"
 source = "demo"
 
 [[model]]
+id = "demo-upscaler-x4"
+family = "upscaler"
+source = "demo"
+steps = 2
+
+[[model]]
 id = "demo-sdxl"
 family = "sdxl"
 source = "demo"

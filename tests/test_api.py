@@ -194,3 +194,13 @@ def test_txt2img_with_a_controlnet(client, picture):
     assert params["ControlNet 0"].startswith("Model: demo-controlnet-canny")
     _, details = client.predict(artifact_id=info["artifact_ids"][1], api_name="/artifact_info")
     assert details["parents"] == [{"artifact_id": info["artifact_ids"][0], "relation": "control"}]
+
+
+def test_txt2img_with_hires_fix(client):
+    files, info = client.predict(prompt="a tower", seed=9, hires_fix=True, hires_scale=2, hires_strength=0.4,
+                                 api_name="/txt2img")
+    assert [Image.open(f["image"]).size for f in files] == [(64, 64), (128, 128), (128, 128)]
+    _, details = client.predict(artifact_id=info["artifact_ids"][2], api_name="/artifact_info")
+    assert details["parents"] == [{"artifact_id": info["artifact_ids"][1], "relation": "source"}]
+    params = parse_infotext(Image.open(files[2]["image"]).text["parameters"])
+    assert (params["Denoising strength"], params["Seed"]) == ("0.4", "9")

@@ -147,7 +147,8 @@ def test_one_vocabulary_for_spec_and_api():
     source = inspect.getsource(api.build)
     signature = source[source.index("def txt2img("):source.index("request: gr.Request")]
     parameters = {p.split(":")[0].strip() for p in signature[len("def txt2img("):].split(",") if p.strip()}
-    assert parameters == fields | {"control_image", "canny_low", "canny_high"}
+    assert parameters == fields | {"control_image", "canny_low", "canny_high", "hires_fix", "hires_scale",
+                                   "hires_upscaler", "hires_strength", "hires_steps"}
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):

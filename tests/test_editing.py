@@ -321,3 +321,23 @@ def test_a_controlnet_must_fit_the_model(atelier, owner):
         atelier.service.submit(owner, WorkflowSpec(nodes=(load("g", guide.id), Node(
             "1", Txt2Img(prompt="x", model="demo-sdxl", control_model="demo-controlnet-canny"),
             (("control", edge("g")),)))))
+
+
+def test_an_upscaler_model_works_in_tiles_and_replays_identically(atelier, owner, source):
+    job = run(atelier, owner, load("src", source.id),
+              Node("1", Upscale(scale=3.0, upscaler="demo-upscaler-x4", tile_size=32, seed=6), (("image", edge("src")),)))
+    artifact = Artifact.get_by_id(job.artifact_ids[0])
+    assert (artifact.width, artifact.height) == (192, 192)
+    assert lineage_of(artifact)[0] == [{"artifact_id": source.id, "relation": "upscale_of"}]
+    from pipelines.infotext import parse_infotext
+    from storage.artifacts import png_texts
+    params = parse_infotext(png_texts(atelier.service.blobs.get(artifact.blob_key))["parameters"])
+    assert (params["Postprocess upscaler"], params["Tile size"], params["Seed"]) == ("Demo-Upscaler-X4", "32", "6")
+    replayed = atelier.service.wait(owner, atelier.service.replay(owner, artifact.id).id, timeout=90)
+    assert atelier.service.replay_outcome(owner, replayed)["identical"] is True
+
+
+def test_unknown_upscaler_lists_the_choices(atelier, owner, source):
+    with pytest.raises(InvalidRequest, match="upscaler must be one of \\['demo-upscaler-x4', 'lanczos'\\]"):
+        atelier.service.submit(owner, WorkflowSpec(nodes=(load("src", source.id), Node(
+            "1", Upscale(upscaler="esrgan"), (("image", edge("src")),)))))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.spec import Txt2Img
-from ui.common import UIContext, control, editing_spec, sampling, txt2img_spec, whole
+from ui.common import UIContext, control, editing_spec, sampling, whole, with_hires_fix
 from ui.generate import results_column, wire
 
 
@@ -47,8 +47,18 @@ def build(ctx: UIContext) -> dict:
                     control_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="Strength")
                     control_start = gr.Slider(0, 1, value=0.0, step=0.05, label="Start")
                     control_end = gr.Slider(0, 1, value=1.0, step=0.05, label="End")
-                gr.Markdown("The edge map is stored and shown with the results. LoRAs: write "
-                            "`<lora:name:0.8>` in the prompt (files in `models/loras`).")
+                gr.Markdown("The edge map is stored and shown with the results.")
+            with gr.Accordion("Hires fix and LoRA", open=False):
+                with gr.Row():
+                    hires = gr.Checkbox(False, label="Hires fix (upscale, then repaint)", elem_id="adv-hires")
+                    hires_scale = gr.Slider(1, 4, value=2, step=0.25, label="Upscale by")
+                    hires_upscaler = gr.Dropdown(list(ctx.upscalers), value=ctx.upscalers[0], label="Upscaler")
+                    hires_strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoising strength")
+                with gr.Row():
+                    loras = gr.Dropdown(ctx.loras(), multiselect=True, label="LoRAs", elem_id="adv-loras")
+                    lora_weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="LoRA weight")
+                gr.Markdown("LoRAs can also be written in the prompt as `<lora:name:0.8>` (files in "
+                            "`models/loras`); embeddings by their file name (files in `models/embeddings`).")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary", elem_id="adv-generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="adv-cancel")
@@ -64,22 +74,26 @@ def build(ctx: UIContext) -> dict:
                 api_visibility="private")
     inputs = [prompt, negative, model, width, height, steps, cfg, sampler, schedule, seed, batch, style]
     guidance = [control_image, control_model, preprocess, low, high, control_scale, control_start, control_end]
+    extras = [hires, hires_scale, hires_upscaler, hires_strength, loras, lora_weight]
 
     def make_spec(user, *values):
-        path, net, how, low_value, high_value, scale, start, end = values[len(inputs):]
-        if not path and net == "None":
-            return txt2img_spec(*values[:len(inputs)])
-        if not path:
-            raise gr.Error("Add a control image for the ControlNet, or set ControlNet to None.")
         p, n, mdl, w, h, st, c, sa, sc, se, b, sty = values[:len(inputs)]
+        path, net, how, low_value, high_value, scale, start, end = values[len(inputs):len(inputs) + len(guidance)]
+        use_hires, up_scale, up_name, up_strength, chosen, weight = values[len(inputs) + len(guidance):]
+        if net != "None" and not path:
+            raise gr.Error("Add a control image for the ControlNet, or set ControlNet to None.")
         params = Txt2Img(width=whole(w), height=whole(h), **sampling(p, n, mdl, st, c, sa, sc, se, b, sty),
+                         loras=tuple((name, weight) for name in chosen or ()),
                          **control("" if net == "None" else net, scale, start, end))
-        with open(path, "rb") as f:
-            data = f.read()
-        return editing_spec(ctx.service, user, params, control=data,
+        data = None
+        if path and net != "None":
+            with open(path, "rb") as f:
+                data = f.read()
+        spec = editing_spec(ctx.service, user, params, control=data,
                             canny=(int(low_value), int(high_value)) if how == "canny" else None)
+        return with_hires_fix(spec, up_scale, up_name, up_strength, None) if use_hires else spec
 
-    wire(ctx, generate, cancel, inputs + guidance, make_spec, gallery, summary, info)
+    wire(ctx, generate, cancel, inputs + guidance + extras, make_spec, gallery, summary, info)
     return {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
             "batch_size": batch, "style": style}

@@ -17,7 +17,7 @@ import gradio as gr
 
 from pipelines.spec import Img2Img, Inpaint, Outpaint, Txt2Img, Upscale, WorkflowSpec
 from ui.common import (UIContext, control, editing_spec, replay_and_wait, sampling, user_errors, wait_for_result,
-                       whole)
+                       whole, with_hires_fix)
 
 ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
 SKIPPED = {"request", "progress"}
@@ -39,10 +39,13 @@ def build(ctx: UIContext) -> None:
                 sampler: str = "", schedule: str = "", seed: int = -1, batch_size: int = 1, style: str = "",
                 control_image: ImageFile | None = None, control_model: str = "", control_scale: float = 1.0,
                 control_start: float = 0.0, control_end: float = 1.0, canny_low: int = 100, canny_high: int = 200,
+                hires_fix: bool = False, hires_scale: float = 2.0, hires_upscaler: str = "lanczos",
+                hires_strength: float = 0.5, hires_steps: int | None = None,
                 request: gr.Request = None, progress=gr.Progress()):
         """Text to image. Omitted parameters take the model's defaults; seed -1 is random. With a
         control_image and a control_model, a ControlNet steers it (canny edges of the image, with
-        thresholds canny_low/canny_high; lineage: control)."""
+        thresholds canny_low/canny_high; lineage: control). hires_fix: then upscale by hires_scale
+        and repaint at hires_strength (AUTOMATIC1111's hires fix)."""
         user = ctx.current_user(request)
         params = Txt2Img(width=whole(width), height=whole(height),
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
@@ -51,6 +54,8 @@ def build(ctx: UIContext) -> None:
         control_bytes = read_file(control_image, "control image") if control_image else None
         spec = editing_spec(service, user, params, control=control_bytes, canny=(whole(canny_low),
                                                                                   whole(canny_high)))
+        if hires_fix:
+            spec = with_hires_fix(spec, hires_scale, hires_upscaler, hires_strength, hires_steps)
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
@@ -104,11 +109,14 @@ def build(ctx: UIContext) -> None:
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
-    def upscale(image: ImageFile, scale: float = 2.0, upscaler: str = "lanczos", request: gr.Request = None,
-                progress=gr.Progress()):
-        """Enlarge an image by `scale`. Lineage: upscale_of."""
+    def upscale(image: ImageFile, scale: float = 2.0, upscaler: str = "lanczos", steps: int | None = None,
+                seed: int = -1, tile_size: int = 128, request: gr.Request = None, progress=gr.Progress()):
+        """Enlarge an image by `scale` with Lanczos or an upscaler model (in tiles of tile_size px).
+        Lineage: upscale_of."""
         user = ctx.current_user(request)
-        spec = editing_spec(service, user, Upscale(scale=scale, upscaler=upscaler), read_file(image, "image"))
+        params = Upscale(scale=scale, upscaler=upscaler, steps=whole(steps), seed=whole(seed),
+                         tile_size=whole(tile_size))
+        spec = editing_spec(service, user, params, read_file(image, "image"))
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors

@@ -1,6 +1,7 @@
 """What every tab shares: the UI context, error translation, and running a job to its result."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
@@ -12,7 +13,8 @@ import gradio as gr
 
 from configs import ModelEntry, Style
 from pipelines.errors import AtelierError
-from pipelines.spec import Canny, Link, LoadImage, LoadMask, Node, Txt2Img, WorkflowSpec
+from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, Node, Sampling, Txt2Img, Upscale,
+                            WorkflowSpec)
 from queueing.service import JobService, progress_of
 from storage.models import Job, User
 
@@ -26,7 +28,7 @@ class UIContext:
     service:       jobs and artifacts, per user.
     models:        the catalogue; the first entry is the default.
     styles:        style presets.
-    samplers, schedules: the names the compiler accepts.
+    samplers, schedules, upscalers: the names the compiler accepts.
     current_user:  the User making a request.
     max_side, max_steps, max_batch_size, max_cfg_scale: bounds for the sliders.
     """
@@ -36,7 +38,9 @@ class UIContext:
     styles: tuple[Style, ...]
     samplers: tuple[str, ...]
     schedules: tuple[str, ...]
+    upscalers: tuple[str, ...]
     current_user: Callable[[gr.Request | None], User]
+    loras: Callable[[], list[str]] = list          # names of the LoRA files there are now
     max_side: int = 2048
     max_steps: int = 150
     max_batch_size: int = 8
@@ -127,6 +131,17 @@ def editing_spec(service: JobService, user: User, params, image: bytes | None = 
             inputs.append(("control", Link("guide", "image")))
     nodes.append(Node("1", params, tuple(inputs)))
     return WorkflowSpec(nodes=tuple(nodes))
+
+
+def with_hires_fix(spec: WorkflowSpec, scale: float, upscaler: str, strength: float, steps) -> WorkflowSpec:
+    """AUTOMATIC1111's hires fix: the spec's last (txt2img) node, upscaled by `scale` with `upscaler`,
+    then repainted by img2img at `strength` with the same prompt, seed and sampler."""
+    first = spec.nodes[-1]
+    shared = {f.name: getattr(first.params, f.name) for f in dataclasses.fields(Sampling)}
+    shared.update(batch_size=1, steps=whole(steps) if steps else first.params.steps)
+    nodes = (Node("hires_up", Upscale(scale=scale, upscaler=upscaler), (("image", Link(first.id, "images")),)),
+             Node("hires", Img2Img(strength=strength, **shared), (("image", Link("hires_up", "images")),)))
+    return WorkflowSpec(nodes=spec.nodes + nodes)
 
 
 def report_progress(progress: gr.Progress) -> Callable[[Job], None]:

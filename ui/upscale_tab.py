@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.compiler import UPSCALERS
 from pipelines.spec import Upscale
 from ui.common import UIContext, editing_spec
 from ui.controls import read_image
@@ -17,15 +16,22 @@ def build(ctx: UIContext) -> dict:
                              elem_id="upscale-image")
             with gr.Row():
                 scale = gr.Slider(1, 8, value=2, step=0.25, label="Scale", elem_id="upscale-scale")
-                upscaler = gr.Dropdown(list(UPSCALERS), value=UPSCALERS[0], label="Upscaler")
+                upscaler = gr.Dropdown(list(ctx.upscalers), value=ctx.upscalers[0], label="Upscaler",
+                                       elem_id="upscale-upscaler")
+            with gr.Row():
+                steps = gr.Slider(1, ctx.max_steps, value=20, step=1, label="Steps (upscaler models)")
+                tile = gr.Slider(32, 1024, value=128, step=32, label="Tile size (px)")
+                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
             with gr.Row():
                 generate = gr.Button("Upscale", variant="primary", elem_id="upscale-generate")
                 cancel = gr.Button("Cancel", variant="stop", elem_id="upscale-cancel")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("upscale")
 
-    def make_spec(user, path, scale_value, upscaler_name):
-        return editing_spec(ctx.service, user, Upscale(scale=scale_value, upscaler=upscaler_name), read_image(path))
+    def make_spec(user, path, scale_value, upscaler_name, steps_value, tile_value, seed_value):
+        params = Upscale(scale=scale_value, upscaler=upscaler_name, steps=int(steps_value), tile_size=int(tile_value),
+                         seed=-1 if seed_value is None else int(seed_value))
+        return editing_spec(ctx.service, user, params, read_image(path))
 
-    wire(ctx, generate, cancel, [image, scale, upscaler], make_spec, gallery, summary, info)
+    wire(ctx, generate, cancel, [image, scale, upscaler, steps, tile, seed], make_spec, gallery, summary, info)
     return {"image": image}
