@@ -61,6 +61,18 @@ schedule = "karras"
 """
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny models on one thread: they gain nothing from a second, and on a busy 2-core
+    machine spinning worker threads make each run several times slower. Images are the same either way."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def need(reason: str):
     """Skip with `reason`, or fail where the services are required (ATELIER_REQUIRE_SERVICES=1)."""
     if REQUIRE_SERVICES:

@@ -30,16 +30,9 @@ from pipelines.demo_model import build_sd15, ensure_demo_model
 from tests.conftest import need
 
 # numpy 2 deprecation chatter from diffusers' schedulers.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread; on a busy 2-core machine spinning workers slow them.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _square(size=64, lo=16, hi=48):

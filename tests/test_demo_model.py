@@ -12,17 +12,9 @@ from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusio
 from pipelines.demo_model import DEMO_MODELS, build_sd15, build_sdxl, ensure_demo_model
 
 # numpy 2 deprecation chatter from diffusers' schedulers.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy 2-core machine the spinning
-    # worker threads make each run several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _image(pipe, prompt, seed=0):

@@ -21,17 +21,9 @@ REJECTED = [p for p in PAIRS if schedule_error(*p) is not None]
 PROMPT = "a photo of a cat"
 
 # numpy 2 deprecation chatter from diffusers' schedulers, tens of thousands of lines per run.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models gain nothing from a second thread, and on a busy 2-core machine the spinning
-    # worker threads make each run several times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _gen(seed):

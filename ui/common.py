@@ -166,7 +166,8 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
     files, seeds = [], []
     for artifact_id in job.artifact_ids:
         artifact = service.artifact(user, artifact_id)
-        files.append((service.artifact_path(artifact), f"seed {artifact.seed}"))
+        caption = f"seed {artifact.seed}" if artifact.seed is not None else f"{artifact.step_id} (no seed)"
+        files.append((service.artifact_path(artifact), caption))
         seeds.append(artifact.seed)
     info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
