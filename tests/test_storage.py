@@ -135,8 +135,9 @@ def test_a_separate_worker_process_runs_jobs(atelier, owner, tmp_path, settings,
         assert done.worker.endswith(f":{worker.pid}")
         assert len(done.artifact_ids) == 1
     finally:
-        worker.terminate()            # SIGTERM: Huey's consumer stops at once (SIGINT would wait politely)
+        worker.terminate()
         try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
+            worker.wait(3)
+        except subprocess.TimeoutExpired:      # the consumer may still be joining its threads; no need to wait
             worker.kill()
+            worker.wait(5)
