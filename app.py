@@ -90,7 +90,8 @@ def make_fastapi(atelier: Atelier):
     def healthz():
         return {"ok": True}
 
-    return gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root])
+    return gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
+                               max_file_size=atelier.settings.limits.max_upload_bytes)
 
 
 def main() -> None:
@@ -99,7 +100,7 @@ def main() -> None:
     atelier = build(settings)
     if settings.share:
         atelier.demo.launch(server_name=settings.host, server_port=settings.port, share=True,
-                            allowed_paths=[atelier.blob_root])
+                            allowed_paths=[atelier.blob_root], max_file_size=settings.limits.max_upload_bytes)
         return
     import uvicorn
 

@@ -26,6 +26,7 @@ class Limits:
     max_cfg_scale: float = 30.0
     max_batch_size: int = 8
     max_prompt_chars: int = 2000
+    max_upload_bytes: int = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)

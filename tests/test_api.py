@@ -204,3 +204,11 @@ def test_txt2img_with_hires_fix(client):
     assert details["parents"] == [{"artifact_id": info["artifact_ids"][1], "relation": "source"}]
     params = parse_infotext(Image.open(files[2]["image"]).text["parameters"])
     assert (params["Denoising strength"], params["Seed"]) == ("0.4", "9")
+
+
+def test_an_oversized_upload_is_refused(client, atelier, tmp_path):
+    from gradio_client import handle_file
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"\0" * (atelier.settings.limits.max_upload_bytes + 1))
+    with pytest.raises(Exception, match="(?i)too large|exceeds|maximum"):
+        client.predict(image=handle_file(str(big)), api_name="/img2img")
