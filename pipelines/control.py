@@ -1,5 +1,5 @@
-"""Control images and ControlNet models: canny edges with OpenCV, and small random demo ControlNet /
-x4-upscaler models built offline.
+"""Control images and ControlNet models: canny edges with OpenCV, and small random demo ControlNet, x4
+upscaler and x2 latent upscaler models built offline.
 
 Like `pipelines.demo_model`, the demo models are seeded (same seed, same weights on every machine with
 the same torch) and their outputs are noise, but every code path of the real pipelines runs.
@@ -20,16 +20,19 @@ from diffusers import (
     ControlNetModel,
     DDIMScheduler,
     DDPMScheduler,
+    EulerDiscreteScheduler,
+    StableDiffusionLatentUpscalePipeline,
     StableDiffusionUpscalePipeline,
     UNet2DConditionModel,
 )
 
-from pipelines.demo_model import _make_text_encoder, _make_tokenizer
+from pipelines.demo_model import _make_text_encoder, _make_tokenizer, _make_vae
 
 logger = logging.getLogger(__name__)
 
 DEMO_CONTROLNET = "demo-controlnet-canny"
 DEMO_UPSCALER = "demo-upscaler-x4"
+DEMO_LATENT_UPSCALER = "demo-latent-upscaler-x2"
 
 # Three stride-2 convolutions between four widths: the control image is brought down by 8, the SD VAE
 # factor, to the latent size. A mismatch fails only at call time ("size of tensor a (8) must match").
@@ -161,6 +164,65 @@ def build_demo_upscaler(seed: int = 0) -> StableDiffusionUpscalePipeline:
     return pipe
 
 
+def build_demo_latent_upscaler(seed: int = 0) -> StableDiffusionLatentUpscalePipeline:
+    """Build a tiny pipeline of the Stable Diffusion x2 latent upscaler family
+    (`stabilityai/sd-x2-latent-upscaler`) with random weights.
+
+    An RGB image is encoded by an SD-style VAE (downsampling by 8, as SD1.5's, so SD latents fit too),
+    the latents are enlarged 2x by nearest neighbour and concatenated to the noise (4 + 4 = 8 UNet input
+    channels), and the UNet's 5th output channel, an unused variance, is dropped. The UNet is the
+    k-diffusion kind (K blocks, Fourier embedding of `log(sigma) / 4`, no mid block) and is conditioned
+    on the text encoder's last hidden states and, through `time_cond_proj_dim`, on 128 noise-level
+    features plus the pooled text embedding. `KCrossAttnUpBlock2D` builds the first up block (no skip
+    concatenated) only when its width equals the time embedding's, so `time_embedding_dim` must be 32
+    (the default, twice the first width, fails at call time with a channel mismatch). With two levels
+    any image side of at least 16 works; the pipeline first rounds sides down to multiples of 8.
+    The pipeline preconditions the output itself, so the scheduler predicts the `sample`.
+
+    Args:
+        seed (`int`, defaults to 0): seeds the weights; the caller's global RNG is left untouched.
+
+    Returns:
+        A `StableDiffusionLatentUpscalePipeline` with the progress bar disabled. A 32x32 image comes
+        back 64x64; call it with `guidance_scale=0` (the prompt is then ignored) or above 1.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        tokenizer = _make_tokenizer()
+        text_encoder = _make_text_encoder(tokenizer)
+        hidden = text_encoder.config.hidden_size
+        unet = UNet2DConditionModel(
+            sample_size=16,
+            in_channels=8,
+            out_channels=5,
+            block_out_channels=(32, 32),
+            layers_per_block=1,
+            down_block_types=("KDownBlock2D", "KCrossAttnDownBlock2D"),
+            up_block_types=("KCrossAttnUpBlock2D", "KUpBlock2D"),
+            mid_block_type=None,
+            act_fn="gelu",
+            norm_num_groups=None,
+            resnet_time_scale_shift="scale_shift",
+            conv_in_kernel=1,
+            conv_out_kernel=1,
+            cross_attention_dim=hidden,
+            attention_head_dim=8,
+            time_embedding_type="fourier",
+            time_embedding_dim=32,
+            timestep_post_act="gelu",
+            time_cond_proj_dim=128 + hidden,
+        ).eval()
+        vae = _make_vae((8, 16, 16, 16), norm_groups=8)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", prediction_type="sample"
+    )
+    pipe = StableDiffusionLatentUpscalePipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def _ensure_saved(target: pathlib.Path, marker: str, save: Callable[[pathlib.Path], None]) -> pathlib.Path:
     """Return `target`, first calling `save(folder)` and renaming the folder into place if `target/marker`
     is missing. A reader never sees a half written folder, and two racing processes both end up with one
@@ -226,3 +288,22 @@ def ensure_demo_upscaler(root: str | os.PathLike) -> pathlib.Path:
         build_demo_upscaler().save_pretrained(folder)
 
     return _ensure_saved(pathlib.Path(root) / DEMO_UPSCALER, "model_index.json", save)
+
+
+def ensure_demo_latent_upscaler(root: str | os.PathLike) -> pathlib.Path:
+    """Return `root/"demo-latent-upscaler-x2"`, building and saving the demo x2 latent upscaler there
+    the first time.
+
+    The folder loads with `DiffusionPipeline.from_pretrained(path, local_files_only=True)` as a
+    `StableDiffusionLatentUpscalePipeline`.
+
+    Args:
+        root (`str` or `os.PathLike`): folder that holds the models; created if missing.
+
+    Raises:
+        `ValueError`: the target holds something other than a saved pipeline.
+    """
+    def save(folder: pathlib.Path) -> None:
+        build_demo_latent_upscaler().save_pretrained(folder)
+
+    return _ensure_saved(pathlib.Path(root) / DEMO_LATENT_UPSCALER, "model_index.json", save)

@@ -17,9 +17,9 @@ from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionContro
                        StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
                        StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
                        StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
-                       StableDiffusionUpscalePipeline, StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
+                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
 
-from pipelines.control import ensure_demo_controlnet, ensure_demo_upscaler
+from pipelines.control import ensure_demo_controlnet, ensure_demo_latent_upscaler, ensure_demo_upscaler
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
 from pipelines.plan import ModelRef
@@ -34,6 +34,7 @@ TASK_CLASSES = {
     "sdxl": {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
              "inpaint": StableDiffusionXLInpaintPipeline},
 }
+DEMO_UPSCALERS = {"demo-upscaler-x4": ensure_demo_upscaler, "demo-latent-upscaler-x2": ensure_demo_latent_upscaler}
 CONTROL_CLASSES = {
     "sd15": {"txt2img": StableDiffusionControlNetPipeline, "img2img": StableDiffusionControlNetImg2ImgPipeline},
     "sdxl": {"txt2img": StableDiffusionXLControlNetPipeline, "img2img": StableDiffusionXLControlNetImg2ImgPipeline},
@@ -100,19 +101,24 @@ class ModelCache:
         return ControlNetModel.from_pretrained(folder, dtype=self.dtype).to(self.device)
 
     def upscaler(self, model: ModelRef) -> DiffusionPipeline:
-        """The upscaler pipeline (the diffusers x4 upscaler family) for `model`, loading it if needed."""
+        """The upscaler pipeline for `model` (the diffusers x4 upscaler or x2 latent upscaler family; the
+        folder's model_index.json says which), loading it if needed."""
         with self._lock:
             if model.hash not in self._pipelines:
                 kind = model.source.split(":", 1)[0]
                 logger.info("model cache: loading upscaler %s (%s)", model.id, model.source)
                 if kind == "demo":
-                    folder = ensure_demo_upscaler(self.models_dir / "demo")
+                    build = DEMO_UPSCALERS.get(model.id)
+                    if build is None:
+                        raise AtelierError(f"No demo upscaler {model.id!r}; demo upscalers are {sorted(DEMO_UPSCALERS)}.",
+                                           code="upscaler_source", field="upscaler")
+                    folder = build(self.models_dir / "demo")
                 elif kind == "folder":
                     folder = self._location(model)
                 else:
                     raise AtelierError(f"Upscaler {model.id!r}: only demo and folder: sources are supported.",
                                        code="upscaler_source", field="upscaler")
-                pipe = StableDiffusionUpscalePipeline.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
+                pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
                 pipe.set_progress_bar_config(disable=True)
                 self.loads += 1
                 self._pipelines[model.hash] = {"upscale": pipe.to(self.device)}

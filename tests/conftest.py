@@ -49,6 +49,12 @@ source = "demo"
 steps = 2
 
 [[model]]
+id = "demo-latent-upscaler-x2"
+family = "upscaler"
+source = "demo"
+steps = 2
+
+[[model]]
 id = "demo-sdxl"
 family = "sdxl"
 source = "demo"

@@ -1,4 +1,5 @@
-"""Canny control images, the demo ControlNet through the real ControlNet pipelines, and the demo x4 upscaler."""
+"""Canny control images, the demo ControlNet through the real ControlNet pipelines, and the demo x4 and
+x2 latent upscalers."""
 
 import os
 
@@ -16,14 +17,17 @@ from diffusers import (
     DiffusionPipeline,
     StableDiffusionControlNetImg2ImgPipeline,
     StableDiffusionControlNetPipeline,
+    StableDiffusionLatentUpscalePipeline,
     StableDiffusionUpscalePipeline,
 )
 
 from pipelines.control import (
     build_demo_controlnet,
+    build_demo_latent_upscaler,
     build_demo_upscaler,
     canny,
     ensure_demo_controlnet,
+    ensure_demo_latent_upscaler,
     ensure_demo_upscaler,
 )
 from pipelines.demo_model import build_sd15, ensure_demo_model
@@ -239,3 +243,62 @@ def test_ensure_demo_upscaler_round_trip(tmp_path, upscaler):
     loaded.set_progress_bar_config(disable=True)
     image = _noise(32)
     assert np.array_equal(np.asarray(_upscale(loaded, image)), np.asarray(_upscale(upscaler, image)))
+
+
+# x2 latent upscaler
+
+
+@pytest.fixture(scope="module")
+def latent_upscaler():
+    return build_demo_latent_upscaler()
+
+
+def _upscale_x2(pipe, image, seed=0, steps=2, callback=None):
+    """The pipeline's call as the app makes it; the image as an array."""
+    out = pipe(prompt="", image=image, num_inference_steps=steps, guidance_scale=0,
+               generator=torch.Generator("cpu").manual_seed(seed), callback=callback, callback_steps=1,
+               output_type="pil")
+    assert out.images[0].mode == "RGB"
+    return np.asarray(out.images[0])
+
+
+def test_latent_upscaler_x2_and_deterministic(latent_upscaler):
+    image = _noise(32)
+    out = _upscale_x2(latent_upscaler, image)
+    assert out.shape == (64, 64, 3) and out.std() > 1  # not a flat image
+    assert np.array_equal(out, _upscale_x2(latent_upscaler, image))
+    assert not np.array_equal(out, _upscale_x2(latent_upscaler, image, seed=1))
+    assert not np.array_equal(out, _upscale_x2(latent_upscaler, _noise(32, seed=1)))  # the image matters
+    assert _upscale_x2(latent_upscaler, _noise(48).crop((0, 0, 48, 32))).shape == (64, 96, 3)  # 48x32 -> 96x64
+
+
+def test_latent_upscaler_calls_back_each_step(latent_upscaler):
+    calls = []
+    _upscale_x2(latent_upscaler, _noise(32), steps=3, callback=lambda i, t, latents: calls.append((i, latents.shape)))
+    assert calls == [(i, (1, 4, 8, 8)) for i in range(3)]  # 2x the 4x4 latents of a 32x32 image
+
+
+def test_latent_upscaler_is_seeded_and_leaves_global_rng():
+    state = torch.random.get_rng_state()
+    a, b = build_demo_latent_upscaler(), build_demo_latent_upscaler()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(x, y) for x, y in zip(a.unet.state_dict().values(), b.unet.state_dict().values()))
+    c = build_demo_latent_upscaler(seed=1)
+    assert not torch.equal(a.unet.conv_in.weight, c.unet.conv_in.weight)
+
+
+def test_ensure_demo_latent_upscaler_round_trip(tmp_path, latent_upscaler):
+    folder = ensure_demo_latent_upscaler(tmp_path)
+    assert folder == tmp_path / "demo-latent-upscaler-x2"
+    index = folder / "model_index.json"
+    before = index.stat().st_mtime_ns
+    assert ensure_demo_latent_upscaler(str(tmp_path)) == folder
+    assert index.stat().st_mtime_ns == before
+    assert [p.name for p in tmp_path.iterdir()] == ["demo-latent-upscaler-x2"]
+
+    loaded = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
+    assert isinstance(loaded, StableDiffusionLatentUpscalePipeline)
+    assert loaded.scheduler.config.prediction_type == "sample" and loaded.vae_scale_factor == 8
+    loaded.set_progress_bar_config(disable=True)
+    image = _noise(32)
+    assert np.array_equal(_upscale_x2(loaded, image), _upscale_x2(latent_upscaler, image))

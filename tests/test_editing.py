@@ -337,7 +337,17 @@ def test_an_upscaler_model_works_in_tiles_and_replays_identically(atelier, owner
     assert atelier.service.replay_outcome(owner, replayed)["identical"] is True
 
 
+def test_a_latent_upscaler_model_doubles_in_latent_space(atelier, owner, source):
+    job = run(atelier, owner, load("src", source.id),
+              Node("1", Upscale(scale=2.0, upscaler="demo-latent-upscaler-x2", tile_size=64, seed=1),
+                   (("image", edge("src")),)))
+    artifact = Artifact.get_by_id(job.artifact_ids[0])
+    assert (artifact.width, artifact.height) == (128, 128)
+    assert np.abs(pixels(atelier, job.artifact_ids[0])[::2, ::2] - np.asarray(gradient()).astype(int)).max() > 5
+
+
 def test_unknown_upscaler_lists_the_choices(atelier, owner, source):
-    with pytest.raises(InvalidRequest, match="upscaler must be one of \\['demo-upscaler-x4', 'lanczos'\\]"):
+    with pytest.raises(InvalidRequest, match="upscaler must be one of \\['demo-latent-upscaler-x2', 'demo-upscaler-x4', "
+                       "'lanczos'\\]"):
         atelier.service.submit(owner, WorkflowSpec(nodes=(load("src", source.id), Node(
             "1", Upscale(upscaler="esrgan"), (("image", edge("src")),)))))
