@@ -141,7 +141,8 @@ class DiffusersBackend:
                 else im for im in images]
 
     def _upscale_tiles(self, pipe, step: UpscaleStep, image, seed: int, on_step) -> PIL.Image.Image:
-        """x4 the image in overlapping tiles so large images fit in memory; tile k uses seed + k."""
+        """Enlarge the image (x4 or x2, as the model does) in overlapping tiles so large images fit in
+        memory; tile k uses seed + k."""
         overlap = min(16, step.tile_size // 4)
         boxes = image_ops.tiles(image.size, step.tile_size, overlap)
         done, results = 0, []

@@ -12,7 +12,7 @@ def build(ctx: UIContext) -> dict:
     m = ctx.default_model
     with gr.Row():
         with gr.Column(scale=3):
-            model = gr.Dropdown([e.id for e in ctx.models], value=m.id, label="Model", elem_id="adv-model")
+            model = gr.Dropdown(ctx.generators, value=m.id, label="Model", elem_id="adv-model")
             prompt = gr.Textbox(label="Prompt", lines=3, elem_id="adv-prompt")
             negative = gr.Textbox(label="Negative prompt", lines=2, elem_id="adv-negative")
             with gr.Row():

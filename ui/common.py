@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from configs import ModelEntry, Style
+from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
 from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, Node, Sampling, Txt2Img, Upscale,
                             WorkflowSpec)
@@ -49,6 +50,11 @@ class UIContext:
     @property
     def default_model(self) -> ModelEntry:
         return self.models[0]
+
+    @property
+    def generators(self) -> list[str]:
+        """Ids of the models that draw (not ControlNets or upscalers)."""
+        return [m.id for m in self.models if m.family in GENERATORS]
 
     def model(self, model_id: str) -> ModelEntry:
         return next((m for m in self.models if m.id == model_id), self.default_model)

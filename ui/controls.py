@@ -12,7 +12,7 @@ def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> list:
     m = ctx.model(model_id) if model_id else ctx.default_model
     prompt = gr.Textbox(label="Prompt", lines=2, elem_id=f"{prefix}-prompt")
     negative = gr.Textbox(label="Negative prompt", lines=1, elem_id=f"{prefix}-negative")
-    model = gr.Dropdown([e.id for e in ctx.models], value=m.id, label="Model", elem_id=f"{prefix}-model")
+    model = gr.Dropdown(ctx.generators, value=m.id, label="Model", elem_id=f"{prefix}-model")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
             steps = gr.Slider(1, ctx.max_steps, value=m.steps, step=1, label="Steps", elem_id=f"{prefix}-steps")
