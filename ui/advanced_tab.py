@@ -5,7 +5,7 @@ import gradio as gr
 
 from pipelines.spec import Txt2Img
 from ui.common import UIContext, control, editing_spec, sampling, whole, with_hires_fix
-from ui.generate import results_column, wire
+from ui.generate import action_buttons, results_column, wire
 
 
 def build(ctx: UIContext) -> dict:
@@ -59,9 +59,7 @@ def build(ctx: UIContext) -> dict:
                     lora_weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="LoRA weight")
                 gr.Markdown("LoRAs can also be written in the prompt as `<lora:name:0.8>` (files in "
                             "`models/loras`); embeddings by their file name (files in `models/embeddings`).")
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary", elem_id="adv-generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="adv-cancel")
+            generate, cancel = action_buttons("Generate", "adv")
             model_note = gr.Markdown(m.description)
         with gr.Column(scale=4):
             gallery, summary, info = results_column("adv")

@@ -34,6 +34,12 @@ def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> list:
     return [prompt, negative, model, steps, cfg, sampler, schedule, seed, batch, style]
 
 
+def image_input(prefix: str) -> gr.Image:
+    """An image to work on, dropped, pasted or sent from the Gallery (elem_id PREFIX-image)."""
+    return gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
+                    elem_id=f"{prefix}-image")
+
+
 def read_image(path: str | None, what: str = "an image") -> bytes:
     if not path:
         raise gr.Error(f"Add {what} first (drop a file, paste, or use Send to from the Gallery).")

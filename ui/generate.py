@@ -21,6 +21,14 @@ def info_markdown(info: dict) -> str:
             f"{notes}")
 
 
+def action_buttons(label: str, prefix: str) -> tuple[gr.Button, gr.Button]:
+    """The `label` button (elem_id PREFIX-generate) and Cancel beside it."""
+    with gr.Row():
+        generate = gr.Button(label, variant="primary", elem_id=f"{prefix}-generate")
+        cancel = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}-cancel")
+    return generate, cancel
+
+
 def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
     """The gallery, summary and details shown beside a generating tab's controls."""
     gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", object_fit="contain",

@@ -5,21 +5,18 @@ import gradio as gr
 
 from pipelines.spec import Img2Img
 from ui.common import UIContext, editing_spec, sampling
-from ui.controls import read_image, sampling_controls
-from ui.generate import results_column, wire
+from ui.controls import image_input, read_image, sampling_controls
+from ui.generate import action_buttons, results_column, wire
 
 
 def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
-                             elem_id="i2i-image")
+            image = image_input("i2i")
             strength = gr.Slider(0, 1, value=0.75, step=0.05, label="Strength (0 keeps the image)",
                                  elem_id="i2i-strength")
             controls = sampling_controls(ctx, "i2i")
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary", elem_id="i2i-generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="i2i-cancel")
+            generate, cancel = action_buttons("Generate", "i2i")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("i2i")
 

@@ -9,7 +9,7 @@ from pipelines import image_ops
 from pipelines.spec import Inpaint
 from ui.common import UIContext, editing_spec, sampling
 from ui.controls import sampling_controls
-from ui.generate import results_column, wire
+from ui.generate import action_buttons, results_column, wire
 
 MASKED_CONTENT = ["original", "fill", "noise"]
 
@@ -37,9 +37,7 @@ def build(ctx: UIContext) -> dict:
                 padding = gr.Slider(0, 256, value=32, step=4, label="Padding around the mask (px)")
             masked_content = gr.Radio(MASKED_CONTENT, value="original", label="Masked content starts from")
             controls = sampling_controls(ctx, "inpaint")
-            with gr.Row():
-                generate = gr.Button("Inpaint", variant="primary", elem_id="inpaint-generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="inpaint-cancel")
+            generate, cancel = action_buttons("Inpaint", "inpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("inpaint")
 

@@ -5,15 +5,14 @@ import gradio as gr
 
 from pipelines.spec import Outpaint
 from ui.common import UIContext, editing_spec, sampling
-from ui.controls import read_image, sampling_controls
-from ui.generate import results_column, wire
+from ui.controls import image_input, read_image, sampling_controls
+from ui.generate import action_buttons, results_column, wire
 
 
 def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
-                             elem_id="outpaint-image")
+            image = image_input("outpaint")
             with gr.Row():
                 sides = [gr.Slider(0, 512, value=0, step=8, label=f"{name.title()} (px)", elem_id=f"outpaint-{name}")
                          for name in ("left", "right", "top", "bottom")]
@@ -22,9 +21,7 @@ def build(ctx: UIContext) -> dict:
                 strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
             masked_content = gr.Radio(["fill", "noise", "original"], value="fill", label="New area starts from")
             controls = sampling_controls(ctx, "outpaint")
-            with gr.Row():
-                generate = gr.Button("Outpaint", variant="primary", elem_id="outpaint-generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="outpaint-cancel")
+            generate, cancel = action_buttons("Outpaint", "outpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("outpaint")
 

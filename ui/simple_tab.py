@@ -6,7 +6,7 @@ import math
 import gradio as gr
 
 from ui.common import UIContext, txt2img_spec
-from ui.generate import results_column, wire
+from ui.generate import action_buttons, results_column, wire
 
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16), "3:2": (3, 2),
                  "2:3": (2, 3)}
@@ -34,9 +34,7 @@ def build(ctx: UIContext) -> dict:
                 style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
                                     label="Style", elem_id="simple-style")
                 aspect = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="simple-aspect")
-            with gr.Row():
-                generate = gr.Button("Generate", variant="primary", elem_id="simple-generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="simple-cancel")
+            generate, cancel = action_buttons("Generate", "simple")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("simple")
 

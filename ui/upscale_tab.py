@@ -5,15 +5,14 @@ import gradio as gr
 
 from pipelines.spec import Upscale
 from ui.common import UIContext, editing_spec
-from ui.controls import read_image
-from ui.generate import results_column, wire
+from ui.controls import image_input, read_image
+from ui.generate import action_buttons, results_column, wire
 
 
 def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
-            image = gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
-                             elem_id="upscale-image")
+            image = image_input("upscale")
             with gr.Row():
                 scale = gr.Slider(1, 8, value=2, step=0.25, label="Scale", elem_id="upscale-scale")
                 upscaler = gr.Dropdown(list(ctx.upscalers), value=ctx.upscalers[0], label="Upscaler",
@@ -22,9 +21,7 @@ def build(ctx: UIContext) -> dict:
                 steps = gr.Slider(1, ctx.max_steps, value=20, step=1, label="Steps (upscaler models)")
                 tile = gr.Slider(32, 1024, value=128, step=32, label="Tile size (px)")
                 seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
-            with gr.Row():
-                generate = gr.Button("Upscale", variant="primary", elem_id="upscale-generate")
-                cancel = gr.Button("Cancel", variant="stop", elem_id="upscale-cancel")
+            generate, cancel = action_buttons("Upscale", "upscale")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("upscale")
 
