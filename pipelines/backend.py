@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import diffusers
 import PIL.Image
+import PIL.ImageChops
 import torch
 import transformers
 
@@ -98,7 +99,8 @@ class DiffusersBackend:
         return [canny(image, step.low, step.high) for image in images]
 
     def inpaint(self, step: InpaintStep, images: Images, masks: Images, on_step: StepCallback) -> Images:
-        """Repaint the white area of each mask; pixels where the feathered mask is black stay as they were."""
+        """Repaint the white area of each mask, feathered inward by `mask_blur`; every pixel outside the
+        mask stays as it was."""
         prepared = []
         for i, image, seeds in _per_input(step, [image_ops.to_rgb(im) for im in images]):
             mask, _ = image_ops.to_mask(masks[i if len(masks) > 1 else 0], image.size)
@@ -182,7 +184,8 @@ class DiffusersBackend:
 
     def _inpaint_one(self, pipe, step: InpaintStep, image, mask, seeds, on_step) -> Images:
         work = (step.work_width, step.work_height)
-        feathered = image_ops.blur_mask(mask, step.mask_blur)
+        # Feather inward only, so every pixel outside the painted mask stays exactly as it was.
+        feathered = PIL.ImageChops.darker(image_ops.blur_mask(mask, step.mask_blur), mask)
         if step.full_res:
             crop, crop_mask, box = image_ops.crop_for_inpaint(image, mask, step.full_res_padding, work)
             starts = [image_ops.fill_masked(crop, crop_mask, step.masked_content, seed) for seed in seeds]

@@ -115,7 +115,7 @@ class Inpaint(Sampling):
     """Repaint where the mask is white (AUTOMATIC1111's inpaint).
 
     strength:          how much the masked area changes (1 = entirely).
-    mask_blur:         feather the mask edge by this many pixels.
+    mask_blur:         feather the mask edge inward by this many pixels (outside the mask nothing changes).
     invert_mask:       repaint where the mask is black instead.
     full_res:          "inpaint only masked": work on a crop around the mask at the model's size, paste back.
     full_res_padding:  pixels of context around the mask for the crop.

@@ -102,14 +102,19 @@ def test_inpaint_leaves_unmasked_pixels_alone(atelier, owner, source, mask, mode
     assert sorted((p["relation"], p["artifact_id"]) for p in parents) == [("mask", mask.id), ("source", source.id)]
 
 
-def test_inpaint_feather_stays_near_the_mask(atelier, owner, source, mask):
+def test_inpaint_feathers_inward_and_keeps_every_pixel_outside_the_mask(atelier, owner, source, mask):
     job = run(atelier, owner, load("src", source.id), load("m", mask.id, mask=True),
-              Node("1", Inpaint(prompt="x", strength=1.0, mask_blur=2, masked_content="noise", seed=1),
+              Node("1", Inpaint(prompt="x", strength=1.0, mask_blur=3, masked_content="noise", seed=1),
                    (("image", edge("src")), ("mask", edge("m", "mask")))))
     result, original = pixels(atelier, job.artifact_ids[0]), np.asarray(gradient()).astype(int)
-    far = np.ones((64, 64), bool)
-    far[20 - 12:44 + 12, 20 - 12:44 + 12] = False          # 6 standard deviations around the mask
-    assert np.array_equal(result[far], original[far])
+    inside = np.asarray(square_mask()) > 0
+    assert np.array_equal(result[~inside], original[~inside])
+    core = np.zeros((64, 64), bool)
+    core[28:36, 28:36] = True                                # deep inside: fully repainted
+    edge_ring = inside & ~np.pad(np.ones((20, 20), bool), 22)   # the mask's outer 2 px: a blend
+    assert np.abs(result[core] - original[core]).max() > 20
+    blend = np.abs(result[edge_ring] - original[edge_ring]).mean()
+    assert 0 < blend < np.abs(result[core] - original[core]).mean()
 
 
 def test_inpaint_only_masked_at_full_resolution(atelier, owner, mask):
