@@ -48,7 +48,7 @@ class ImageFacts:
     mask_empty: bool = False
 
 
-Describe = Callable[[str], "ImageFacts | None"]
+Describe = Callable[[str, bool], "ImageFacts | None"]      # (artifact id, used as a mask?) -> facts
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class Compiler:
 
         Args:
             spec: the workflow.
-            describe: artifact id -> ImageFacts (None if the caller may not use it), for input images.
+            describe: (artifact id, used as a mask?) -> ImageFacts (None if the caller may not use it).
         """
         nodes = self._ordered(spec)
         made: dict[str, _Made] = {}
@@ -194,12 +194,12 @@ class Compiler:
 
     def _load(self, node: Node, describe: Describe | None, check: Checker):
         artifact_id = node.params.artifact_id
-        facts = describe(artifact_id) if describe and isinstance(artifact_id, str) and artifact_id else None
+        as_mask = isinstance(node.params, LoadMask)
+        facts = describe(artifact_id, as_mask) if describe and isinstance(artifact_id, str) and artifact_id else None
         if facts is None:
             check.fail("unknown_image", "artifact_id", f"No image {artifact_id!r}. Upload it first, or use the id "
                        "of one of your artifacts.")
             return None
-        as_mask = isinstance(node.params, LoadMask)
         step = LoadImageStep(id=node.id, artifact_id=artifact_id, as_mask=as_mask, width=facts.width,
                              height=facts.height)
         return step, _Made(1, facts.width, facts.height, mask_empty=as_mask and facts.mask_empty)

@@ -77,14 +77,17 @@ class JobService:
                               height=height)
 
     def describe(self, user: User):
-        """artifact id -> ImageFacts, for the compiler; None for ids that are not `user`'s images."""
-        def facts(artifact_id: str) -> ImageFacts | None:
+        """(artifact id, used as a mask?) -> ImageFacts, for the compiler; None for ids that are not
+        `user`'s images. Only masks are decoded (to see whether they are empty); sizes come from the row."""
+        def facts(artifact_id: str, as_mask: bool) -> ImageFacts | None:
             artifact = Artifact.get_or_none((Artifact.id == artifact_id) & (Artifact.owner == user))
             if artifact is None or not artifact.mime.startswith("image/"):
                 return None
-            image = decode_image(self.blobs.get(artifact.blob_key))
-            mask, _ = image_ops.to_mask(image, image.size)
-            return ImageFacts(width=image.width, height=image.height, mask_empty=image_ops.is_empty(mask))
+            empty = False
+            if as_mask:
+                image = decode_image(self.blobs.get(artifact.blob_key))
+                empty = image_ops.is_empty(image_ops.to_mask(image, image.size)[0])
+            return ImageFacts(width=artifact.width, height=artifact.height, mask_empty=empty)
         return facts
 
     def submit(self, user: User, spec: WorkflowSpec) -> Job:
