@@ -41,6 +41,11 @@ def _per_input(step: DiffusionStep, images: Images) -> list[tuple[int, PIL.Image
     return [(i, image, list(step.seeds[i * n:(i + 1) * n])) for i, image in enumerate(images)]
 
 
+def _sized(step, images: Images) -> Images:
+    """The images in RGB at the step's size (inputs and control images alike)."""
+    return [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+
+
 class DiffusersBackend:
     """Runs steps on `models.device`, one at a time.
 
@@ -72,14 +77,14 @@ class DiffusersBackend:
             size = {"width": step.width, "height": step.height}
             if step.control_model is None:
                 return self._denoise(pipe, step, [(list(step.seeds), size)], on_step)
-            guides = self._control_images(step, control)
+            guides = _sized(step, control)
             calls = [([seed], {**size, "image": guides[k % len(guides)], **self._guidance(step)})
                      for k, seed in enumerate(step.seeds)]
             return self._denoise(pipe, step, calls, on_step)
 
     def img2img(self, step: Img2ImgStep, images: Images, on_step: StepCallback, control: Images = ()) -> Images:
         """Strength 0 returns each input unchanged (at the step's size), as AUTOMATIC1111 does."""
-        sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+        sized = _sized(step, images)
         if step.strength == 0:
             on_step(1, 1)
             return [im for im in sized for _ in range(step.per_input)]
@@ -89,7 +94,7 @@ class DiffusersBackend:
                 calls = [(seeds, {"image": image, "strength": step.strength})
                          for _, image, seeds in _per_input(step, sized)]
             else:
-                guides = self._control_images(step, control)
+                guides = _sized(step, control)
                 calls = [(seeds, {"image": image, "strength": step.strength, "control_image": guides[i % len(guides)],
                                   **self._guidance(step)}) for i, image, seeds in _per_input(step, sized)]
             return self._denoise(pipe, step, calls, on_step)
@@ -163,9 +168,6 @@ class DiffusersBackend:
         return image_ops.blend_tiles((image.width * factor, image.height * factor), results, overlap * factor)
 
     # -- shared ----------------------------------------------------------------------------------
-
-    def _control_images(self, step, control: Images) -> Images:
-        return [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in control]
 
     def _guidance(self, step) -> dict:
         return {"controlnet_conditioning_scale": step.control_scale, "control_guidance_start": step.control_start,

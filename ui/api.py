@@ -10,7 +10,6 @@ job_id, artifact_ids, seeds, plan_hash and credits.
 from __future__ import annotations
 
 import inspect
-import pathlib
 import typing
 
 import gradio as gr
@@ -18,15 +17,14 @@ import gradio as gr
 from pipelines.spec import Img2Img, Inpaint, Outpaint, Txt2Img, Upscale, WorkflowSpec
 from ui.common import (UIContext, control, editing_spec, replay_and_wait, sampling, user_errors, wait_for_result,
                        whole, with_hires_fix)
+from ui.controls import read_image
 
 ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
 SKIPPED = {"request", "progress"}
 
 
 def read_file(path: str | None, name: str) -> bytes:
-    if not path:
-        raise gr.Error(f"No {name} was given; pass one with handle_file(path).")
-    return pathlib.Path(path).read_bytes()
+    return read_image(path, f"the {name}", "pass it with handle_file(path)")
 
 
 def build(ctx: UIContext) -> None:

@@ -40,8 +40,10 @@ def image_input(prefix: str) -> gr.Image:
                     elem_id=f"{prefix}-image")
 
 
-def read_image(path: str | None, what: str = "an image") -> bytes:
+def read_image(path: str | None, what: str = "an image",
+               hint: str = "drop a file, paste, or use Send to from the Gallery") -> bytes:
+    """The bytes of the file at `path`, or a message saying `what` is missing and how to give it."""
     if not path:
-        raise gr.Error(f"Add {what} first (drop a file, paste, or use Send to from the Gallery).")
+        raise gr.Error(f"Add {what} first ({hint}).")
     with open(path, "rb") as f:
         return f.read()
