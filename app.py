@@ -11,7 +11,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from configs import Settings, load_models, load_settings, load_styles, needs_hub
+from configs import Settings, load_models, load_settings, load_styles, load_tiers, needs_hub
 
 logger = logging.getLogger("atelier")
 
@@ -26,16 +26,18 @@ class Atelier:
     huey: object
     demo: object             # gr.Blocks
     blob_root: str
+    web_auth: object         # auth.WebAuth
+    account: object          # auth.AccountService
 
 
 def build(settings: Settings) -> Atelier:
     """Open everything `settings` names and build the UI; starts no threads and no server."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    models, styles = load_models(settings.catalogue), load_styles(settings.styles)
+    models, styles, tiers = load_models(settings.catalogue), load_styles(settings.styles), load_tiers(settings.tiers)
     if not needs_hub(models):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from auth import local_owner
+    from auth import AccountService, Accounts, Policy, WebAuth
     from pipelines.compiler import Compiler
     from pipelines.loras import extras_finder
     from pipelines.model_hashes import ModelHasher
@@ -52,18 +54,34 @@ def build(settings: Settings) -> Atelier:
                                                           settings.progress_interval)
     run_job = register_tasks(huey, executor)
     extras = extras_finder(settings.loras_dir, settings.embeddings_dir)
-    compiler = Compiler(models, styles, settings.limits, settings.credits, ModelHasher(settings.models_dir),
+    compiler = Compiler(models, styles, settings.limits, tiers.prices, ModelHasher(settings.models_dir),
                         extras=extras)
-    service = JobService(compiler, lambda job_id, priority: run_job(job_id, priority=priority), blobs)
+    accounts = Accounts(tiers, settings.guest_credits, settings.session_days * 86400)
+    policy = Policy(tiers)
+    service = JobService(compiler, lambda job_id, priority: run_job(job_id, priority=priority), blobs,
+                         policy=policy if settings.accounts else None)
+    account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
+    web_auth = WebAuth(accounts, settings.accounts, lambda artifact: str(blobs.path(artifact.blob_key)),
+                       providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers))
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
-                    schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=lambda request: local_owner(),
-                    loras=lambda: sorted(extras("lora")),
+                    schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,
+                    account=account, loras=lambda: sorted(extras("lora")),
                     max_side=limits.max_side, max_steps=limits.max_steps, max_batch_size=limits.max_batch_size,
                     max_cfg_scale=limits.max_cfg_scale)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8, max_size=256)
-    return Atelier(settings, service, executor, huey, demo, str(blobs.root))
+    return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account)
+
+
+def make_billing(settings: Settings, tiers):
+    """Stripe billing when a secret key is set; None otherwise (the Account tab then says so)."""
+    if not settings.stripe_secret_key:
+        return None
+    from auth.billing import Billing
+
+    return Billing(settings.stripe_secret_key, settings.stripe_webhook_secret, tiers,
+                   api_base=settings.stripe_api_base)
 
 
 def make_fastapi(atelier: Atelier):
@@ -71,6 +89,7 @@ def make_fastapi(atelier: Atelier):
     import gradio as gr
     from fastapi import FastAPI
 
+    from auth import session_secret
     from queueing import start_embedded_consumer
 
     @contextlib.asynccontextmanager
@@ -90,8 +109,19 @@ def make_fastapi(atelier: Atelier):
     def healthz():
         return {"ok": True}
 
+    settings = atelier.settings
+    if atelier.account.billing is not None:
+        from auth.billing import install_billing_routes
+        install_billing_routes(app, atelier.account.billing)
+    if settings.accounts and settings.oauth_providers:
+        from auth.oauth import install_oauth_routes
+        install_oauth_routes(app, atelier.web_auth, settings.oauth_providers, settings.public_url)
+    atelier.web_auth.install(app, session_secret(settings.session_secret, settings.data_dir),
+                             https_only=settings.public_url.startswith("https://"),
+                             max_age=int(settings.session_days * 86400))
     return gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
-                               max_file_size=atelier.settings.limits.max_upload_bytes)
+                               max_file_size=settings.limits.max_upload_bytes,
+                               auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
 
 
 def main() -> None:

@@ -8,5 +8,5 @@ LOCAL_OWNER_EMAIL = "owner@localhost"
 
 def local_owner() -> User:
     """The local owner, created on first use."""
-    user, _ = User.get_or_create(email=LOCAL_OWNER_EMAIL, defaults={"name": "Local owner", "role": "owner"})
+    user, _ = User.get_or_create(email=LOCAL_OWNER_EMAIL, defaults={"name": "Local owner", "role": "admin"})
     return user

@@ -30,15 +30,30 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class CreditPrices:
-    """What a job costs: `base_image` credits per 512x512 SD1.5 image, scaled by pixels and family;
-    `upscale` credits per image run through an upscaler model; `lora` per LoRA per image; `controlnet` per image guided by a ControlNet."""
+class OAuthProvider:
+    """One "Log in with ..." button.
 
-    base_image: float = 1.0
-    sdxl_multiplier: float = 2.0
-    upscale: float = 3.0
-    lora: float = 0.5
-    controlnet: float = 1.0
+    name:                 used in the routes (/login/NAME) and to link accounts.
+    label:                what the button says.
+    client_id, client_secret: the app's credentials at the provider.
+    server_metadata_url:  an OpenID Connect issuer's discovery document
+                          (https://issuer/.well-known/openid-configuration).
+    authorize_url, access_token_url, userinfo_url: for plain OAuth 2 providers (GitHub) instead.
+    scope:                what to ask for.
+    """
+
+    name: str
+    client_id: str
+    client_secret: str = ""
+    label: str = ""
+    server_metadata_url: str = ""
+    authorize_url: str = ""
+    access_token_url: str = ""
+    userinfo_url: str = ""
+    scope: str = "openid email profile"
+
+
+AUTH_MODES = ("local", "accounts")
 
 
 @dataclass(frozen=True)
@@ -57,7 +72,17 @@ class Settings:
     model_cache_size:    [engine] loaded pipelines kept in memory.
     progress_interval:   [engine] seconds between progress writes to the job row.
     catalogue, styles:   [paths] the model catalogue and the style presets (TOML files).
-    limits, credits:     [limits], [credits].
+    tiers:               [paths] tiers, credit packs and credit prices (TOML file).
+    limits:              [limits].
+    public_url:          [server] the address people reach the app at (for OAuth and Stripe redirects);
+                         "" = the address of each request.
+    auth_mode:           [auth] "local" (one owner, no login) or "accounts" (sign-up, credits, limits).
+    guest_credits:       [auth] credits a visitor without an account gets.
+    session_secret:      [auth] key that signs session cookies; "" = a random one kept in data_dir.
+    session_days:        [auth] how long a login lasts.
+    oauth_providers:     [[auth.provider]] OAuth / OpenID Connect providers offered on the login page.
+    stripe_secret_key, stripe_webhook_secret: [billing] Stripe's keys (better set by environment).
+    stripe_api_base:     [billing] Stripe API address; "" = Stripe itself (tests point it elsewhere).
     """
 
     data_dir: pathlib.Path = pathlib.Path("data")
@@ -74,8 +99,22 @@ class Settings:
     progress_interval: float = 0.1
     catalogue: pathlib.Path = CONFIG_DIR / "models.toml"
     styles: pathlib.Path = CONFIG_DIR / "styles.toml"
+    tiers: pathlib.Path = CONFIG_DIR / "tiers.toml"
     limits: Limits = field(default_factory=Limits)
-    credits: CreditPrices = field(default_factory=CreditPrices)
+    public_url: str = ""
+    auth_mode: str = "local"
+    guest_credits: float = 5.0
+    session_secret: str = ""
+    session_days: float = 30.0
+    oauth_providers: tuple[OAuthProvider, ...] = ()
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+
+    @property
+    def accounts(self) -> bool:
+        """True when people sign in and pay (auth_mode "accounts")."""
+        return self.auth_mode == "accounts"
 
     @property
     def resolved_database_url(self) -> str:
@@ -102,11 +141,13 @@ ENVIRONMENT = [
     ("ATELIER_DATA_DIR", "paths", "data_dir", "data_dir"),
     ("ATELIER_CATALOGUE", "paths", "catalogue", "catalogue"),
     ("ATELIER_STYLES", "paths", "styles", "styles"),
+    ("ATELIER_TIERS", "paths", "tiers", "tiers"),
     ("ATELIER_HOST", "server", "host", "host"),
     ("GRADIO_SERVER_NAME", "server", "host", "host"),
     ("ATELIER_PORT", "server", "port", "port"),
     ("GRADIO_SERVER_PORT", "server", "port", "port"),
     ("ATELIER_SHARE", "server", "share", "share"),
+    ("ATELIER_PUBLIC_URL", "server", "public_url", "public_url"),
     ("ATELIER_WEB_ONLY", "server", "web_only", "web_only"),
     ("ATELIER_DATABASE_URL", "database", "url", "database_url"),
     ("ATELIER_QUEUE_URL", "queue", "url", "queue_url"),
@@ -115,6 +156,13 @@ ENVIRONMENT = [
     ("ATELIER_DEVICE", "engine", "device", "device"),
     ("ATELIER_MODEL_CACHE_SIZE", "engine", "model_cache_size", "model_cache_size"),
     ("ATELIER_PROGRESS_INTERVAL", "engine", "progress_interval", "progress_interval"),
+    ("ATELIER_AUTH_MODE", "auth", "mode", "auth_mode"),
+    ("ATELIER_GUEST_CREDITS", "auth", "guest_credits", "guest_credits"),
+    ("ATELIER_SESSION_SECRET", "auth", "session_secret", "session_secret"),
+    ("ATELIER_SESSION_DAYS", "auth", "session_days", "session_days"),
+    ("ATELIER_STRIPE_SECRET_KEY", "billing", "stripe_secret_key", "stripe_secret_key"),
+    ("ATELIER_STRIPE_WEBHOOK_SECRET", "billing", "stripe_webhook_secret", "stripe_webhook_secret"),
+    ("ATELIER_STRIPE_API_BASE", "billing", "stripe_api_base", "stripe_api_base"),
 ]
 
 
@@ -140,7 +188,7 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
         toml = tomllib.load(f)
     defaults = Settings()
     types = {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(Settings)}
-    types.update(data_dir=pathlib.Path, catalogue=pathlib.Path, styles=pathlib.Path)
+    types.update(data_dir=pathlib.Path, catalogue=pathlib.Path, styles=pathlib.Path, tiers=pathlib.Path)
     values = {}
     for variable, _, _, attribute in ENVIRONMENT:         # variables first, the first one set wins
         if attribute not in values and variable in environ:
@@ -149,5 +197,8 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
         if attribute not in values and toml.get(section, {}).get(key, "") != "":    # "" keeps the default
             values[attribute] = types[attribute](toml[section][key])
     values["limits"] = Limits(**toml.get("limits", {}))
-    values["credits"] = CreditPrices(**toml.get("credits", {}))
-    return Settings(**values)
+    values["oauth_providers"] = tuple(OAuthProvider(**p) for p in toml.get("auth", {}).get("provider", []))
+    settings = Settings(**values)
+    if settings.auth_mode not in AUTH_MODES:
+        raise ValueError(f"ATELIER_AUTH_MODE / [auth] mode must be one of {AUTH_MODES}, got {settings.auth_mode!r}")
+    return settings

@@ -87,12 +87,15 @@ class Compiler:
         self.seed_source = seed_source
         self.extras = extras
 
-    def compile(self, spec: WorkflowSpec, describe: Describe | None = None) -> ExecutionPlan:
+    def compile(self, spec: WorkflowSpec, describe: Describe | None = None, tier_max_side: int = 0,
+                tier: str = "") -> ExecutionPlan:
         """Validate `spec` and return its plan; raises InvalidRequest listing every problem.
 
         Args:
             spec: the workflow.
             describe: (artifact id, used as a mask?) -> ImageFacts (None if the caller may not use it).
+            tier_max_side: the widest image side the caller's tier allows (0 = only the global limits).
+            tier: the tier's name, for the message.
         """
         nodes = self._ordered(spec)
         made: dict[str, _Made] = {}
@@ -107,6 +110,7 @@ class Compiler:
             if result is not None and not check.problems:
                 steps.append(result[0])
                 made[node.id] = result[1]
+        problems += _over_tier(steps, tier_max_side, tier)
         if problems:
             raise InvalidRequest(problems)
         return ExecutionPlan(steps=tuple(steps), credits=sum(self.price(s) for s in steps), notes=tuple(notes))
@@ -485,6 +489,17 @@ class Compiler:
             check.fail("unknown_style", "style", f"Unknown style {name!r}; choose one of {sorted(self.styles)}.")
             return None
         return self.styles[name]
+
+
+def _over_tier(steps: list[Step], max_side: int, tier: str) -> list[Problem]:
+    """A problem for the first step that makes images wider or taller than the tier allows."""
+    for step in steps if max_side else ():
+        if max(step.width, step.height) > max_side:
+            return [Problem("tier_max_side", f"{step.id}.width",
+                            f"Your {tier or 'current'} tier makes images up to {max_side} px per side; step "
+                            f"{step.id!r} would make {step.width}x{step.height}. Ask for a smaller size, or "
+                            "change tier in the Account tab.")]
+    return []
 
 
 def _links(node: Node, *names: str) -> tuple[tuple[str, str], ...]:

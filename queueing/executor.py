@@ -16,6 +16,7 @@ import time
 from pipelines.errors import AtelierError, JobCancelled
 from pipelines.infotext import format_infotext
 from pipelines.plan import ExecutionPlan, LoadImageStep, canonical_json
+from queueing import settlement
 from storage import jobs
 from storage.artifacts import encode_png, store_artifact
 from storage.blobs import BlobStore
@@ -101,18 +102,18 @@ class JobExecutor:
                                      cancelled=lambda: jobs.cancel_requested(job_id))
             outputs = self._store(job, plan, result)
         except JobCancelled as e:
-            jobs.finish(job_id, "cancelled", error=e.message)
+            settlement.finish(job_id, "cancelled", error=e.message)
             logger.info("job %s: cancelled", job_id)
             return
         except AtelierError as e:
-            jobs.finish(job_id, "failed", error=e.message)
+            settlement.finish(job_id, "failed", error=e.message)
             logger.info("job %s: failed: %s", job_id, e.message)
             return
         except Exception as e:
             logger.exception("job %s: failed unexpectedly", job_id)
-            jobs.finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.")
+            settlement.finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.")
             return
-        jobs.finish(job_id, "succeeded", outputs=outputs,
+        settlement.finish(job_id, "succeeded", outputs=outputs,
                     result={"timings": result.timings, "environment": result.environment})
         logger.info("job %s: succeeded with %d artifact(s)", job_id, len(outputs))
 

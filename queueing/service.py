@@ -11,13 +11,16 @@ import logging
 import time
 from collections.abc import Callable
 
+from auth.policy import Policy
+from auth import credits
 from pipelines import image_ops
 from pipelines.compiler import Compiler, ImageFacts
 from pipelines.errors import AtelierError, NotFound
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import WorkflowSpec
+from queueing import settlement
 from storage import jobs
-from storage.artifacts import lineage_of, recipe_of, store_artifact
+from storage.artifacts import find_artifact, lineage_of, recent_artifacts, recipe_of, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import FINISHED, Artifact, Job, User
@@ -57,14 +60,16 @@ class JobService:
         compiler: validates and prices specs.
         enqueue: puts a job id on the queue with a priority.
         blobs: where artifact files are.
-        charge: whether jobs cost credits (False in local mode: `credits` is then 0).
+        policy: role and tier rules; with one, jobs cost credits (reserved at submit, captured on
+            success, released otherwise) and tiers set limits and priority. None in local mode: nothing
+            is charged (`credits` is 0) and only the global limits apply.
     """
 
-    def __init__(self, compiler: Compiler, enqueue: Enqueue, blobs: BlobStore, charge: bool = False):
+    def __init__(self, compiler: Compiler, enqueue: Enqueue, blobs: BlobStore, policy: Policy | None = None):
         self.compiler = compiler
         self.enqueue = enqueue
         self.blobs = blobs
-        self.charge = charge
+        self.policy = policy
 
     def upload(self, user: User, data: bytes, name: str = "The image") -> Artifact:
         """Store an image a person sent (kind "upload"), after checking it; raises AtelierError if it is
@@ -80,7 +85,7 @@ class JobService:
         """(artifact id, used as a mask?) -> ImageFacts, for the compiler; None for ids that are not
         `user`'s images. Only masks are decoded (to see whether they are empty); sizes come from the row."""
         def facts(artifact_id: str, as_mask: bool) -> ImageFacts | None:
-            artifact = Artifact.get_or_none((Artifact.id == artifact_id) & (Artifact.owner == user))
+            artifact = find_artifact(user, artifact_id)
             if artifact is None or not artifact.mime.startswith("image/"):
                 return None
             empty = False
@@ -90,25 +95,43 @@ class JobService:
             return ImageFacts(width=artifact.width, height=artifact.height, mask_empty=empty)
         return facts
 
+    def quote(self, user: User, spec: WorkflowSpec) -> ExecutionPlan:
+        """Compile `spec` for `user` (their tier's limits apply) without queueing it: the price, or the
+        problems. Raises InvalidRequest."""
+        if self.policy is None:
+            return self.compiler.compile(spec, describe=self.describe(user))
+        tier = self.policy.tier(user)
+        return self.compiler.compile(spec, describe=self.describe(user), tier_max_side=tier.max_side, tier=tier.name)
+
     def submit(self, user: User, spec: WorkflowSpec) -> Job:
-        """Compile `spec` and queue it; raises InvalidRequest before anything is stored."""
-        plan = self.compiler.compile(spec, describe=self.describe(user))
+        """Compile `spec` and queue it; raises InvalidRequest (or a role, rate or credit error) before
+        anything is stored."""
+        self._admit(user)
+        plan = self.quote(user, spec)
         return self._queue(user, plan, spec=spec.to_json())
 
     def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
         """Queue an already compiled plan as it is (seeds and model hashes included)."""
+        self._admit(user)
         return self._queue(user, plan, spec="", replay_of=replay_of)
 
+    def _admit(self, user: User) -> None:
+        if self.policy is not None:
+            self.policy.check_generate(user)
+            credits.monthly_grant(user, self.policy.tier(user).monthly_credits)
+
     def _queue(self, user: User, plan: ExecutionPlan, spec: str, replay_of: str = "") -> Job:
+        charge = plan.credits if self.policy is not None else 0.0
         with database.atomic():
-            job = jobs.create_job(user, spec=spec, plan=plan.to_json(), plan_hash=plan.plan_hash,
-                                  credits=plan.credits if self.charge else 0.0, replay_of=replay_of,
-                                  nodes=len(plan.steps))
+            priority = self.policy.priority(user) if self.policy is not None else 0
+            job = jobs.create_job(user, spec=spec, plan=plan.to_json(), plan_hash=plan.plan_hash, credits=charge,
+                                  priority=priority, replay_of=replay_of, nodes=len(plan.steps))
+            credits.reserve(user, job.id, charge)
         try:
             self.enqueue(job.id, job.priority)
         except Exception as e:
             logger.exception("job %s: enqueue failed", job.id)
-            jobs.finish(job.id, "failed", error="The queue is not reachable; try again in a moment.")
+            settlement.finish(job.id, "failed", error="The queue is not reachable; try again in a moment.")
             raise AtelierError("The job queue is not reachable; try again in a moment.", code="queue_down") from e
         logger.info("job %s: queued (%s, plan %s)", job.id, user.email, plan.plan_hash[:12])
         return job
@@ -125,7 +148,7 @@ class JobService:
     def cancel(self, user: User, job_id) -> dict:
         job = self.job(user, job_id)
         if job.status not in FINISHED:
-            jobs.request_cancel(job.id)
+            settlement.cancel(job.id)
             logger.info("job %s: cancel requested", job.id)
         return status_of(self.job(user, job_id))
 
@@ -151,9 +174,7 @@ class JobService:
             time.sleep(poll)
 
     def artifact(self, user: User, artifact_id) -> Artifact:
-        artifact = None
-        if isinstance(artifact_id, str) and artifact_id:
-            artifact = Artifact.get_or_none((Artifact.id == artifact_id) & (Artifact.owner == user))
+        artifact = find_artifact(user, artifact_id)
         if artifact is None:
             raise NotFound(f"No artifact {artifact_id!r}. Check the id; the Gallery lists yours.",
                            field="artifact_id")
@@ -161,8 +182,7 @@ class JobService:
 
     def recent_artifacts(self, user: User, limit: int = 100) -> list[Artifact]:
         """The user's artifacts, newest first."""
-        return list(Artifact.select().where(Artifact.owner == user)
-                    .order_by(Artifact.created_at.desc(), Artifact.output_index).limit(limit))
+        return recent_artifacts(user, limit)
 
     def artifact_path(self, artifact: Artifact) -> str:
         return str(self.blobs.path(artifact.blob_key))

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import PIL.Image
 import PIL.PngImagePlugin
 
 from storage.blobs import BlobStore
-from storage.models import Artifact, Lineage, User
+from storage.models import Artifact, ArtifactOwner, Lineage, User
 from storage.db import database
 
 
@@ -38,8 +39,8 @@ def store_artifact(blobs: BlobStore, data: bytes, *, owner: User, kind: str, mim
                    width: int = 0, height: int = 0, job=None, plan_hash: str = "", step_id: str = "",
                    output_index: int = 0, seed: int | None = None,
                    parents: tuple[tuple[str, str], ...] = ()) -> Artifact:
-    """Store `data` as a blob and record it; returns the Artifact (the existing one if these exact
-    bytes were stored before). `parents` are (artifact id, relation) lineage edges."""
+    """Store `data` as a blob and record it as held by `owner`; returns the Artifact (the existing one
+    if these exact bytes were stored before, by anyone). `parents` are (artifact id, relation) lineage edges."""
     key = blobs.put(data, suffix)
     artifact_id = key[:64]
     with database.atomic():
@@ -48,6 +49,7 @@ def store_artifact(blobs: BlobStore, data: bytes, *, owner: User, kind: str, mim
             artifact = Artifact.create(id=artifact_id, owner=owner, kind=kind, mime=mime, size=len(data),
                                        width=width, height=height, blob_key=key, job=job, plan_hash=plan_hash,
                                        step_id=step_id, output_index=output_index, seed=seed)
+        ArtifactOwner.insert(artifact=artifact_id, owner=owner, created_at=time.time()).on_conflict_ignore().execute()
         for parent_id, relation in parents:
             if parent_id != artifact_id:
                 Lineage.insert(child=artifact_id, parent=parent_id, relation=relation).on_conflict_ignore().execute()
@@ -67,3 +69,24 @@ def recipe_of(blobs: BlobStore, artifact: Artifact) -> dict:
     """The `atelier` chunk of a stored PNG, parsed: plan, step, index, environment."""
     texts = png_texts(blobs.get(artifact.blob_key)) if artifact.mime == "image/png" else {}
     return json.loads(texts["atelier"]) if "atelier" in texts else {}
+
+
+def held_by(user: User):
+    """A condition on Artifact: `user` holds it (admins hold everything)."""
+    if user.role == "admin":
+        return True
+    return Artifact.id.in_(ArtifactOwner.select(ArtifactOwner.artifact).where(ArtifactOwner.owner == user))
+
+
+def find_artifact(user: User, artifact_id) -> Artifact | None:
+    """The artifact with `artifact_id` if `user` may see it; None otherwise (someone else's looks missing)."""
+    if not isinstance(artifact_id, str) or not artifact_id:
+        return None
+    return Artifact.get_or_none((Artifact.id == artifact_id) & held_by(user))
+
+
+def recent_artifacts(user: User, limit: int = 100) -> list[Artifact]:
+    """The artifacts `user` holds, newest first (by when they got them)."""
+    return list(Artifact.select(Artifact).join(ArtifactOwner)
+                .where(ArtifactOwner.owner == user)
+                .order_by(ArtifactOwner.created_at.desc(), Artifact.output_index).limit(limit))

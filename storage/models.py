@@ -1,4 +1,5 @@
-"""Peewee models: users, jobs, artifacts and the lineage edges between artifacts.
+"""Peewee models: users and what they hold (sessions, API keys, credit ledger, share links), jobs,
+artifacts and the lineage edges between artifacts, and the audit log.
 
 Times are Unix seconds (floats). Tables are created and changed only by the migrations in
 storage/migrations; a change here needs a migration there.
@@ -23,12 +24,71 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
+ROLES = ("admin", "user", "viewer")
+CREDIT_KINDS = ("grant", "reserve", "capture", "release", "refund")
+
+
 class User(BaseModel):
+    """A person (or a guest who has not signed up yet). `balance` is the running sum of the user's
+    ledger entries, kept in the same transaction as each entry so a debit is one conditional UPDATE."""
+
     email = CharField(unique=True)
     name = CharField(default="")
-    role = CharField(default="user")         # owner, admin, user
+    role = CharField(default="user")         # admin, user, viewer
     tier = CharField(default="free")
+    password_hash = CharField(default="")    # argon2id; "" = no password (guest, OAuth-only, local owner)
+    is_guest = BooleanField(default=False)
+    balance = DoubleField(default=0.0)
+    stripe_customer = CharField(default="", index=True)
     created_at = DoubleField(default=time.time)
+
+
+class Session(BaseModel):
+    """A login: the cookie carries a random token, the table only its sha256."""
+
+    token_hash = CharField(max_length=64, unique=True)
+    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    created_at = DoubleField(default=time.time)
+    expires_at = DoubleField()
+
+
+class ApiKey(BaseModel):
+    """A key for scripts: shown once, stored as its sha256, listed by its prefix, revocable."""
+
+    user = ForeignKeyField(User, backref="api_keys", on_delete="CASCADE")
+    name = CharField(default="")
+    prefix = CharField(max_length=16)
+    key_hash = CharField(max_length=64, unique=True)
+    created_at = DoubleField(default=time.time)
+    last_used_at = DoubleField(null=True)
+    revoked_at = DoubleField(null=True)
+
+
+class OAuthIdentity(BaseModel):
+    """The account at an OAuth / OpenID Connect provider (`subject` = its `sub`) that logs in as `user`."""
+
+    provider = CharField()
+    subject = CharField()
+    user = ForeignKeyField(User, backref="identities", on_delete="CASCADE")
+    email = CharField(default="")
+    created_at = DoubleField(default=time.time)
+
+    class Meta:
+        table_name = "oauth_identity"
+        indexes = ((("provider", "subject"), True),)
+
+
+class CreditEntry(BaseModel):
+    """One line of the append-only credit ledger. `key` makes each entry happen at most once
+    (reserve:JOB, settle:JOB, stripe:SESSION, monthly:USER:YYYY-MM, ...)."""
+
+    user = ForeignKeyField(User, backref="credit_entries", on_delete="CASCADE")
+    kind = CharField()                       # grant, reserve, capture, release, refund
+    amount = DoubleField()                   # + adds to the balance, - takes from it
+    key = CharField(unique=True)
+    job_id = CharField(max_length=32, default="", index=True)
+    note = CharField(default="")
+    created_at = DoubleField(default=time.time, index=True)
 
 
 class Job(BaseModel):
@@ -63,7 +123,8 @@ class Job(BaseModel):
 
 
 class Artifact(BaseModel):
-    """A stored file; its id is the sha256 of its bytes."""
+    """A stored file; its id is the sha256 of its bytes. `owner` made or sent it first; everyone who
+    made or sent the same bytes holds it through an ArtifactOwner row."""
 
     id = CharField(primary_key=True, max_length=64)
     owner = ForeignKeyField(User, backref="artifacts", on_delete="CASCADE")
@@ -93,4 +154,41 @@ class Lineage(BaseModel):
         indexes = ((("child", "parent", "relation"), True),)
 
 
-MODELS = [User, Job, Artifact, Lineage]
+class ArtifactOwner(BaseModel):
+    """`owner` may see `artifact` (made it, sent it, or had it moved over from a guest session)."""
+
+    artifact = ForeignKeyField(Artifact, backref="holders", on_delete="CASCADE")
+    owner = ForeignKeyField(User, backref="holdings", on_delete="CASCADE")
+    created_at = DoubleField(default=time.time, index=True)
+
+    class Meta:
+        indexes = ((("artifact", "owner"), True),)
+
+
+class ShareLink(BaseModel):
+    """A read-only link to some of a user's artifacts; anyone with the token may see them until revoked."""
+
+    token = CharField(max_length=64, unique=True)
+    owner = ForeignKeyField(User, backref="share_links", on_delete="CASCADE")
+    artifact_ids = TextField()               # JSON list
+    show_recipe = BooleanField(default=True)
+    created_at = DoubleField(default=time.time)
+    revoked_at = DoubleField(null=True)
+
+    @property
+    def artifacts(self) -> list[str]:
+        return json.loads(self.artifact_ids)
+
+
+class AuditEvent(BaseModel):
+    """Something an admin (or billing) did to an account: grants, tier and role changes."""
+
+    actor = ForeignKeyField(User, null=True, backref="actions", on_delete="SET NULL")
+    action = CharField()
+    target = ForeignKeyField(User, null=True, backref="audit_events", on_delete="SET NULL")
+    details = TextField(default="{}")
+    created_at = DoubleField(default=time.time, index=True)
+
+
+MODELS = [User, Session, ApiKey, OAuthIdentity, CreditEntry, Job, Artifact, ArtifactOwner, Lineage, ShareLink,
+          AuditEvent]

@@ -16,11 +16,37 @@ from tests.conftest import need
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+MIGRATIONS = ["0001_initial", "0002_accounts"]
+
+
 def test_migrations_create_the_tables_once(tmp_path):
     db = connect_database(f"sqlite:///{tmp_path / 'fresh.db'}")
-    assert migrate(db) == ["0001_initial"]
+    assert migrate(db) == MIGRATIONS
     assert migrate(db) == []
-    assert {"user", "job", "artifact", "lineage"} <= set(db.get_tables())
+    assert {m._meta.table_name for m in MODELS} == set(db.get_tables()) - {"schema_migration"}
+
+
+def test_accounts_migration_keeps_what_was_there(tmp_path):
+    """A database from before accounts: its artifacts stay visible to their owner, the owner becomes admin."""
+    from playhouse.migrations import Runner
+
+    from storage.artifacts import find_artifact
+    from storage.db import MIGRATIONS as FOLDER
+    db = connect_database(f"sqlite:///{tmp_path / 'old.db'}")
+    with db.connection_context():
+        Runner(db, str(FOLDER)).up(target="0001_initial")
+        db.execute_sql('INSERT INTO "user" (email, name, role, tier, created_at) VALUES (?, ?, ?, ?, ?)',
+                       ("owner@localhost", "Local owner", "owner", "free", 1.0))
+        db.execute_sql("INSERT INTO artifact (id, owner_id, kind, mime, size, width, height, blob_key, plan_hash, "
+                       "step_id, output_index, created_at) VALUES (?, 1, 'upload', 'image/png', 3, 1, 1, ?, '', '', "
+                       "0, 2.0)", ("a" * 64, "a" * 64 + ".png"))
+    assert migrate(db) == ["0002_accounts"]
+    with db.bind_ctx(MODELS):
+        owner = User.get_by_id(1)
+        assert (owner.role, owner.balance, owner.is_guest) == ("admin", 0.0, False)
+        stranger = User.create(email="x@test", role="user")
+        assert find_artifact(owner, "a" * 64) is not None
+        assert find_artifact(stranger, "a" * 64) is None
 
 
 def test_migrate_command(tmp_path):
@@ -28,7 +54,7 @@ def test_migrate_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "storage.migrate"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "applied: 0001_initial" in out.stdout
+    assert "applied: 0001_initial, 0002_accounts" in out.stdout
     assert (tmp_path / "atelier.db").is_file()
 
 
@@ -86,7 +112,7 @@ def test_job_rows_on_postgresql():
     admin.cursor().execute(f"CREATE DATABASE {name}")
     try:
         db = connect_database(f"postgresql://postgres@127.0.0.1:5432/{name}")
-        assert migrate(db) == ["0001_initial"]
+        assert migrate(db) == MIGRATIONS
         assert job_row_lifecycle(db) == 2
         db.close()
     finally:

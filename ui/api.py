@@ -14,6 +14,7 @@ import typing
 
 import gradio as gr
 
+from storage.models import User
 from pipelines.spec import Img2Img, Inpaint, Outpaint, Txt2Img, Upscale, WorkflowSpec
 from ui.common import (UIContext, control, editing_spec, replay_and_wait, sampling, user_errors, wait_for_result,
                        whole, with_hires_fix)
@@ -31,6 +32,13 @@ def build(ctx: UIContext) -> None:
     """Add the API endpoints to the enclosing Blocks."""
     service = ctx.service
 
+    def caller(request) -> User:
+        """The user making an API call, counted against their tier's calls per minute."""
+        user = ctx.current_user(request)
+        if ctx.account is not None:
+            ctx.account.check_api_call(user)
+        return user
+
     @user_errors
     def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: int | None = None,
                 height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
@@ -44,7 +52,7 @@ def build(ctx: UIContext) -> None:
         control_image and a control_model, a ControlNet steers it (canny edges of the image, with
         thresholds canny_low/canny_high; lineage: control). hires_fix: then upscale by hires_scale
         and repaint at hires_strength (AUTOMATIC1111's hires fix)."""
-        user = ctx.current_user(request)
+        user = caller(request)
         params = Txt2Img(width=whole(width), height=whole(height),
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                     batch_size, style),
@@ -65,7 +73,7 @@ def build(ctx: UIContext) -> None:
                 control_end: float = 1.0, canny_low: int = 100, canny_high: int = 200,
                 request: gr.Request = None, progress=gr.Progress()):
         """Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source (and control)."""
-        user = ctx.current_user(request)
+        user = caller(request)
         params = Img2Img(strength=strength, width=whole(width), height=whole(height),
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                     batch_size, style),
@@ -83,7 +91,7 @@ def build(ctx: UIContext) -> None:
                 seed: int = -1, batch_size: int = 1, style: str = "", request: gr.Request = None,
                 progress=gr.Progress()):
         """Repaint where the mask (a black-and-white image) is white. Lineage: source, mask."""
-        user = ctx.current_user(request)
+        user = caller(request)
         params = Inpaint(strength=strength, mask_blur=whole(mask_blur), invert_mask=invert_mask, full_res=full_res,
                          full_res_padding=whole(full_res_padding), masked_content=masked_content,
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
@@ -98,7 +106,7 @@ def build(ctx: UIContext) -> None:
                  schedule: str = "", seed: int = -1, batch_size: int = 1, style: str = "",
                  request: gr.Request = None, progress=gr.Progress()):
         """Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source."""
-        user = ctx.current_user(request)
+        user = caller(request)
         params = Outpaint(left=whole(left), right=whole(right), top=whole(top), bottom=whole(bottom),
                           feather=whole(feather), strength=strength, masked_content=masked_content,
                           **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
@@ -111,7 +119,7 @@ def build(ctx: UIContext) -> None:
                 seed: int = -1, tile_size: int = 128, request: gr.Request = None, progress=gr.Progress()):
         """Enlarge an image by `scale` with Lanczos or an upscaler model (in tiles of tile_size px).
         Lineage: upscale_of."""
-        user = ctx.current_user(request)
+        user = caller(request)
         params = Upscale(scale=scale, upscaler=upscaler, steps=whole(steps), seed=whole(seed),
                          tile_size=whole(tile_size))
         spec = editing_spec(service, user, params, read_file(image, "image"))
@@ -120,35 +128,46 @@ def build(ctx: UIContext) -> None:
     @user_errors
     def submit(spec: str, request: gr.Request = None) -> dict:
         """Queue a WorkflowSpec (JSON text) and return {"job_id"} at once."""
-        job = service.submit(ctx.current_user(request), WorkflowSpec.from_json(spec))
+        job = service.submit(caller(request), WorkflowSpec.from_json(spec))
         return {"job_id": job.id, "plan_hash": job.plan_hash, "credits": job.credits}
+
+    @user_errors
+    def quote(spec: str, request: gr.Request = None) -> dict:
+        """What a WorkflowSpec (JSON text) would cost, in credits, without queueing it."""
+        plan = service.quote(caller(request), WorkflowSpec.from_json(spec))
+        return {"credits": plan.credits, "plan_hash": plan.plan_hash, "notes": list(plan.notes)}
+
+    @user_errors
+    def account(request: gr.Request = None) -> dict:
+        """Who you are: user_id, email, role, tier and credit balance."""
+        return ctx.account.summary(caller(request))
 
     @user_errors
     def job_status(job_id: str, request: gr.Request = None) -> dict:
         """Status, progress, times (Unix seconds), error and artifact ids of one of your jobs."""
-        return service.status(ctx.current_user(request), job_id)
+        return service.status(caller(request), job_id)
 
     @user_errors
     def cancel_job(job_id: str, request: gr.Request = None) -> dict:
         """Cancel one of your jobs: a queued one at once, a running one at its next step."""
-        return service.cancel(ctx.current_user(request), job_id)
+        return service.cancel(caller(request), job_id)
 
     @user_errors
     def jobs(request: gr.Request = None) -> list:
         """Your recent jobs, newest first."""
-        return service.recent(ctx.current_user(request))
+        return service.recent(caller(request))
 
     @user_errors
     def artifact_info(artifact_id: str, request: gr.Request = None):
         """An artifact's file and its recipe, kind, size, parents and children."""
-        user = ctx.current_user(request)
+        user = caller(request)
         info = service.artifact_info(user, artifact_id)
         return service.artifact_path(service.artifact(user, artifact_id)), info
 
     @user_errors
     def replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
         """Make an artifact again from its recipe; says whether the bytes are identical."""
-        return replay_and_wait(service, ctx.current_user(request), artifact_id, progress)
+        return replay_and_wait(service, caller(request), artifact_id, progress)
 
     with gr.Column(visible=False):
         files = gr.Gallery(label="files", format="png")
@@ -163,7 +182,7 @@ def build(ctx: UIContext) -> None:
 
         for generate in (txt2img, img2img, inpaint, outpaint, upscale):
             expose(generate, [files, info])
-        for query in (submit, job_status, cancel_job, jobs):
+        for query in (submit, quote, job_status, cancel_job, jobs, account):
             expose(query, [info])
         expose(artifact_info, [file, info])
         expose(replay, [file, info])

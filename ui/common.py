@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from auth import AccountService
 from configs import ModelEntry, Style
 from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
@@ -31,6 +32,7 @@ class UIContext:
     styles:        style presets.
     samplers, schedules, upscalers: the names the compiler accepts.
     current_user:  the User making a request.
+    account:       the caller's account: balance, keys, share links, buying credits, admin actions.
     max_side, max_steps, max_batch_size, max_cfg_scale: bounds for the sliders.
     """
 
@@ -41,6 +43,7 @@ class UIContext:
     schedules: tuple[str, ...]
     upscalers: tuple[str, ...]
     current_user: Callable[[gr.Request | None], User]
+    account: AccountService | None = None
     loras: Callable[[], list[str]] = list          # names of the LoRA files there are now
     max_side: int = 2048
     max_steps: int = 150

@@ -1,0 +1,177 @@
+"""Who is calling, and the routes beside the Gradio app: login, sign-up, logout, guests, share links.
+
+A caller is a session cookie (signed by Starlette's SessionMiddleware, HttpOnly, carrying a random
+token whose sha256 is a Session row) or an API key (`Authorization: Bearer atl_...`). A bad key is
+refused, never treated as "no key". In local mode nobody logs in: every request is the local owner.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import pathlib
+import secrets
+import urllib.parse
+from collections.abc import Callable
+
+from auth import api_keys, sharing
+from auth.accounts import Accounts, AuthError
+from auth.pages import login_page, not_found_page, share_page
+from auth.users import local_owner
+from pipelines.errors import AtelierError
+from storage.models import Artifact, User
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "atelier_session"
+
+
+def session_secret(configured: str, data_dir: pathlib.Path) -> str:
+    """The configured secret, or a random one kept in <data_dir>/session_secret (made once)."""
+    if configured:
+        return configured
+    path = pathlib.Path(data_dir) / "session_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+class WebAuth:
+    """Request -> user, and the account routes.
+
+    Args:
+        accounts: sign-up, login and sessions.
+        accounts_mode: False in local mode (no login; everyone is the local owner).
+        file_path: the local path of an artifact's file (for share links).
+        providers: (name, label) of the OAuth providers offered on the login page.
+    """
+
+    def __init__(self, accounts: Accounts, accounts_mode: bool, file_path: Callable[[Artifact], str],
+                 providers: tuple[tuple[str, str], ...] = ()):
+        self.accounts = accounts
+        self.accounts_mode = accounts_mode
+        self.file_path = file_path
+        self.providers = providers
+
+    # -- who is calling ----------------------------------------------------------------------------
+
+    def user_from_request(self, request) -> User | None:
+        """The user of a Starlette request: its API key if it sends one (a bad key is None), else its
+        session cookie."""
+        authorization = request.headers.get("authorization", "")
+        if authorization[:7].lower() == "bearer ":
+            return api_keys.user_for_key(authorization[7:].strip())
+        token = request.session.get("token") if "session" in request.scope else None
+        return self.accounts.session_user(token)
+
+    def dependency(self, request) -> str | None:
+        """Gradio's auth_dependency: the caller's user id as text, or None (401)."""
+        user = self.user_from_request(request)
+        return str(user.id) if user is not None else None
+
+    def current_user(self, request) -> User:
+        """The user behind a gr.Request (whose `username` is what `dependency` returned)."""
+        if not self.accounts_mode:
+            return local_owner()
+        username = getattr(request, "username", None)
+        user = User.get_or_none(User.id == int(username)) if isinstance(username, str) and username.isdigit() else None
+        if user is None:
+            raise AuthError("Log in first, or send an API key as 'Authorization: Bearer <key>'.")
+        return user
+
+    def log_in(self, request, user: User) -> None:
+        """Start a session for `user` in this browser (replacing any earlier one)."""
+        self.accounts.end_session(request.session.get("token"))
+        request.session["token"] = self.accounts.start_session(user)
+
+    def _guest(self, request) -> User | None:
+        user = self.accounts.session_user(request.session.get("token"))
+        return user if user is not None and user.is_guest else None
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    def install(self, app, secret: str, https_only: bool = False, max_age: int = 30 * 86400) -> None:
+        """Add the account and share routes and the session middleware to a FastAPI app (before
+        Gradio is mounted at "/")."""
+        from fastapi import Request
+        from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+        from starlette.middleware.sessions import SessionMiddleware
+
+        def back_to_login(error: str) -> RedirectResponse:
+            return RedirectResponse("/login?" + urllib.parse.urlencode({"error": error}), status_code=303)
+
+        if self.accounts_mode:
+            @app.get("/login", response_class=HTMLResponse)
+            def login_form(request: Request, error: str = ""):
+                return login_page(error[:300], self.providers, guest=self._guest(request) is not None)
+
+            @app.post("/login")
+            async def login(request: Request):
+                form = await request.form()
+                try:
+                    user = self.accounts.authenticate(form.get("email"), form.get("password"))
+                except AtelierError as e:
+                    return back_to_login(e.message)
+                self.accounts.absorb_guest(self._guest(request), user)
+                self.log_in(request, user)
+                logger.info("user %s: logged in", user.id)
+                return RedirectResponse("/", status_code=303)
+
+            @app.post("/signup")
+            async def signup(request: Request):
+                form = await request.form()
+                try:
+                    user = self.accounts.sign_up(form.get("email"), form.get("password"), guest=self._guest(request))
+                except AtelierError as e:
+                    return back_to_login(e.message)
+                self.log_in(request, user)
+                return RedirectResponse("/", status_code=303)
+
+            @app.api_route("/logout", methods=["GET", "POST"])
+            def logout(request: Request):
+                self.accounts.end_session(request.session.get("token"))
+                request.session.clear()
+                return RedirectResponse("/login", status_code=303)
+
+            @app.middleware("http")
+            async def guest_session(request: Request, call_next):
+                # A visitor's first page view: a guest account with a few credits, so they can try it.
+                if (request.method == "GET" and request.url.path == "/" and "authorization" not in request.headers
+                        and self.user_from_request(request) is None):
+                    self.log_in(request, self.accounts.create_guest())
+                return await call_next(request)
+
+        @app.get("/share/{token}", response_class=HTMLResponse)
+        def shared(token: str):
+            found = sharing.open_share(token)
+            if found is None:
+                return HTMLResponse(not_found_page(), status_code=404)
+            link, artifacts = found
+            recipe = _recipe_summary(artifacts[0]) if link.show_recipe and artifacts else None
+            return share_page(token, [{"artifact_id": a.id, "mime": a.mime} for a in artifacts], recipe)
+
+        @app.get("/share/{token}/file/{artifact_id}")
+        def shared_file(token: str, artifact_id: str):
+            found = sharing.open_share(token)
+            artifact = next((a for a in found[1] if a.id == artifact_id), None) if found else None
+            if artifact is None:
+                return HTMLResponse(not_found_page(), status_code=404)
+            return FileResponse(self.file_path(artifact), media_type=artifact.mime)
+
+        # Added last, so it is the outermost middleware and every route above sees request.session.
+        app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE, max_age=max_age,
+                           same_site="lax", https_only=https_only)
+
+
+def _recipe_summary(artifact: Artifact) -> dict | None:
+    """What a visitor of a share link sees of how an image was made: its job's last step, settings only."""
+    if artifact.job is None:
+        return None
+    step = json.loads(artifact.job.plan)["steps"][-1]
+    shown = {k: step[k] for k in ("kind", "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale",
+                                  "sampler", "schedule") if k in step}
+    if step.get("model"):
+        shown["model"] = step["model"]["id"]
+    shown["seed"] = artifact.seed
+    return shown

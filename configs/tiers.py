@@ -1,0 +1,100 @@
+"""Tiers, credit packs and credit prices, read from `configs/tiers.toml` (stdlib only)."""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class CreditPrices:
+    """What a job costs: `base_image` credits per 512x512 SD1.5 image, scaled by pixels and family;
+    `upscale` per image run through an upscaler model; `lora` per LoRA per image; `controlnet` per image
+    guided by a ControlNet; `video_frame` per frame of video."""
+
+    base_image: float = 1.0
+    sdxl_multiplier: float = 2.0
+    upscale: float = 3.0
+    lora: float = 0.5
+    controlnet: float = 1.0
+    video_frame: float = 1.0
+
+
+@dataclass(frozen=True)
+class Tier:
+    """What a tier gets.
+
+    name:                  free, standard, pro or enterprise (any name the file gives).
+    monthly_credits:       granted at the start of each calendar month (UTC).
+    max_side:              widest image side a request may ask for; 0 = only the global limits.
+    priority:              queue priority; higher tiers' jobs start first.
+    generations_per_hour:  jobs a user may submit in any hour; 0 = no limit.
+    api_calls_per_minute:  API calls a user may make in any minute; 0 = no limit.
+    stripe_price:          the Stripe subscription price id that puts a user on this tier.
+    """
+
+    name: str
+    monthly_credits: float = 0.0
+    max_side: int = 0
+    priority: int = 0
+    generations_per_hour: int = 0
+    api_calls_per_minute: int = 0
+    stripe_price: str = ""
+
+
+@dataclass(frozen=True)
+class CreditPack:
+    """Credits sold in one Stripe Checkout: `price_id` is the Stripe price, `label` what the button says."""
+
+    id: str
+    credits: int
+    price_id: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """Everything in tiers.toml. The first tier in the file is the one new users get."""
+
+    tiers: tuple[Tier, ...]
+    packs: tuple[CreditPack, ...] = ()
+    prices: CreditPrices = CreditPrices()
+
+    @property
+    def default(self) -> Tier:
+        return self.tiers[0]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tiers)
+
+    def tier(self, name: str) -> Tier:
+        """The tier called `name`; the default tier for a name the file no longer has."""
+        return next((t for t in self.tiers if t.name == name), self.default)
+
+    def tier_for_price(self, price_id: str) -> Tier | None:
+        return next((t for t in self.tiers if price_id and t.stripe_price == price_id), None)
+
+    def pack(self, pack_id: str) -> CreditPack | None:
+        return next((p for p in self.packs if p.id == pack_id), None)
+
+
+def _only_known(cls, values: dict, where: str) -> dict:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(known - {'name'})}.")
+    return values
+
+
+def load_tiers(path: str | os.PathLike) -> Tiers:
+    """Read a tiers file; raises ValueError naming the key that is wrong."""
+    with open(path, "rb") as f:
+        toml = tomllib.load(f)
+    tiers = tuple(Tier(name=name, **_only_known(Tier, values, f"{path} [tier.{name}]"))
+                  for name, values in toml.get("tier", {}).items())
+    if not tiers:
+        raise ValueError(f"{path} defines no [tier.NAME] section; add at least one (the first is the default).")
+    packs = tuple(CreditPack(**_only_known(CreditPack, values, f"{path} [[pack]]")) for values in toml.get("pack", []))
+    prices = CreditPrices(**_only_known(CreditPrices, toml.get("credits", {}), f"{path} [credits]"))
+    return Tiers(tiers=tiers, packs=packs, prices=prices)
