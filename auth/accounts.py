@@ -156,15 +156,22 @@ class Accounts:
             credits.move_all(guest, user, f"guest-merge:{guest.id}")
         logger.info("user %s: took over guest %s", user.id, guest.id)
 
-    def oauth_user(self, provider: str, subject: str, email: str, guest: User | None = None) -> User:
+    def oauth_user(self, provider: str, subject: str, email: str, email_verified: bool = False,
+                   guest: User | None = None) -> User:
         """The user an OAuth / OpenID Connect login stands for: the one linked to (provider, subject),
-        else the account with that (provider-verified) email, else a new account (the guest, if any)."""
+        else the account with that email if the provider verified it, else a new account (the guest's,
+        if a guest is logged in). Raises AtelierError when the email belongs to an account but is not
+        verified (linking it would let anyone claim that account)."""
         identity = OAuthIdentity.get_or_none((OAuthIdentity.provider == provider) & (OAuthIdentity.subject == subject))
         if identity is not None:
             user = identity.user
         else:
             email = check_email(email or f"{subject}@{provider}.oauth.invalid")
             user = User.get_or_none(User.email == email)
+            if user is not None and not email_verified:
+                raise AtelierError(f"There is already an account for {email}, and {provider} has not verified that "
+                                   "address. Log in with your password instead.", code="email_unverified",
+                                   field="email")
             if user is None:
                 user = (self._promote(guest, email) if guest is not None and guest.is_guest
                         else self.create_user(email))

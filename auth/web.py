@@ -85,7 +85,8 @@ class WebAuth:
         self.accounts.end_session(request.session.get("token"))
         request.session["token"] = self.accounts.start_session(user)
 
-    def _guest(self, request) -> User | None:
+    def guest_of(self, request) -> User | None:
+        """The guest this browser is logged in as, if it is a guest."""
         user = self.accounts.session_user(request.session.get("token"))
         return user if user is not None and user.is_guest else None
 
@@ -104,7 +105,7 @@ class WebAuth:
         if self.accounts_mode:
             @app.get("/login", response_class=HTMLResponse)
             def login_form(request: Request, error: str = ""):
-                return login_page(error[:300], self.providers, guest=self._guest(request) is not None)
+                return login_page(error[:300], self.providers, guest=self.guest_of(request) is not None)
 
             @app.post("/login")
             async def login(request: Request):
@@ -113,7 +114,7 @@ class WebAuth:
                     user = self.accounts.authenticate(form.get("email"), form.get("password"))
                 except AtelierError as e:
                     return back_to_login(e.message)
-                self.accounts.absorb_guest(self._guest(request), user)
+                self.accounts.absorb_guest(self.guest_of(request), user)
                 self.log_in(request, user)
                 logger.info("user %s: logged in", user.id)
                 return RedirectResponse("/", status_code=303)
@@ -122,7 +123,7 @@ class WebAuth:
             async def signup(request: Request):
                 form = await request.form()
                 try:
-                    user = self.accounts.sign_up(form.get("email"), form.get("password"), guest=self._guest(request))
+                    user = self.accounts.sign_up(form.get("email"), form.get("password"), guest=self.guest_of(request))
                 except AtelierError as e:
                     return back_to_login(e.message)
                 self.log_in(request, user)

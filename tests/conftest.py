@@ -155,9 +155,8 @@ def extras(settings):
     return settings
 
 
-@pytest.fixture(scope="session")
-def atelier(settings, extras):
-    """The whole app, built by app.build, serving on a free port with its in-process consumer."""
+def serve(settings):
+    """Build the app for `settings` and serve it on a free port; yields it with `url` set."""
     import uvicorn
 
     import app
@@ -178,6 +177,119 @@ def atelier(settings, extras):
     yield built
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def atelier(settings, extras):
+    """The whole app in local mode, built by app.build, serving on a free port with its in-process consumer."""
+    yield from serve(settings)
+
+
+TEST_TIERS = """
+[credits]
+base_image = 1.0
+sdxl_multiplier = 2.0
+upscale = 3.0
+lora = 0.5
+controlnet = 1.0
+
+[tier.free]
+monthly_credits = 20
+max_side = 512
+priority = 0
+
+[tier.standard]
+monthly_credits = 100
+max_side = 1024
+priority = 10
+stripe_price = "price_standard"
+
+[tier.pro]
+monthly_credits = 500
+priority = 20
+stripe_price = "price_pro"
+
+[tier.limited]
+monthly_credits = 100
+generations_per_hour = 3
+api_calls_per_minute = 6
+
+[[pack]]
+id = "small"
+credits = 100
+price_id = "price_small"
+label = "100 credits"
+"""
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer():
+    """A real OpenID Connect provider (oidc-provider-mock) on 127.0.0.1; yields its issuer URL."""
+    try:
+        import oidc_provider_mock
+    except ImportError:
+        need("oidc-provider-mock is not installed (pip install -r requirements-test.txt)")
+    users = [oidc_provider_mock.User(sub="alice-sub", claims={"email": "alice@idp.test", "email_verified": True}),
+             oidc_provider_mock.User(sub="bob-sub", claims={"email": "bob@idp.test", "email_verified": True})]
+    with oidc_provider_mock.run_server_in_thread(port=0, require_nonce=True, user_claims=users) as server:
+        yield f"http://localhost:{server.server_port}"
+
+
+@pytest.fixture(scope="session")
+def fake_stripe():
+    from tests.stripe_fake import FakeStripe
+
+    with FakeStripe() as stripe:
+        yield stripe
+
+
+@pytest.fixture(scope="session")
+def accounts_app(atelier, settings, tmp_path_factory, oidc_issuer, fake_stripe):
+    """The app in accounts mode: sign-up, credits, tiers (TEST_TIERS), Stripe (the fake), OIDC login (the
+    local provider). It shares the database and blobs with `atelier` and has its own queue and consumer."""
+    import dataclasses
+
+    from configs import OAuthProvider
+    from tests.stripe_fake import SECRET_KEY, WEBHOOK_SECRET
+
+    tiers = tmp_path_factory.mktemp("tiers") / "tiers.toml"
+    tiers.write_text(TEST_TIERS)
+    provider = OAuthProvider(name="localidp", label="Local IdP", client_id="atelier-test", client_secret="s3cret",
+                             server_metadata_url=f"{oidc_issuer}/.well-known/openid-configuration")
+    accounts_settings = dataclasses.replace(
+        settings, auth_mode="accounts", tiers=tiers, queue_url=f"sqlite:///{settings.data_dir / 'queue-accounts.db'}",
+        stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET, stripe_api_base=fake_stripe.url,
+        oauth_providers=(provider,), guest_credits=5.0)
+    yield from serve(accounts_settings)
+
+
+@pytest.fixture
+def make_user(accounts_app):
+    """make_user(balance=None, tier="free", role="user", api_key=True) -> (User, key or None): a fresh account
+    with exactly `balance` credits (None: what its tier grants)."""
+    import uuid
+
+    from auth import api_keys
+
+    def make(balance: float | None = None, tier: str = "free", role: str = "user", api_key: bool = True):
+        accounts = accounts_app.web_auth.accounts
+        user = accounts.create_user(f"{uuid.uuid4().hex[:10]}@test.example", "correct horse battery", role=role,
+                                    tier=tier)
+        if balance is not None:
+            from auth import credits
+            credits.grant(user, balance - credits.balance(user), f"test:{user.id}")
+            user = type(user).get_by_id(user.id)
+        key = api_keys.create_key(user)[1] if api_key else None
+        return user, key
+    return make
+
+
+def api_client(app, key: str | None):
+    """A gradio_client for `app` that sends `key` as a Bearer API key."""
+    from gradio_client import Client
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return Client(app.url, headers=headers, verbose=False)
 
 
 @pytest.fixture(scope="session")

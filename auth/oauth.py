@@ -1,0 +1,81 @@
+"""Log in with an OAuth 2 / OpenID Connect provider (authlib's Starlette client).
+
+`GET /login/NAME` sends the browser to the provider (authorization code flow with PKCE, and a nonce
+for OpenID Connect); `GET /auth/NAME` takes the code back, checks the ID token against the issuer's
+keys, and logs in the account linked to the provider's subject. A first login links the account
+with the same email only when the provider says the email is verified; otherwise it makes a new
+account (a guest's session becomes that account, keeping what the guest made).
+"""
+from __future__ import annotations
+
+import logging
+import urllib.parse
+
+from authlib.integrations.starlette_client import OAuth, OAuthError
+
+from auth.web import WebAuth
+from configs import OAuthProvider
+from pipelines.errors import AtelierError
+
+logger = logging.getLogger(__name__)
+
+
+def make_oauth(providers: tuple[OAuthProvider, ...]) -> OAuth:
+    oauth = OAuth()
+    for p in providers:
+        endpoints = ({"server_metadata_url": p.server_metadata_url} if p.server_metadata_url else
+                     {"authorize_url": p.authorize_url, "access_token_url": p.access_token_url,
+                      "userinfo_endpoint": p.userinfo_url})
+        oauth.register(p.name, client_id=p.client_id, client_secret=p.client_secret,
+                       client_kwargs={"scope": p.scope, "code_challenge_method": "S256"}, **endpoints)
+    return oauth
+
+
+def install_oauth_routes(app, web: WebAuth, providers: tuple[OAuthProvider, ...], public_url: str = "") -> None:
+    """Add /login/NAME and /auth/NAME for each provider (before Gradio is mounted at "/")."""
+    from fastapi import Request
+    from fastapi.responses import HTMLResponse, RedirectResponse
+    from starlette.concurrency import run_in_threadpool
+
+    oauth = make_oauth(providers)
+
+    def failed(message: str) -> RedirectResponse:
+        return RedirectResponse("/login?" + urllib.parse.urlencode({"error": message}), status_code=303)
+
+    @app.get("/login/{name}")
+    async def oauth_login(name: str, request: Request):
+        client = oauth.create_client(name)
+        if client is None:
+            return HTMLResponse(f"No login provider {name!r}.", status_code=404)
+        callback = (f"{public_url.rstrip('/')}/auth/{name}" if public_url
+                    else str(request.url_for("oauth_callback", name=name)))
+        return await client.authorize_redirect(request, callback)
+
+    @app.get("/auth/{name}", name="oauth_callback")
+    async def oauth_callback(name: str, request: Request):
+        client = oauth.create_client(name)
+        if client is None:
+            return HTMLResponse(f"No login provider {name!r}.", status_code=404)
+        try:
+            token = await client.authorize_access_token(request)
+            claims = token.get("userinfo") or (await client.userinfo(token=token))
+        except OAuthError as e:
+            logger.info("oauth %s: login refused: %s", name, e)
+            return failed(f"{name} did not log you in ({e.error}); try again.")
+        subject = str(claims.get("sub") or claims.get("id") or "")
+        if not subject:
+            return failed(f"{name} did not say who you are; try another way to log in.")
+
+        def log_in():
+            guest = web.guest_of(request)
+            user = web.accounts.oauth_user(name, subject, claims.get("email") or "",
+                                           email_verified=claims.get("email_verified") is True, guest=guest)
+            web.log_in(request, user)
+            return user
+
+        try:
+            user = await run_in_threadpool(log_in)
+        except AtelierError as e:
+            return failed(e.message)
+        logger.info("user %s: logged in with %s", user.id, name)
+        return RedirectResponse("/", status_code=303)
