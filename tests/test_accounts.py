@@ -1,9 +1,14 @@
 """Accounts mode end to end: API keys, credits, ownership, tiers and rate limits, through gradio_client
 against the app served on 127.0.0.1 (real SQLite, real Huey consumer)."""
+import os
+import uuid
+
 import pytest
 from gradio_client.exceptions import AppError
 
-from tests.conftest import api_client
+from tests.conftest import api_client, need
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_an_api_key_acts_as_its_user(accounts_app, make_user):
@@ -15,3 +20,186 @@ def test_an_api_key_acts_as_its_user(accounts_app, make_user):
     files, info = client.predict(prompt="a paid fox", api_name="/txt2img")
     assert info["credits"] == 0.5                       # 64x64 on SD1.5: the half-credit minimum
     assert client.predict(api_name="/account")["balance"] == 9.5
+
+
+def ledger_race(url: str) -> dict:
+    import json
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "tests.ledger_race", url], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def check_no_overspending(outcome: dict) -> None:
+    assert outcome["unexpected"] == []
+    assert (outcome["accepted"], outcome["refused"]) == (10, 40)       # 50 x 1 credit against 10
+    assert outcome["refusal_codes"] == ["insufficient_credits"]
+    assert outcome["balance_while_queued"] == 0
+    assert outcome["balance"] == outcome["running_balance"] == outcome["expected_balance"] >= 0
+    assert outcome["unfinished"] == 0
+    assert outcome["reserves"] == outcome["settles"] == outcome["jobs"] == 10   # every reservation settled once
+
+
+def test_concurrent_submissions_never_overspend_on_sqlite(tmp_path):
+    check_no_overspending(ledger_race(f"sqlite:///{tmp_path / 'race.db'}"))
+
+
+def test_concurrent_submissions_never_overspend_on_postgresql():
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"atelier_race_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", dbname="postgres", user="postgres", connect_timeout=3)
+    except psycopg2.OperationalError as e:
+        need(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({e})")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        check_no_overspending(ledger_race(f"postgresql://postgres@127.0.0.1:5432/{name}"))
+    finally:
+        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
+def test_no_key_a_bad_key_and_a_revoked_key_are_refused(accounts_app, make_user):
+    from gradio_client import Client
+    with pytest.raises(Exception, match="(?i)credentials|auth|401"):
+        Client(accounts_app.url, verbose=False)
+    with pytest.raises(Exception, match="(?i)credentials|auth|401"):
+        api_client(accounts_app, "atl_not-a-real-key")
+    user, key = make_user()
+    client = api_client(accounts_app, key)
+    assert client.predict(api_name="/account")["user_id"] == user.id
+    [listed] = accounts_app.account.keys(user)
+    assert key.startswith(listed["prefix"]) and len(listed["prefix"]) < len(key)
+    assert key not in str(listed)                           # only the prefix is kept in the clear
+    accounts_app.account.revoke_key(user, listed["id"])
+    with pytest.raises(Exception, match="(?i)credentials|auth|401"):
+        client.predict(api_name="/account")
+
+
+@pytest.fixture
+def someone_elses_work(accounts_app, make_user):
+    """An account with a finished job, its image and an upload; returns (owner, job info)."""
+    owner, key = make_user(balance=10)
+    files, info = api_client(accounts_app, key).predict(prompt="mine only", seed=3, api_name="/txt2img")
+    return owner, info
+
+
+@pytest.mark.parametrize("endpoint, name", [("/job_status", "job_id"), ("/cancel_job", "job_id"),
+                                            ("/artifact_info", "artifact_id"), ("/replay", "artifact_id")])
+def test_another_users_ids_are_not_found(accounts_app, make_user, someone_elses_work, endpoint, name):
+    _, info = someone_elses_work
+    _, key = make_user(balance=10)
+    value = info["job_id"] if name == "job_id" else info["artifact_ids"][0]
+    with pytest.raises(AppError, match=f"No (job|artifact) '{value}'"):
+        api_client(accounts_app, key).predict(api_name=endpoint, **{name: value})
+
+
+def test_another_users_artifacts_cannot_be_used_or_shared(accounts_app, make_user, someone_elses_work):
+    import json
+    owner, info = someone_elses_work
+    stranger, key = make_user(balance=10)
+    theirs = info["artifact_ids"][0]
+    spec = {"nodes": [{"id": "in", "kind": "load_image", "params": {"artifact_id": theirs}},
+                      {"id": "out", "kind": "img2img", "params": {"prompt": "x"}, "inputs": {"image": ["in", "image"]}}]}
+    with pytest.raises(AppError, match="No image"):
+        api_client(accounts_app, key).predict(spec=json.dumps(spec), api_name="/submit")
+    with pytest.raises(Exception, match="No artifact"):
+        accounts_app.account.share(stranger, [theirs])
+    [owners_key] = accounts_app.account.keys(owner)
+    with pytest.raises(Exception, match="No API key"):
+        accounts_app.account.revoke_key(stranger, owners_key["id"])
+    assert accounts_app.account.keys(owner)[0]["revoked"] is False
+    assert all(j["job_id"] != info["job_id"] for j in api_client(accounts_app, key).predict(api_name="/jobs"))
+
+
+def test_an_admin_sees_every_account(accounts_app, make_user, someone_elses_work):
+    _, info = someone_elses_work
+    _, key = make_user(role="admin")
+    status = api_client(accounts_app, key).predict(job_id=info["job_id"], api_name="/job_status")
+    assert status["status"] == "succeeded" and status["artifact_ids"] == info["artifact_ids"]
+
+
+def spec_json(**params) -> str:
+    import json
+    return json.dumps({"nodes": [{"id": "1", "kind": "txt2img", "params": {"prompt": "x", **params}}]})
+
+
+def test_rate_limits_are_hit_with_a_wait_time_and_recover(accounts_app, make_user, monkeypatch):
+    """Tier "limited": 3 generations per hour, 6 API calls per minute."""
+    import time
+    user, key = make_user(tier="limited", balance=50)
+    client = api_client(accounts_app, key)
+    for seed in range(3):
+        client.predict(spec=spec_json(seed=seed), api_name="/submit")
+    with pytest.raises(AppError, match=r"allows 3 generations per hour; try again in (\d+) s") as refused:
+        client.predict(spec=spec_json(), api_name="/submit")
+    import re
+    assert 3500 < int(re.search(r"try again in (\d+) s", str(refused.value)).group(1)) <= 3600
+    client.predict(api_name="/account")
+    client.predict(api_name="/account")                    # the 6th call this minute
+    with pytest.raises(AppError, match=r"allows 6 API calls per minute; try again in \d+ s"):
+        client.predict(api_name="/account")
+    assert len(accounts_app.service.recent(user)) == 3      # the refused submission stored nothing
+    policy = accounts_app.service.policy
+    monkeypatch.setattr(policy, "clock", lambda: time.time() + 3601)   # an hour later
+    assert client.predict(spec=spec_json(), api_name="/submit")["job_id"]
+
+
+def test_tier_limits_resolution_and_viewers_cannot_generate(accounts_app, make_user):
+    _, free = make_user(balance=10)
+    with pytest.raises(AppError, match="Your free tier makes images up to 512 px per side"):
+        api_client(accounts_app, free).predict(spec=spec_json(width=768, height=768), api_name="/quote")
+    _, standard = make_user(tier="standard", balance=10)
+    assert api_client(accounts_app, standard).predict(spec=spec_json(width=768, height=768),
+                                                      api_name="/quote")["credits"] == 2.5
+    viewer, key = make_user(role="viewer", balance=10)
+    client = api_client(accounts_app, key)
+    with pytest.raises(AppError, match="can browse but not generate"):
+        client.predict(prompt="x", api_name="/txt2img")
+    assert client.predict(api_name="/account")["balance"] == 10 and client.predict(api_name="/jobs") == []
+
+
+def test_higher_tiers_start_first_and_users_take_turns(accounts_app, make_user, tmp_path):
+    """Jobs on a queue no consumer reads yet: the order they come off is the order they would start."""
+    from pipelines.spec import Txt2Img, WorkflowSpec
+    from queueing import JobService, make_huey, register_tasks
+    huey = make_huey(f"sqlite:///{tmp_path / 'paused.db'}", tmp_path)
+    run_job = register_tasks(huey, None)
+    service = JobService(accounts_app.service.compiler, lambda job_id, priority: run_job(job_id, priority=priority),
+                         accounts_app.service.blobs, policy=accounts_app.service.policy)
+    busy, patient, paying = (make_user(balance=50)[0], make_user(balance=50)[0], make_user(tier="pro", balance=50)[0])
+    spec = WorkflowSpec.single(Txt2Img(prompt="queued"))
+    owner_of = {}
+    for user in [busy] * 10 + [patient, paying]:
+        owner_of[service.submit(user, spec).id] = user.email
+    order = []
+    while (message := huey.dequeue()) is not None:
+        order.append(owner_of[message.args[0]])
+    assert len(order) == 12
+    assert order[0] == paying.email                          # pro before free
+    assert order.index(patient.email) <= 2                   # not behind the other user's ten
+    assert order[1:].count(busy.email) == 10
+
+
+def test_failed_and_cancelled_jobs_give_the_credits_back(accounts_app, make_user):
+    import json
+    user, key = make_user(balance=10)
+    client = api_client(accounts_app, key)
+    slow = json.dumps({"nodes": [{"kind": "txt2img", "params": {"prompt": "slow", "steps": 150, "width": 256,
+                                                                 "height": 256}}]})
+    job_id = client.predict(spec=slow, api_name="/submit")["job_id"]
+    assert client.predict(api_name="/account")["balance"] == 9.5         # reserved at submit
+    client.predict(job_id=job_id, api_name="/cancel_job")
+    done = accounts_app.service.wait(user, job_id, timeout=60)
+    assert done.status == "cancelled"
+    assert client.predict(api_name="/account")["balance"] == 10           # released
+    kinds = [e["kind"] for e in accounts_app.account.ledger(user)]
+    assert kinds[:2] == ["release", "reserve"]
+    too_dear = json.dumps({"nodes": [{"id": n, "kind": "txt2img", "params": {"prompt": n, "width": 512, "height": 512,
+                                                                      "batch_size": 8}} for n in ("a", "b")]})
+    with pytest.raises(AppError, match="This costs 16 credits and you have 10"):
+        client.predict(spec=too_dear, api_name="/submit")
+    assert len(accounts_app.service.recent(user)) == 1                   # nothing stored for it
