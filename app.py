@@ -124,17 +124,38 @@ def make_fastapi(atelier: Atelier):
                                auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
 
 
+def open_share_link(host: str, port: int) -> None:
+    """Ask Gradio's share server for a temporary public URL to this server (ATELIER_SHARE=1), once it
+    listens. The whole app goes through it: login, webhooks and share pages as well as the UI."""
+    import secrets
+    import socket
+    import time
+
+    from gradio import networking
+
+    for _ in range(600):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            break
+        time.sleep(0.1)
+    try:
+        url = networking.setup_tunnel(host, port, secrets.token_urlsafe(32), None, None)
+    except Exception as e:          # noqa: BLE001 - the app works without it; say why there is none
+        logger.warning("no public share link (%s: %s); the app is still on http://%s:%s", type(e).__name__, e,
+                       host, port)
+        return
+    logger.info("public share link (open for 1 week at most): %s", url)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     atelier = build(settings)
-    if settings.share:
-        atelier.demo.launch(server_name=settings.host, server_port=settings.port, share=True,
-                            allowed_paths=[atelier.blob_root], max_file_size=settings.limits.max_upload_bytes)
-        return
     import uvicorn
 
-    logger.info("Atelier on http://%s:%s", settings.host, settings.port)
+    if settings.share:
+        threading.Thread(target=open_share_link, args=(settings.host, settings.port), name="share-link",
+                         daemon=True).start()
+    logger.info("Atelier on http://%s:%s (%s mode)", settings.host, settings.port, settings.auth_mode)
     uvicorn.run(make_fastapi(atelier), host=settings.host, port=settings.port, log_level="warning",
                 timeout_graceful_shutdown=5)
 

@@ -203,3 +203,51 @@ def test_failed_and_cancelled_jobs_give_the_credits_back(accounts_app, make_user
     with pytest.raises(AppError, match="This costs 16 credits and you have 10"):
         client.predict(spec=too_dear, api_name="/submit")
     assert len(accounts_app.service.recent(user)) == 1                   # nothing stored for it
+
+
+def test_cli_creates_an_admin_whose_key_works(accounts_app, settings):
+    import subprocess
+    import sys
+    email = f"first-admin-{uuid.uuid4().hex[:6]}@test.example"
+    env = {**os.environ, "ATELIER_DATA_DIR": str(settings.data_dir)}
+    out = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", email, "--password", "long enough pw",
+                          "--role", "admin", "--tier", "pro", "--credits", "50", "--api-key"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.strip().splitlines()[-1]
+    assert key.startswith("atl_")
+    me = api_client(accounts_app, key).predict(api_name="/account")
+    assert (me["email"], me["role"], me["tier"]) == (email, "admin", "pro")
+    assert me["balance"] == 5050                 # pro's monthly 5,000 (configs/tiers.toml) + 50
+    again = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", email], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert again.returncode == 2 and "already an account" in again.stderr
+
+
+def test_share_links_show_the_image_to_anyone_until_revoked(accounts_app, make_user):
+    import hashlib
+
+    import httpx
+    user, key = make_user(balance=10)
+    files, info = api_client(accounts_app, key).predict(prompt="shared lighthouse", seed=7, api_name="/txt2img")
+    artifact_id = info["artifact_ids"][0]
+    token = accounts_app.account.share(user, [artifact_id], show_recipe=True)
+    assert len(token) >= 40
+    with httpx.Client(base_url=accounts_app.url) as anyone:             # no cookie, no key
+        page = anyone.get(f"/share/{token}")
+        assert page.status_code == 200
+        assert f"/share/{token}/file/{artifact_id}" in page.text and "shared lighthouse" in page.text
+        assert "Make your own" in page.text
+        image = anyone.get(f"/share/{token}/file/{artifact_id}")
+        assert image.headers["content-type"] == "image/png"
+        assert hashlib.sha256(image.content).hexdigest() == artifact_id
+        assert anyone.get(f"/share/{token[:-2]}xx").status_code == 404
+        assert anyone.get(f"/share/{token}/file/{'0' * 64}").status_code == 404
+        [listed] = accounts_app.account.shares(user)
+        assert listed["artifact_ids"] == [artifact_id] and not listed["revoked"]
+        accounts_app.account.revoke_share(user, listed["id"])
+        assert anyone.get(f"/share/{token}").status_code == 404
+        assert anyone.get(f"/share/{token}/file/{artifact_id}").status_code == 404
+    hidden = accounts_app.account.share(user, [artifact_id], show_recipe=False)
+    with httpx.Client(base_url=accounts_app.url) as anyone:
+        assert "shared lighthouse" not in anyone.get(f"/share/{hidden}").text
