@@ -62,7 +62,8 @@ def build(settings: Settings) -> Atelier:
                          policy=policy if settings.accounts else None)
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
     web_auth = WebAuth(accounts, settings.accounts, lambda artifact: str(blobs.path(artifact.blob_key)),
-                       providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers))
+                       providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
+                       blob_root=str(blobs.root))
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
                     schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,

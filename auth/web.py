@@ -13,16 +13,22 @@ import secrets
 import urllib.parse
 from collections.abc import Callable
 
+from fastapi import Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.middleware.sessions import SessionMiddleware
+
 from auth import api_keys, sharing
 from auth.accounts import Accounts, AuthError
 from auth.pages import login_page, not_found_page, share_page
 from auth.users import local_owner
 from pipelines.errors import AtelierError
+from storage.artifacts import find_artifact
 from storage.models import Artifact, User
 
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "atelier_session"
+FILE_ROUTES = ("/gradio_api/file=", "/file=")
 
 
 def session_secret(configured: str, data_dir: pathlib.Path) -> str:
@@ -45,14 +51,17 @@ class WebAuth:
         accounts_mode: False in local mode (no login; everyone is the local owner).
         file_path: the local path of an artifact's file (for share links).
         providers: (name, label) of the OAuth providers offered on the login page.
+        blob_root: the folder of stored files; Gradio's file route serves one of them only to a user
+            who holds its artifact.
     """
 
     def __init__(self, accounts: Accounts, accounts_mode: bool, file_path: Callable[[Artifact], str],
-                 providers: tuple[tuple[str, str], ...] = ()):
+                 providers: tuple[tuple[str, str], ...] = (), blob_root: str = ""):
         self.accounts = accounts
         self.accounts_mode = accounts_mode
         self.file_path = file_path
         self.providers = providers
+        self.blob_root = pathlib.Path(blob_root).resolve() if blob_root else None
 
     # -- who is calling ----------------------------------------------------------------------------
 
@@ -85,6 +94,21 @@ class WebAuth:
         self.accounts.end_session(request.session.get("token"))
         request.session["token"] = self.accounts.start_session(user)
 
+    def may_read_file(self, request, path: str) -> bool:
+        """Whether the caller may fetch `path` through Gradio's file route: anything outside the blob
+        folder (Gradio's own cache, whose paths carry a per-process secret), and blobs of artifacts
+        the caller holds."""
+        if self.blob_root is None:
+            return True
+        try:
+            resolved = pathlib.Path(path).resolve()
+        except (OSError, ValueError):
+            return False
+        if not resolved.is_relative_to(self.blob_root):
+            return True
+        user = self.user_from_request(request)
+        return user is not None and find_artifact(user, resolved.name[:64]) is not None
+
     def guest_of(self, request) -> User | None:
         """The guest this browser is logged in as, if it is a guest."""
         user = self.accounts.session_user(request.session.get("token"))
@@ -95,10 +119,6 @@ class WebAuth:
     def install(self, app, secret: str, https_only: bool = False, max_age: int = 30 * 86400) -> None:
         """Add the account and share routes and the session middleware to a FastAPI app (before
         Gradio is mounted at "/")."""
-        from fastapi import Request
-        from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
-        from starlette.middleware.sessions import SessionMiddleware
-
         def back_to_login(error: str) -> RedirectResponse:
             return RedirectResponse("/login?" + urllib.parse.urlencode({"error": error}), status_code=303)
 
@@ -141,6 +161,17 @@ class WebAuth:
                 if (request.method == "GET" and request.url.path == "/" and "authorization" not in request.headers
                         and self.user_from_request(request) is None):
                     self.log_in(request, self.accounts.create_guest())
+                return await call_next(request)
+
+        if self.accounts_mode:
+            @app.middleware("http")
+            async def owned_files_only(request: Request, call_next):
+                # Gradio serves anything under allowed_paths to any logged-in caller; a stored
+                # file is someone's, so it is "not found" for everyone else.
+                path = request.url.path
+                for prefix in FILE_ROUTES:
+                    if path.startswith(prefix) and not self.may_read_file(request, urllib.parse.unquote(path[len(prefix):])):
+                        return HTMLResponse(not_found_page(), status_code=404)
                 return await call_next(request)
 
         @app.get("/share/{token}", response_class=HTMLResponse)

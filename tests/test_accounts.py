@@ -251,3 +251,22 @@ def test_share_links_show_the_image_to_anyone_until_revoked(accounts_app, make_u
     hidden = accounts_app.account.share(user, [artifact_id], show_recipe=False)
     with httpx.Client(base_url=accounts_app.url) as anyone:
         assert "shared lighthouse" not in anyone.get(f"/share/{hidden}").text
+
+
+def test_gradio_file_route_serves_a_stored_file_only_to_its_holders(accounts_app, make_user, someone_elses_work):
+    import httpx
+    owner, info = someone_elses_work
+    path = accounts_app.service.artifact_path(accounts_app.service.artifact(owner, info["artifact_ids"][0]))
+    owners_key = api_client_key(accounts_app, owner)
+    _, strangers_key = make_user()
+    with httpx.Client(base_url=accounts_app.url) as http:
+        url = f"/gradio_api/file={path}"
+        assert http.get(url, headers={"Authorization": f"Bearer {strangers_key}"}).status_code == 404
+        assert http.get(url).status_code in (401, 404)
+        mine = http.get(url, headers={"Authorization": f"Bearer {owners_key}"})
+        assert mine.status_code == 200 and mine.content == open(path, "rb").read()
+
+
+def api_client_key(app, user) -> str:
+    from auth import api_keys
+    return api_keys.create_key(user, "test")[1]
