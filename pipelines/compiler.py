@@ -9,7 +9,6 @@ Pure and fast: no torch, no files (input images are described by the `describe` 
 """
 from __future__ import annotations
 
-import math
 import re
 import secrets
 from collections.abc import Callable
@@ -21,7 +20,8 @@ from pipelines.checks import Checker
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.loras import ExtraFile
 from pipelines.prompt_syntax import extract_loras
-from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
+from pipelines.pricing import over_tier, price
+from pipelines.plan import (CannyStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
                             ModelRef, OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
 from pipelines.spec import (Canny, Control, Img2Img, Inpaint, LoadImage, LoadMask, Node, Outpaint, Sampling,
@@ -110,27 +110,10 @@ class Compiler:
             if result is not None and not check.problems:
                 steps.append(result[0])
                 made[node.id] = result[1]
-        problems += _over_tier(steps, tier_max_side, tier)
+        problems += over_tier(steps, tier_max_side, tier)
         if problems:
             raise InvalidRequest(problems)
-        return ExecutionPlan(steps=tuple(steps), credits=sum(self.price(s) for s in steps), notes=tuple(notes))
-
-    def price(self, step: Step) -> float:
-        """Credits for a step: `base_image` per 512x512 image, in proportion to the pixels the model works
-        on, rounded up to half credits, times `sdxl_multiplier` on SDXL-family models; an upscaler model
-        costs `upscale` per image; loading images and Lanczos resizing are free."""
-        if isinstance(step, UpscaleStep):
-            return self.prices.upscale * len(step.seeds) if step.model else 0.0
-        if not isinstance(step, DiffusionStep):
-            return 0.0
-        width, height = (step.work_width, step.work_height) if isinstance(step, InpaintStep) else (step.width, step.height)
-        per_image = self.prices.base_image * width * height / (512 * 512)
-        if step.model.family == "sdxl":
-            per_image *= self.prices.sdxl_multiplier
-        per_image = max(0.5, math.ceil(per_image * 2) / 2) + self.prices.lora * len(step.loras)
-        if getattr(step, "control_model", None) is not None:
-            per_image += self.prices.controlnet
-        return per_image * step.image_count
+        return ExecutionPlan(steps=tuple(steps), credits=sum(price(s, self.prices) for s in steps), notes=tuple(notes))
 
     # -- the graph -------------------------------------------------------------------------------
 
@@ -489,17 +472,6 @@ class Compiler:
             check.fail("unknown_style", "style", f"Unknown style {name!r}; choose one of {sorted(self.styles)}.")
             return None
         return self.styles[name]
-
-
-def _over_tier(steps: list[Step], max_side: int, tier: str) -> list[Problem]:
-    """A problem for the first step that makes images wider or taller than the tier allows."""
-    for step in steps if max_side else ():
-        if max(step.width, step.height) > max_side:
-            return [Problem("tier_max_side", f"{step.id}.width",
-                            f"Your {tier or 'current'} tier makes images up to {max_side} px per side; step "
-                            f"{step.id!r} would make {step.width}x{step.height}. Ask for a smaller size, or "
-                            "change tier in the Account tab.")]
-    return []
 
 
 def _links(node: Node, *names: str) -> tuple[tuple[str, str], ...]:

@@ -32,18 +32,22 @@ def ledger_race(url: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def check_no_overspending(outcome: dict) -> None:
-    assert outcome["unexpected"] == []
-    assert (outcome["accepted"], outcome["refused"]) == (10, 40)       # 50 x 1 credit against 10
-    assert outcome["refusal_codes"] == ["insufficient_credits"]
-    assert outcome["balance_while_queued"] == 0
-    assert outcome["balance"] == outcome["running_balance"] == outcome["expected_balance"] >= 0
-    assert outcome["unfinished"] == 0
-    assert outcome["reserves"] == outcome["settles"] == outcome["jobs"] == 10   # every reservation settled once
+def summary(outcome: dict) -> dict:
+    """What must hold after 50 racing 1-credit submissions against 10 credits, and their racing settles."""
+    return {"accepted": outcome["accepted"], "refused": outcome["refused"], "codes": outcome["refusal_codes"],
+            "unexpected": outcome["unexpected"], "left while queued": outcome["balance_while_queued"],
+            "ledger == running == expected balance": outcome["balance"] == outcome["running_balance"]
+            == outcome["expected_balance"] >= 0, "unfinished": outcome["unfinished"],
+            "reserves, settles, jobs": (outcome["reserves"], outcome["settles"], outcome["jobs"])}
+
+
+NO_OVERSPENDING = {"accepted": 10, "refused": 40, "codes": ["insufficient_credits"], "unexpected": [],
+                   "left while queued": 0, "ledger == running == expected balance": True, "unfinished": 0,
+                   "reserves, settles, jobs": (10, 10, 10)}     # every reservation settled exactly once
 
 
 def test_concurrent_submissions_never_overspend_on_sqlite(tmp_path):
-    check_no_overspending(ledger_race(f"sqlite:///{tmp_path / 'race.db'}"))
+    assert summary(ledger_race(f"sqlite:///{tmp_path / 'race.db'}")) == NO_OVERSPENDING
 
 
 def test_concurrent_submissions_never_overspend_on_postgresql():
@@ -56,7 +60,7 @@ def test_concurrent_submissions_never_overspend_on_postgresql():
     admin.autocommit = True
     admin.cursor().execute(f"CREATE DATABASE {name}")
     try:
-        check_no_overspending(ledger_race(f"postgresql://postgres@127.0.0.1:5432/{name}"))
+        assert summary(ledger_race(f"postgresql://postgres@127.0.0.1:5432/{name}")) == NO_OVERSPENDING
     finally:
         admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
