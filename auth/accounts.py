@@ -18,7 +18,7 @@ from auth import credits
 from configs import Tiers
 from pipelines.errors import AtelierError
 from storage.db import database
-from storage.models import ROLES, ArtifactOwner, Job, OAuthIdentity, Session, User
+from storage.models import ROLES, ArtifactOwner, Job, OAuthIdentity, Session, ShareLink, User
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,8 @@ class Accounts:
         return user
 
     def absorb_guest(self, guest: User | None, user: User) -> None:
-        """A guest logged in to an existing account: move the guest's jobs, artifacts and credits over."""
+        """A guest logged in to an existing account: move the guest's jobs, artifacts, share links and
+        credits over."""
         if guest is None or not guest.is_guest or guest.id == user.id:
             return
         with database.atomic():
@@ -153,6 +154,7 @@ class Accounts:
                 ArtifactOwner.insert(artifact=holding.artifact_id, owner=user, created_at=holding.created_at) \
                     .on_conflict_ignore().execute()
             ArtifactOwner.delete().where(ArtifactOwner.owner == guest).execute()
+            ShareLink.update(owner=user).where(ShareLink.owner == guest).execute()
             credits.move_all(guest, user, f"guest-merge:{guest.id}")
         logger.info("user %s: took over guest %s", user.id, guest.id)
 

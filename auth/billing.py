@@ -3,16 +3,21 @@
 "Buy credits" creates a Checkout Session whose `client_reference_id` is the user's id and whose
 `metadata.credits` is the pack size; Stripe sends `checkout.session.completed` to
 `POST /webhooks/stripe`, which checks the signature and grants exactly those credits once (the
-ledger key is the session id, so a second delivery grants nothing). Subscription events put the
-customer's user on the tier whose `stripe_price` the subscription is for, and back on the default
-tier when it ends.
+ledger key is the session id, so a second delivery grants nothing). A delayed payment (a bank debit)
+completes the session unpaid; the credits come with `checkout.session.async_payment_succeeded`.
+Subscription events put the customer's user on the tier whose `stripe_price` the subscription is for,
+and back on the default tier when it ends.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 
 import stripe
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from auth import audit, credits
 from configs import Tiers
@@ -23,6 +28,8 @@ from storage.models import User
 logger = logging.getLogger(__name__)
 
 LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
+NOT_STARTED = "incomplete"       # a subscription waiting for its first payment: no tier change either way
+PAID_CHECKOUT = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 
 
 class WebhookRefused(Exception):
@@ -98,7 +105,7 @@ class Billing:
         event = json.loads(payload)
         kind, obj = event.get("type", ""), event.get("data", {}).get("object", {})
         with database.atomic():
-            if kind == "checkout.session.completed":
+            if kind in PAID_CHECKOUT:
                 return self._checkout_completed(obj)
             if kind in ("customer.subscription.created", "customer.subscription.updated",
                         "customer.subscription.deleted"):
@@ -116,8 +123,9 @@ class Billing:
             return "customer linked"
         if session.get("payment_status", "paid") not in ("paid", "no_payment_required"):
             return "not paid yet"
-        amount = float(session.get("metadata", {}).get("credits", 0))
+        amount = _number((session.get("metadata") or {}).get("credits"))
         if amount <= 0:
+            logger.warning("stripe: checkout %s carries no credits in its metadata", session.get("id"))
             return "no credits in metadata"
         if not credits.grant(user, amount, f"stripe:{session['id']}", note=f"bought {amount:g} credits"):
             return "already granted"
@@ -129,6 +137,8 @@ class Billing:
                 if subscription.get("customer") else None) or _user(subscription.get("metadata", {}).get("user_id"))
         if user is None:
             return "unknown customer"
+        if not ended and subscription.get("status") == NOT_STARTED:
+            return "not started"
         tier = self.tiers.default
         if not ended and subscription.get("status") in LIVE_SUBSCRIPTION:
             items = subscription.get("items", {}).get("data", [])
@@ -143,6 +153,15 @@ class Billing:
         return f"tier {tier.name}"
 
 
+def _number(value) -> float:
+    """`value` as a number of credits; 0 for anything that is not one (so a bad event grants nothing)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
 def _user(user_id) -> User | None:
     try:
         return User.get_or_none(User.id == int(user_id))
@@ -152,10 +171,6 @@ def _user(user_id) -> User | None:
 
 def install_billing_routes(app, billing: Billing) -> None:
     """POST /webhooks/stripe: 200 when applied (or ignored), 400 when the signature does not hold."""
-    from fastapi import Request
-    from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
-
     @app.post("/webhooks/stripe")
     async def stripe_webhook(request: Request):
         payload = await request.body()

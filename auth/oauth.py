@@ -11,7 +11,12 @@ from __future__ import annotations
 import logging
 import urllib.parse
 
-from authlib.integrations.starlette_client import OAuth, OAuthError
+import httpx
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.starlette_client import OAuth
+from fastapi import Request
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 
 from auth.web import WebAuth
 from configs import OAuthProvider
@@ -33,11 +38,11 @@ def make_oauth(providers: tuple[OAuthProvider, ...]) -> OAuth:
 
 def install_oauth_routes(app, web: WebAuth, providers: tuple[OAuthProvider, ...], public_url: str = "") -> None:
     """Add /login/NAME and /auth/NAME for each provider (before Gradio is mounted at "/")."""
-    from fastapi import Request
-    from fastapi.responses import HTMLResponse, RedirectResponse
-    from starlette.concurrency import run_in_threadpool
-
     oauth = make_oauth(providers)
+
+    def unknown(name: str) -> PlainTextResponse:
+        # Plain text: the name comes from the URL, and echoing it as HTML would let a link run script here.
+        return PlainTextResponse(f"No login provider {name!r}.", status_code=404)
 
     def failed(message: str) -> RedirectResponse:
         return RedirectResponse("/login?" + urllib.parse.urlencode({"error": message}), status_code=303)
@@ -46,22 +51,29 @@ def install_oauth_routes(app, web: WebAuth, providers: tuple[OAuthProvider, ...]
     async def oauth_login(name: str, request: Request):
         client = oauth.create_client(name)
         if client is None:
-            return HTMLResponse(f"No login provider {name!r}.", status_code=404)
+            return unknown(name)
         callback = (f"{public_url.rstrip('/')}/auth/{name}" if public_url
                     else str(request.url_for("oauth_callback", name=name)))
-        return await client.authorize_redirect(request, callback)
+        try:
+            return await client.authorize_redirect(request, callback)
+        except httpx.HTTPError as e:          # its discovery document did not load
+            logger.warning("oauth %s: provider unreachable: %s", name, e)
+            return failed(f"{name} did not answer; try again in a minute.")
 
     @app.get("/auth/{name}", name="oauth_callback")
     async def oauth_callback(name: str, request: Request):
         client = oauth.create_client(name)
         if client is None:
-            return HTMLResponse(f"No login provider {name!r}.", status_code=404)
+            return unknown(name)
         try:
             token = await client.authorize_access_token(request)
             claims = token.get("userinfo") or (await client.userinfo(token=token))
-        except OAuthError as e:
+        except AuthlibBaseError as e:          # OAuthError, and JoseError for an ID token that does not check out
             logger.info("oauth %s: login refused: %s", name, e)
             return failed(f"{name} did not log you in ({e.error}); try again.")
+        except httpx.HTTPError as e:
+            logger.warning("oauth %s: provider unreachable: %s", name, e)
+            return failed(f"{name} did not answer; try again in a minute.")
         subject = str(claims.get("sub") or claims.get("id") or "")
         if not subject:
             return failed(f"{name} did not say who you are; try another way to log in.")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from auth import api_keys, sharing
@@ -122,6 +123,14 @@ class WebAuth:
         def back_to_login(error: str) -> RedirectResponse:
             return RedirectResponse("/login?" + urllib.parse.urlencode({"error": error}), status_code=303)
 
+        def home_after(log_in: Callable[[], None]) -> RedirectResponse:
+            """Run `log_in` (in a worker thread: argon2 is slow on purpose); home, or back with its error."""
+            try:
+                log_in()
+            except AtelierError as e:
+                return back_to_login(e.message)
+            return RedirectResponse("/", status_code=303)
+
         if self.accounts_mode:
             @app.get("/login", response_class=HTMLResponse)
             def login_form(request: Request, error: str = ""):
@@ -130,24 +139,24 @@ class WebAuth:
             @app.post("/login")
             async def login(request: Request):
                 form = await request.form()
-                try:
+
+                def log_in():
                     user = self.accounts.authenticate(form.get("email"), form.get("password"))
-                except AtelierError as e:
-                    return back_to_login(e.message)
-                self.accounts.absorb_guest(self.guest_of(request), user)
-                self.log_in(request, user)
-                logger.info("user %s: logged in", user.id)
-                return RedirectResponse("/", status_code=303)
+                    self.accounts.absorb_guest(self.guest_of(request), user)
+                    self.log_in(request, user)
+                    logger.info("user %s: logged in", user.id)
+
+                return await run_in_threadpool(home_after, log_in)
 
             @app.post("/signup")
             async def signup(request: Request):
                 form = await request.form()
-                try:
+
+                def sign_up():
                     user = self.accounts.sign_up(form.get("email"), form.get("password"), guest=self.guest_of(request))
-                except AtelierError as e:
-                    return back_to_login(e.message)
-                self.log_in(request, user)
-                return RedirectResponse("/", status_code=303)
+                    self.log_in(request, user)
+
+                return await run_in_threadpool(home_after, sign_up)
 
             @app.api_route("/logout", methods=["GET", "POST"])
             def logout(request: Request):
