@@ -119,7 +119,7 @@ def make_fastapi(atelier: Atelier):
         install_oauth_routes(app, atelier.web_auth, settings.oauth_providers, settings.public_url)
     atelier.web_auth.install(app, session_secret(settings.session_secret, settings.data_dir),
                              https_only=settings.public_url.startswith("https://"),
-                             max_age=int(settings.session_days * 86400))
+                             max_age=int(settings.session_days * 86400), public_url=settings.public_url)
     return gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
                                max_file_size=settings.limits.max_upload_bytes,
                                auth_dependency=atelier.web_auth.dependency if settings.accounts else None)

@@ -117,9 +117,11 @@ class WebAuth:
 
     # -- routes ------------------------------------------------------------------------------------
 
-    def install(self, app, secret: str, https_only: bool = False, max_age: int = 30 * 86400) -> None:
+    def install(self, app, secret: str, https_only: bool = False, max_age: int = 30 * 86400,
+                public_url: str = "") -> None:
         """Add the account and share routes and the session middleware to a FastAPI app (before
-        Gradio is mounted at "/")."""
+        Gradio is mounted at "/"). `public_url` is the site's own address, for the same-origin check
+        on the login forms ("" = the address each request came to)."""
         def back_to_login(error: str) -> RedirectResponse:
             return RedirectResponse("/login?" + urllib.parse.urlencode({"error": error}), status_code=303)
 
@@ -131,6 +133,18 @@ class WebAuth:
                 return back_to_login(e.message)
             return RedirectResponse("/", status_code=303)
 
+        def cross_site(request: Request) -> bool:
+            """A form posted from another site (login CSRF: logging a visitor in as someone else).
+            Browsers send Origin with every cross-site POST; scripts that send none are let through."""
+            origin = request.headers.get("origin")
+            if origin is None:
+                return False
+            own = _origin(public_url) if public_url else f"{request.url.scheme}://{request.headers.get('host', '')}"
+            return origin.rstrip("/") != own
+
+        refused = HTMLResponse("This form must be sent from the site itself.", status_code=403,
+                               media_type="text/plain")
+
         if self.accounts_mode:
             @app.get("/login", response_class=HTMLResponse)
             def login_form(request: Request, error: str = ""):
@@ -138,6 +152,8 @@ class WebAuth:
 
             @app.post("/login")
             async def login(request: Request):
+                if cross_site(request):
+                    return refused
                 form = await request.form()
 
                 def log_in():
@@ -150,6 +166,8 @@ class WebAuth:
 
             @app.post("/signup")
             async def signup(request: Request):
+                if cross_site(request):
+                    return refused
                 form = await request.form()
 
                 def sign_up():
@@ -160,6 +178,8 @@ class WebAuth:
 
             @app.api_route("/logout", methods=["GET", "POST"])
             def logout(request: Request):
+                if request.method == "POST" and cross_site(request):
+                    return refused
                 self.accounts.end_session(request.session.get("token"))
                 request.session.clear()
                 return RedirectResponse("/login", status_code=303)
@@ -172,7 +192,6 @@ class WebAuth:
                     self.log_in(request, self.accounts.create_guest())
                 return await call_next(request)
 
-        if self.accounts_mode:
             @app.middleware("http")
             async def owned_files_only(request: Request, call_next):
                 # Gradio serves anything under allowed_paths to any logged-in caller; a stored
@@ -203,6 +222,11 @@ class WebAuth:
         # Added last, so it is the outermost middleware and every route above sees request.session.
         app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE, max_age=max_age,
                            same_site="lax", https_only=https_only)
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _recipe_summary(artifact: Artifact) -> dict | None:

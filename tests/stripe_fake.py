@@ -4,7 +4,6 @@ Stripe's own mock server is not installable here and localstripe has no Checkout
 POST /v1/checkout/sessions the way Stripe does (form-encoded in, JSON out) and keeps what it was sent.
 Webhooks are not faked: tests sign events with the webhook secret exactly as Stripe does.
 """
-from __future__ import annotations
 
 import secrets
 import threading

@@ -193,3 +193,20 @@ def test_a_guest_whose_sign_up_is_refused_stays_a_guest(accounts_app, make_user)
     still = User.get_by_id(guest.id)
     assert still.is_guest and still.email == guest.email and credits.balance(still) == 5
     assert logged_in_user(accounts_app, b).id == guest.id
+
+
+def test_login_forms_posted_from_another_site_are_refused(accounts_app, make_user):
+    """Login CSRF: a page elsewhere must not log a visitor in (as the attacker) or out."""
+    user, _ = make_user(api_key=False)
+    with httpx.Client(base_url=accounts_app.url, follow_redirects=False) as browser:
+        evil = {"Origin": "https://evil.example"}
+        form = {"email": user.email, "password": "correct horse battery"}
+        assert browser.post("/login", data=form, headers=evil).status_code == 403
+        assert browser.post("/signup", data={"email": "csrf@test.example", "password": "long enough"},
+                            headers=evil).status_code == 403
+        assert "atelier_session" not in browser.cookies
+        own = {"Origin": accounts_app.url.rstrip("/")}
+        assert browser.post("/login", data=form, headers=own).status_code == 303
+        assert browser.get("/config").status_code == 200
+        assert browser.post("/logout", headers=evil).status_code == 403
+        assert browser.get("/config").status_code == 200          # still logged in
