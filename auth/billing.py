@@ -139,13 +139,18 @@ class Billing:
             return "unknown customer"
         if not ended and subscription.get("status") == NOT_STARTED:
             return "not started"
+        subscription_id = subscription.get("id", "")
+        live = not ended and subscription.get("status") in LIVE_SUBSCRIPTION
+        if not live and user.stripe_subscription not in ("", subscription_id):
+            return "not the current subscription"      # an older one ending leaves the newer one's tier
         tier = self.tiers.default
-        if not ended and subscription.get("status") in LIVE_SUBSCRIPTION:
+        if live:
             items = subscription.get("items", {}).get("data", [])
             prices = [item.get("price", {}).get("id", "") for item in items]
             tier = next((t for t in map(self.tiers.tier_for_price, prices) if t is not None), None)
             if tier is None:
                 return "unknown price"
+        User.update(stripe_subscription=subscription_id if live else "").where(User.id == user.id).execute()
         if user.tier != tier.name:
             User.update(tier=tier.name).where(User.id == user.id).execute()
             audit.record(None, "set_tier", user, before=user.tier, after=tier.name, source="stripe",

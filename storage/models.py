@@ -40,6 +40,7 @@ class User(BaseModel):
     is_guest = BooleanField(default=False)
     balance = DoubleField(default=0.0)
     stripe_customer = CharField(default="", index=True)
+    stripe_subscription = CharField(default="")   # the live subscription that sets `tier`
     created_at = DoubleField(default=time.time)
 
 

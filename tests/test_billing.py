@@ -125,6 +125,22 @@ def test_subscription_events_set_the_tier_and_are_audited(accounts_app, make_use
     assert AuditEvent.select().where((AuditEvent.target == user.id) & (AuditEvent.action == "set_tier")).count() == 2
 
 
+def test_an_old_subscription_ending_keeps_the_newer_ones_tier(accounts_app, make_user):
+    from storage.models import User
+
+    user, _ = make_user(api_key=False)
+    old, new = ({"id": f"sub_{uuid.uuid4().hex[:14]}", "object": "subscription", "customer": None, "status": "active",
+                 "items": {"data": [{"price": {"id": price}}]}, "metadata": {"user_id": str(user.id)}}
+                for price in ("price_standard", "price_pro"))
+    for kind, subscription in (("created", old), ("created", new), ("deleted", old | {"status": "canceled"})):
+        payload = event(f"customer.subscription.{kind}", subscription)
+        assert deliver(accounts_app, payload, signed(payload)).status_code == 200
+    assert User.get_by_id(user.id).tier == "pro"
+    ended = event("customer.subscription.deleted", new | {"status": "canceled"})
+    assert deliver(accounts_app, ended, signed(ended)).json()["result"] == "tier free"
+    assert User.get_by_id(user.id).tier == "free"
+
+
 def test_a_subscription_for_an_unknown_customer_or_price_changes_nothing(accounts_app, make_user):
     from storage.models import User
 

@@ -87,6 +87,7 @@ def up(migrator, db):
         migrator.add_column("user", "is_guest", BooleanField(default=False)),
         migrator.add_column("user", "balance", DoubleField(default=0.0)),
         migrator.add_column("user", "stripe_customer", CharField(default="")),
+        migrator.add_column("user", "stripe_subscription", CharField(default="")),
         migrator.add_index("user", ("stripe_customer",), False),
     )
     db.create_tables(_tables(db))
@@ -100,6 +101,7 @@ def down(migrator, db):
     db.drop_tables(list(reversed(_tables(db))))
     migrator.migrate(
         migrator.drop_index("user", "user_stripe_customer"),
+        migrator.drop_column("user", "stripe_subscription"),
         migrator.drop_column("user", "stripe_customer"),
         migrator.drop_column("user", "balance"),
         migrator.drop_column("user", "is_guest"),
