@@ -86,6 +86,26 @@ def need(reason: str):
     pytest.skip(reason)
 
 
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database on 127.0.0.1 for one test (dropped after it); its URL."""
+    import uuid
+
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"atelier_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg2.connect(host="127.0.0.1", dbname="postgres", user="postgres", connect_timeout=3)
+    except psycopg2.OperationalError as e:
+        need(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({e})")
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

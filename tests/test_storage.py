@@ -101,23 +101,11 @@ def test_job_rows_on_sqlite(tmp_path):
     assert job_row_lifecycle(db) == 2
 
 
-def test_job_rows_on_postgresql():
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"atelier_test_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg2.connect(host="127.0.0.1", dbname="postgres", user="postgres", connect_timeout=3)
-    except psycopg2.OperationalError as e:
-        need(f"PostgreSQL is not reachable on 127.0.0.1:5432 ({e})")
-    admin.autocommit = True
-    admin.cursor().execute(f"CREATE DATABASE {name}")
-    try:
-        db = connect_database(f"postgresql://postgres@127.0.0.1:5432/{name}")
-        assert migrate(db) == MIGRATIONS
-        assert job_row_lifecycle(db) == 2
-        db.close()
-    finally:
-        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
+def test_job_rows_on_postgresql(postgres_url):
+    db = connect_database(postgres_url)
+    assert migrate(db) == MIGRATIONS
+    assert job_row_lifecycle(db) == 2
+    db.close()
 
 
 def test_redis_queue_keeps_priorities():
