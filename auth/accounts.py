@@ -13,6 +13,7 @@ import secrets
 import time
 
 import argon2
+from peewee import fn
 
 from auth import credits
 from configs import Tiers
@@ -185,6 +186,14 @@ class Accounts:
     def _promote(self, guest: User, email: str) -> User:
         User.update(email=email, name=email.split("@")[0], is_guest=False).where(User.id == guest.id).execute()
         return User.get_by_id(guest.id)
+
+    def prune_guests(self, older_than_days: float) -> int:
+        """Delete guests older than `older_than_days` that never queued a job (visitors who looked and
+        left, or crawlers); returns how many."""
+        cutoff = time.time() - older_than_days * 86400
+        idle = (User.select(User.id).where((User.is_guest == True) & (User.created_at < cutoff)  # noqa: E712
+                                           & ~fn.EXISTS(Job.select().where(Job.owner == User.id))))
+        return User.delete().where(User.id.in_([u.id for u in idle])).execute()
 
     # -- sessions ----------------------------------------------------------------------------------
 

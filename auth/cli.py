@@ -1,7 +1,10 @@
-"""`python -m auth.cli create-user EMAIL [--password P] [--role R] [--tier T] [--credits N] [--api-key]`
+"""Account commands against the configured database (configs/default.toml plus ATELIER_* variables):
 
-Creates an account in the configured database (configs/default.toml plus ATELIER_* variables): this
-is how the first admin is made. With --api-key it prints a new API key as its last line.
+    python -m auth.cli create-user EMAIL [--password P] [--role R] [--tier T] [--credits N] [--api-key]
+    python -m auth.cli prune-guests [--days N]
+
+`create-user` is how the first admin is made; with --api-key it prints a new API key as its last
+line. `prune-guests` deletes guest accounts older than N days (default 30) that never made anything.
 """
 from __future__ import annotations
 
@@ -28,16 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--tier", help="its tier (default: the first tier in tiers.toml)")
     create.add_argument("--credits", type=float, default=0.0, help="credits to grant on top of the tier's monthly ones")
     create.add_argument("--api-key", action="store_true", help="also create an API key and print it last")
+    prune = commands.add_parser("prune-guests", help="delete old guests that never made anything")
+    prune.add_argument("--days", type=float, default=30.0, help="only guests older than this (default 30)")
     args = parser.parse_args(argv)
 
     settings = load_settings()
     open_database(settings.resolved_database_url)
+    accounts = Accounts(load_tiers(settings.tiers))
+    if args.command == "prune-guests":
+        print(f"deleted {accounts.prune_guests(args.days)} guest(s)")
+        return 0
     password = args.password
     if password is None and sys.stdin.isatty():
         password = getpass.getpass(f"Password for {args.email}: ")
     try:
-        user = Accounts(load_tiers(settings.tiers)).create_user(args.email, password or None, role=args.role,
-                                                                tier=args.tier, credits_=args.credits)
+        user = accounts.create_user(args.email, password or None, role=args.role, tier=args.tier,
+                                    credits_=args.credits)
     except AtelierError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 2

@@ -262,3 +262,26 @@ def test_gradio_file_route_serves_a_stored_file_only_to_its_holders(accounts_app
 def api_client_key(app, user) -> str:
     from auth import api_keys
     return api_keys.create_key(user, "test")[1]
+
+
+def test_prune_guests_deletes_only_old_guests_that_made_nothing(accounts_app, settings):
+    import subprocess
+    import sys
+
+    from storage.models import User
+    accounts = accounts_app.web_auth.accounts
+    old_idle, old_busy, new_idle = (accounts.create_guest() for _ in range(3))
+    accounts_app.service.submit(old_busy, spec_from_json(spec_json(seed=1)))
+    User.update(created_at=User.created_at - 3 * 86400).where(User.id.in_([old_idle.id, old_busy.id])).execute()
+    out = subprocess.run([sys.executable, "-m", "auth.cli", "prune-guests", "--days", "2"], cwd=ROOT,
+                         env={**os.environ, "ATELIER_DATA_DIR": str(settings.data_dir)}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "deleted 1 guest(s)" in out.stdout
+    remaining = {u.id for u in User.select().where(User.id.in_([old_idle.id, old_busy.id, new_idle.id]))}
+    assert remaining == {old_busy.id, new_idle.id}
+
+
+def spec_from_json(text: str):
+    from pipelines.spec import WorkflowSpec
+    return WorkflowSpec.from_json(text)
