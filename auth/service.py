@@ -86,6 +86,18 @@ class AccountService:
                                code="billing_off")
         return self.billing.checkout_url(user, pack_id, base_url)
 
+    def subscribable_tiers(self) -> list[str]:
+        """Names of the tiers sold by Stripe subscription (those with a `stripe_price`)."""
+        return [t.name for t in self.tiers.tiers if t.stripe_price]
+
+    def subscribe(self, user: User, tier_name: str, base_url: str) -> str:
+        """The Stripe Checkout page that subscribes `user` to tier `tier_name` (the webhook sets the tier)."""
+        self._member(user)
+        if self.billing is None:
+            raise AtelierError("Subscriptions are not set up here (no ATELIER_STRIPE_SECRET_KEY); ask the admin.",
+                               code="billing_off")
+        return self.billing.subscribe_url(user, tier_name, base_url)
+
     # -- admin ---------------------------------------------------------------------------------------
 
     def audit_log(self, actor: User, limit: int = 200) -> list[dict]:

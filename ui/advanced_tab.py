@@ -5,10 +5,12 @@ import gradio as gr
 
 from pipelines.spec import Txt2Img
 from ui.common import UIContext, control, editing_spec, sampling, whole, with_hires_fix
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 
 
-def build(ctx: UIContext) -> dict:
+def build(ctx: UIContext, price_on: tuple = ()) -> dict:
+    """The tab's controls (the form the Gallery's "Use these settings" fills in); `price_on`: more events
+    that refresh the price (page load, tab select)."""
     m = ctx.default_model
     with gr.Row():
         with gr.Column(scale=3):
@@ -59,7 +61,7 @@ def build(ctx: UIContext) -> dict:
                     lora_weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="LoRA weight")
                 gr.Markdown("LoRAs can also be written in the prompt as `<lora:name:0.8>` (files in "
                             "`models/loras`); embeddings by their file name (files in `models/embeddings`).")
-            generate, cancel = action_buttons("Generate", "adv")
+            generate, cancel, price = priced_action_buttons("Generate", "adv")
             model_note = gr.Markdown(m.description)
         with gr.Column(scale=4):
             gallery, summary, info = results_column("adv")
@@ -91,7 +93,13 @@ def build(ctx: UIContext) -> dict:
                             canny=(int(low_value), int(high_value)) if how == "canny" else None)
         return with_hires_fix(spec, up_scale, up_name, up_strength, None) if use_hires else spec
 
-    wire(ctx, generate, cancel, inputs + guidance + extras, make_spec, gallery, summary, info)
+    ran = wire(ctx, generate, cancel, inputs + guidance + extras, make_spec, gallery, summary, info)
+    # Pricing a request with a control image stores that image (as Generate would: same bytes, same
+    # artifact), because the compiler prices only images it can find.
+    priced_by = [prompt.blur, model.change, width.change, height.change, steps.change, batch.change, loras.change,
+                 control_model.change, control_image.change, hires.change, hires_scale.change,
+                 hires_upscaler.change, *price_on]
+    wire_price(ctx, price, inputs + guidance + extras, make_spec, priced_by, after=(ran,))
     return {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
             "batch_size": batch, "style": style}

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import advanced_tab, api, gallery_tab, img2img_tab, inpaint_tab, outpaint_tab, simple_tab, upscale_tab
+from ui import (account_tab, admin_tab, advanced_tab, api, gallery_tab, img2img_tab, inpaint_tab, outpaint_tab,
+                simple_tab, upscale_tab)
 from ui.common import UIContext
 
 
@@ -11,10 +12,10 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title="Atelier") as demo:
         gr.Markdown("# Atelier")
         with gr.Tabs() as tabs:
-            with gr.Tab("Simple", id="simple"):
-                simple_tab.build(ctx)
-            with gr.Tab("Advanced", id="advanced"):
-                advanced = advanced_tab.build(ctx)
+            with gr.Tab("Simple", id="simple") as simple_page:
+                simple_tab.build(ctx, price_on=(demo.load, simple_page.select))
+            with gr.Tab("Advanced", id="advanced") as advanced_page:
+                advanced = advanced_tab.build(ctx, price_on=(advanced_page.select,))
             with gr.Tab("Img2img", id="img2img"):
                 img2img = img2img_tab.build(ctx)
             with gr.Tab("Inpaint", id="inpaint"):
@@ -27,6 +28,14 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
                 send_to = {"img2img": ("img2img", img2img["image"]), "inpaint": ("inpaint", inpaint["image"]),
                            "outpaint": ("outpaint", outpaint["image"]), "upscale": ("upscale", upscale["image"])}
                 gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to)
+            if ctx.account is not None:
+                with gr.Tab("Account", id="account") as account_page:
+                    account = account_tab.build(ctx)
+                with gr.Tab("Admin", id="admin") as admin_page:
+                    admin = admin_tab.build(ctx)
         gallery_page.select(gallery["load"], None, gallery["outputs"], api_visibility="private")
+        if ctx.account is not None:
+            account_page.select(account["load"], None, account["outputs"], api_visibility="private")
+            admin_page.select(admin["load"], None, admin["outputs"], api_visibility="private")
         api.build(ctx)
     return demo

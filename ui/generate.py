@@ -2,9 +2,18 @@
 (submit, stream progress, show results)."""
 from __future__ import annotations
 
+import logging
+
 import gradio as gr
 
+from pipelines.errors import AtelierError
 from ui.common import UIContext, user_errors, wait_for_result
+
+logger = logging.getLogger(__name__)
+
+# Stands in for a blank prompt when pricing: the price never depends on the words, only on <lora:...>
+# tags, and a blank prompt has none, so "type a prompt first" need not hide the price.
+PRICING_PROMPT = "a picture"
 
 
 def info_markdown(info: dict) -> str:
@@ -29,6 +38,60 @@ def action_buttons(label: str, prefix: str) -> tuple[gr.Button, gr.Button]:
     return generate, cancel
 
 
+def priced_action_buttons(label: str, prefix: str) -> tuple[gr.Button, gr.Button, gr.Markdown]:
+    """`action_buttons` with the price of the next run just under them (elem_id PREFIX-price; `wire_price`
+    fills it in)."""
+    generate, cancel = action_buttons(label, prefix)
+    price = gr.Markdown("", elem_id=f"{prefix}-price")
+    return generate, cancel, price
+
+
+def credits_text(amount: float) -> str:
+    return f"{amount:g} credit" + ("" if amount == 1 else "s")
+
+
+def price_text(ctx: UIContext, user, spec) -> str:
+    """"Costs N credits · you have M" for `spec()` (or "Free: local mode"), or what is wrong with the
+    request; never raises, since it runs on every change of the form."""
+    try:
+        plan = ctx.service.quote(user, spec())
+    except (AtelierError, gr.Error) as e:
+        return f"⚠ {e.message}"
+    except Exception:
+        logger.exception("pricing failed")
+        return "The price is not available right now; the server log has details."
+    if ctx.account is None or not ctx.account.accounts_mode:
+        return "Free: local mode"
+    have = ctx.account.summary(user)["balance"]
+    text = f"Costs **{credits_text(plan.credits)}** · you have {have:g}"
+    if have < plan.credits:
+        text += " (not enough: buy credits in the Account tab, or make it smaller)"
+    return text
+
+
+def wire_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, triggers: list, after: tuple = ()) -> None:
+    """Show the price of `make_spec(user, *inputs)` in `price` whenever one of `triggers` fires (a form
+    change, the page load, the tab's select), and again once each event in `after` (a job) is done.
+
+    `inputs` and `make_spec` are the ones given to `wire`, so the price is that of exactly what Generate
+    would submit; the first input must be the prompt.
+    """
+    def show(request: gr.Request, *values) -> str:
+        prompt, rest = values[0], values[1:]
+        if not (prompt or "").strip():
+            prompt = PRICING_PROMPT
+        try:
+            user = ctx.current_user(request)
+        except AtelierError as e:
+            return f"⚠ {e.message}"
+        return price_text(ctx, user, lambda: make_spec(user, prompt, *rest))
+
+    quiet = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
+    gr.on(triggers, show, inputs, price, trigger_mode="always_last", **quiet)
+    for event in after:
+        event.then(show, inputs, price, **quiet)
+
+
 def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
     """The gallery, summary and details shown beside a generating tab's controls."""
     gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", object_fit="contain",
@@ -40,13 +103,15 @@ def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
 
 
 def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button, inputs: list, make_spec, gallery: gr.Gallery,
-         summary: gr.Markdown, info: gr.JSON) -> None:
-    """Run `make_spec(user, *inputs)` as a job when `generate` is clicked; `cancel` stops it at its next step."""
+         summary: gr.Markdown, info: gr.JSON) -> gr.events.Dependency:
+    """Run `make_spec(user, *inputs)` as a job when `generate` is clicked; `cancel` stops it at its next step.
+    Returns the click event, so callers can chain on it (`.then`)."""
     service = ctx.service
     job_id = gr.State("")
 
+    # Gradio fills in a gr.Request or gr.Progress only in the parameters before *values.
     @user_errors
-    def run(*values, request: gr.Request = None, progress=gr.Progress()):
+    def run(request: gr.Request, progress=gr.Progress(), *values):
         user = ctx.current_user(request)
         job = service.submit(user, make_spec(user, *values))
         yield job.id, gr.update(), f"Queued job `{job.id}`…", gr.update()
@@ -59,6 +124,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button, inputs: list, m
             service.cancel(ctx.current_user(request), current)
             gr.Info("Cancelling: the job stops at its next step.")
 
-    generate.click(run, inputs, [job_id, gallery, summary, info], api_visibility="private",
-                   concurrency_limit=None)
+    event = generate.click(run, inputs, [job_id, gallery, summary, info], api_visibility="private",
+                           concurrency_limit=None)
     cancel.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)
+    return event

@@ -6,7 +6,7 @@ import math
 import gradio as gr
 
 from ui.common import UIContext, txt2img_spec
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16), "3:2": (3, 2),
                  "2:3": (2, 3)}
@@ -20,7 +20,8 @@ def size_for(aspect: str, width: int, height: int) -> tuple[int, int]:
     return max(64, round(w / 8) * 8), max(64, round(area / w / 8) * 8)
 
 
-def build(ctx: UIContext) -> dict:
+def build(ctx: UIContext, price_on: tuple = ()) -> dict:
+    """The tab's controls; `price_on`: more events that refresh the price (page load, tab select)."""
     model = ctx.default_model
     if model.is_demo:
         gr.Markdown(f"Using the **demo model** `{model.id}`: tiny and randomly initialised, so pictures look "
@@ -34,7 +35,7 @@ def build(ctx: UIContext) -> dict:
                 style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
                                     label="Style", elem_id="simple-style")
                 aspect = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="simple-aspect")
-            generate, cancel = action_buttons("Generate", "simple")
+            generate, cancel, price = priced_action_buttons("Generate", "simple")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("simple")
 
@@ -42,5 +43,9 @@ def build(ctx: UIContext) -> dict:
         width, height = size_for(aspect_name, model.width, model.height)
         return txt2img_spec(prompt_text, "", model.id, width, height, None, None, "", "", -1, 1, style_name)
 
-    wire(ctx, generate, cancel, [prompt, style, aspect], make_spec, gallery, summary, info)
-    return {"prompt": prompt, "style": style, "aspect": aspect, "generate": generate, "gallery": gallery}
+    inputs = [prompt, style, aspect]
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    # The prompt matters to the price only through <lora:...> tags, so it is priced when left, not per key.
+    wire_price(ctx, price, inputs, make_spec, [prompt.blur, style.change, aspect.change, *price_on], after=(ran,))
+    return {"prompt": prompt, "style": style, "aspect": aspect, "generate": generate, "gallery": gallery,
+            "price": price}

@@ -1,0 +1,97 @@
+"""The Admin tab: every account with its usage, granting credits, changing a tier or a role, and the
+audit log of those actions. Everyone sees the tab, but only admins see anything in it; each action
+is checked again by `auth.audit.Admin`, which refuses non-admins."""
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pandas as pd
+
+from storage.models import ROLES
+from ui.account_tab import when
+from ui.common import UIContext, user_errors, whole
+
+USER_COLUMNS = ["Id", "Email", "Role", "Tier", "Balance", "Jobs done", "Credits spent"]
+AUDIT_COLUMNS = ["When (UTC)", "Admin", "Action", "Account", "Details"]
+ADMINS_ONLY = "**Admins only.** This tab is for the people who run this server."
+
+
+def users_table(users: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([[u["user_id"], u["email"], u["role"], u["tier"], f"{u['balance']:g}", u["jobs"],
+                          f"{u['credits_spent']:g}"] for u in users], columns=USER_COLUMNS)
+
+
+def audit_table(events: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([[when(e["at"]), e["actor"], e["action"], e["target"],
+                          json.dumps(e["details"], sort_keys=True)] for e in events], columns=AUDIT_COLUMNS)
+
+
+def target_id(value) -> int:
+    value = whole(value)
+    if not isinstance(value, int):
+        raise gr.Error("Enter the user's id (the Id column of the users table).")
+    return value
+
+
+def build(ctx: UIContext) -> dict:
+    """The tab's components. Returns {"load": fn, "outputs": [...]}: `load` fills it in for admins and
+    shows "Admins only" to everyone else (wire it to the tab's select)."""
+    account = ctx.account
+    admin = account.admin
+    notice = gr.Markdown("", elem_id="admin-notice")
+    with gr.Column(visible=False) as panel:
+        with gr.Row():
+            gr.Markdown("### Users")
+            refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="admin-refresh")
+        users = gr.Dataframe(users_table([]), interactive=False, max_height=360, elem_id="admin-users")
+        user_id = gr.Number(None, label="User id", precision=0, elem_id="admin-user-id")
+        with gr.Row(equal_height=True):
+            amount = gr.Number(None, label="Credits (negative takes away)", elem_id="admin-amount")
+            note = gr.Textbox(label="Note", placeholder="why", scale=2, elem_id="admin-note")
+            grant = gr.Button("Grant credits", variant="primary", elem_id="admin-grant")
+        with gr.Row(equal_height=True):
+            tier = gr.Dropdown(list(account.tiers.names), value=account.tiers.default.name, label="Tier",
+                               elem_id="admin-tier")
+            set_tier = gr.Button("Change tier", elem_id="admin-set-tier")
+            role = gr.Dropdown(list(ROLES), value="user", label="Role", elem_id="admin-role")
+            set_role = gr.Button("Change role", elem_id="admin-set-role")
+        gr.Markdown("### Audit log")
+        audit = gr.Dataframe(audit_table([]), interactive=False, max_height=360, elem_id="admin-audit")
+
+    def tables(actor) -> tuple:
+        return users_table(admin.users(actor)), audit_table(account.audit_log(actor))
+
+    @user_errors
+    def load(request: gr.Request = None):
+        actor = ctx.current_user(request)
+        if actor.role != "admin":
+            return ADMINS_ONLY, gr.Column(visible=False), users_table([]), audit_table([])
+        return "", gr.Column(visible=True), *tables(actor)
+
+    @user_errors
+    def give(who, how_many, why: str, request: gr.Request = None):
+        actor = ctx.current_user(request)
+        credits = whole(how_many)
+        admin.grant(actor, target_id(who), credits, (why or "").strip())
+        gr.Info(f"Granted {credits:g} credits to user {target_id(who)}.")
+        return tables(actor)
+
+    @user_errors
+    def change_tier(who, name: str, request: gr.Request = None):
+        actor = ctx.current_user(request)
+        admin.set_tier(actor, target_id(who), name)
+        return tables(actor)
+
+    @user_errors
+    def change_role(who, name: str, request: gr.Request = None):
+        actor = ctx.current_user(request)
+        admin.set_role(actor, target_id(who), name)
+        return tables(actor)
+
+    private = {"api_visibility": "private"}
+    refresh.click(load, None, [notice, panel, users, audit], **private)
+    grant.click(give, [user_id, amount, note], [users, audit], **private)
+    set_tier.click(change_tier, [user_id, tier], [users, audit], **private)
+    set_role.click(change_role, [user_id, role], [users, audit], **private)
+    return {"load": load, "outputs": [notice, panel, users, audit]}
