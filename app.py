@@ -67,7 +67,7 @@ def build(settings: Settings) -> Atelier:
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
                     schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,
-                    account=account, loras=lambda: sorted(extras("lora")),
+                    account=account, public_url=settings.public_url, loras=lambda: sorted(extras("lora")),
                     max_side=limits.max_side, max_steps=limits.max_steps, max_batch_size=limits.max_batch_size,
                     max_cfg_scale=limits.max_cfg_scale)
     demo = build_ui(ctx)

@@ -108,10 +108,14 @@ def test_another_users_artifacts_cannot_be_used_or_shared(accounts_app, make_use
 
 
 def test_an_admin_sees_every_account(accounts_app, make_user, someone_elses_work):
-    _, info = someone_elses_work
-    _, key = make_user(role="admin")
+    owner, info = someone_elses_work
+    admin, key = make_user(role="admin")
     status = api_client(accounts_app, key).predict(job_id=info["job_id"], api_name="/job_status")
     assert status["status"] == "succeeded" and status["artifact_ids"] == info["artifact_ids"]
+    [row] = accounts_app.account.admin.users(admin, search=owner.email)
+    assert (row["jobs"], row["credits_spent"], row["balance"]) == (1, 0.5, 9.5)
+    with pytest.raises(Exception, match="Only admins"):
+        accounts_app.account.admin.users(owner)
 
 
 def spec_json(**params) -> str:

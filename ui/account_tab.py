@@ -29,9 +29,12 @@ def table(rows: list[list], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def page_address(request: gr.Request | None) -> str:
-    """The address the browser reached the app at (share links and Stripe's way back start with it),
-    honouring a proxy's X-Forwarded-Host and -Proto."""
+def page_address(request: gr.Request | None, public_url: str = "") -> str:
+    """The site's address (share links and Stripe's way back start with it): `public_url` when the
+    settings give one, else the address the browser reached, honouring a proxy's X-Forwarded-Host
+    and -Proto."""
+    if public_url:
+        return public_url.rstrip("/") + "/"
     headers = {k.lower(): v for k, v in dict(getattr(request, "headers", None) or {}).items()}
     host = (headers.get("x-forwarded-host") or headers.get("host") or "127.0.0.1").split(",")[0].strip()
     scheme = (headers.get("x-forwarded-proto") or "http").split(",")[0].strip()
@@ -157,32 +160,32 @@ def build(ctx: UIContext) -> dict:
         summary = account.summary(user)
         return (who_markdown(summary), balance_markdown(summary), session_link(summary),
                 ledger_table(account.ledger(user)), keys_table(account.keys(user)),
-                shares_table(account.shares(user), page_address(request)))
+                shares_table(account.shares(user), page_address(request, ctx.public_url)))
 
     @user_errors
     def make_key(name: str, request: gr.Request = None):
-        user = ctx.current_user(request)
+        user = ctx.api_caller(request)
         key = account.create_key(user, (name or "").strip())
         return key, keys_table(account.keys(user))
 
     @user_errors
     def drop_key(key: float | None, request: gr.Request = None):
-        user = ctx.current_user(request)
+        user = ctx.api_caller(request)
         account.revoke_key(user, chosen_id(key, "key"))
         return keys_table(account.keys(user))
 
     @user_errors
     def make_link(ids: str, recipe: bool, request: gr.Request = None):
-        user = ctx.current_user(request)
-        base = page_address(request)
+        user = ctx.api_caller(request)
+        base = page_address(request, ctx.public_url)
         token = account.share(user, ids or "", bool(recipe))
         return share_url(base, token), shares_table(account.shares(user), base)
 
     @user_errors
     def drop_link(link: float | None, request: gr.Request = None):
-        user = ctx.current_user(request)
+        user = ctx.api_caller(request)
         account.revoke_share(user, chosen_id(link, "share link"))
-        return shares_table(account.shares(user), page_address(request))
+        return shares_table(account.shares(user), page_address(request, ctx.public_url))
 
     outputs = [who, balance, session, ledger, keys, shares]
     refresh.click(load, None, outputs, api_visibility="private")
@@ -218,11 +221,11 @@ def buying(ctx: UIContext) -> None:
 
     @user_errors
     def to_checkout(pack_id: str, request: gr.Request = None) -> str:
-        return account.checkout(ctx.current_user(request), pack_id, page_address(request))
+        return account.checkout(ctx.current_user(request), pack_id, page_address(request, ctx.public_url))
 
     @user_errors
     def to_subscription(tier_name: str, request: gr.Request = None) -> str:
-        return account.subscribe(ctx.current_user(request), tier_name, page_address(request))
+        return account.subscribe(ctx.current_user(request), tier_name, page_address(request, ctx.public_url))
 
     buy.click(to_checkout, [pack], [checkout_url], api_visibility="private").success(
         None, [checkout_url], None, js=REDIRECT_JS)

@@ -43,6 +43,7 @@ def build(ctx: UIContext) -> dict:
     with gr.Column(visible=False) as panel:
         with gr.Row():
             gr.Markdown("### Users")
+            find = gr.Textbox(placeholder="Find by email", show_label=False, scale=2, elem_id="admin-find")
             refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="admin-refresh")
         users = gr.Dataframe(users_table([]), interactive=False, max_height=360, elem_id="admin-users")
         user_id = gr.Number(None, label="User id", precision=0, elem_id="admin-user-id")
@@ -59,39 +60,41 @@ def build(ctx: UIContext) -> dict:
         gr.Markdown("### Audit log")
         audit = gr.Dataframe(audit_table([]), interactive=False, max_height=360, elem_id="admin-audit")
 
-    def tables(actor) -> tuple:
-        return users_table(admin.users(actor)), audit_table(account.audit_log(actor))
+    def tables(actor, search: str) -> tuple:
+        return users_table(admin.users(actor, (search or "").strip())), audit_table(account.audit_log(actor))
 
     @user_errors
-    def load(request: gr.Request = None):
+    def load(search: str = "", request: gr.Request = None):
         actor = ctx.current_user(request)
         if actor.role != "admin":
             return ADMINS_ONLY, gr.Column(visible=False), users_table([]), audit_table([])
-        return "", gr.Column(visible=True), *tables(actor)
+        return "", gr.Column(visible=True), *tables(actor, search)
 
     @user_errors
-    def give(who, how_many, why: str, request: gr.Request = None):
+    def give(who, how_many, why: str, search: str, request: gr.Request = None):
         actor = ctx.current_user(request)
         credits = whole(how_many)
         admin.grant(actor, target_id(who), credits, (why or "").strip())
         gr.Info(f"Granted {credits:g} credits to user {target_id(who)}.")
-        return tables(actor)
+        return tables(actor, search)
 
     @user_errors
-    def change_tier(who, name: str, request: gr.Request = None):
+    def change_tier(who, name: str, search: str, request: gr.Request = None):
         actor = ctx.current_user(request)
         admin.set_tier(actor, target_id(who), name)
-        return tables(actor)
+        return tables(actor, search)
 
     @user_errors
-    def change_role(who, name: str, request: gr.Request = None):
+    def change_role(who, name: str, search: str, request: gr.Request = None):
         actor = ctx.current_user(request)
         admin.set_role(actor, target_id(who), name)
-        return tables(actor)
+        return tables(actor, search)
 
     private = {"api_visibility": "private"}
-    refresh.click(load, None, [notice, panel, users, audit], **private)
-    grant.click(give, [user_id, amount, note], [users, audit], **private)
-    set_tier.click(change_tier, [user_id, tier], [users, audit], **private)
-    set_role.click(change_role, [user_id, role], [users, audit], **private)
-    return {"load": load, "outputs": [notice, panel, users, audit]}
+    outputs = [notice, panel, users, audit]
+    refresh.click(load, [find], outputs, **private)
+    find.submit(load, [find], outputs, **private)
+    grant.click(give, [user_id, amount, note, find], [users, audit], **private)
+    set_tier.click(change_tier, [user_id, tier, find], [users, audit], **private)
+    set_role.click(change_role, [user_id, role, find], [users, audit], **private)
+    return {"load": load, "inputs": [find], "outputs": outputs}

@@ -14,7 +14,6 @@ import typing
 
 import gradio as gr
 
-from storage.models import User
 from pipelines.spec import Img2Img, Inpaint, Outpaint, Txt2Img, Upscale, WorkflowSpec
 from ui.common import (UIContext, control, editing_spec, replay_and_wait, sampling, user_errors, wait_for_result,
                        whole, with_hires_fix)
@@ -32,12 +31,7 @@ def build(ctx: UIContext) -> None:
     """Add the API endpoints to the enclosing Blocks."""
     service = ctx.service
 
-    def caller(request) -> User:
-        """The user making an API call, counted against their tier's calls per minute."""
-        user = ctx.current_user(request)
-        if ctx.account is not None:
-            ctx.account.check_api_call(user)
-        return user
+    caller = ctx.api_caller
 
     @user_errors
     def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: int | None = None,

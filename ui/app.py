@@ -36,6 +36,6 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
         gallery_page.select(gallery["load"], None, gallery["outputs"], api_visibility="private")
         if ctx.account is not None:
             account_page.select(account["load"], None, account["outputs"], api_visibility="private")
-            admin_page.select(admin["load"], None, admin["outputs"], api_visibility="private")
+            admin_page.select(admin["load"], admin["inputs"], admin["outputs"], api_visibility="private")
         api.build(ctx)
     return demo

@@ -33,6 +33,7 @@ class UIContext:
     samplers, schedules, upscalers: the names the compiler accepts.
     current_user:  the User making a request.
     account:       the caller's account: balance, keys, share links, buying credits, admin actions.
+    public_url:    the site's address for links that leave the page ("" = the request's own).
     max_side, max_steps, max_batch_size, max_cfg_scale: bounds for the sliders.
     """
 
@@ -44,6 +45,7 @@ class UIContext:
     upscalers: tuple[str, ...]
     current_user: Callable[[gr.Request | None], User]
     account: AccountService | None = None
+    public_url: str = ""
     loras: Callable[[], list[str]] = list          # names of the LoRA files there are now
     max_side: int = 2048
     max_steps: int = 150
@@ -58,6 +60,13 @@ class UIContext:
     def generators(self) -> list[str]:
         """Ids of the models that draw (not ControlNets or upscalers)."""
         return [m.id for m in self.models if m.family in GENERATORS]
+
+    def api_caller(self, request: gr.Request | None) -> User:
+        """The user making an API call, counted against their tier's API calls per minute."""
+        user = self.current_user(request)
+        if self.account is not None:
+            self.account.check_api_call(user)
+        return user
 
     def model(self, model_id: str) -> ModelEntry:
         return next((m for m in self.models if m.id == model_id), self.default_model)
