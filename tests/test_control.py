@@ -300,5 +300,11 @@ def test_ensure_demo_latent_upscaler_round_trip(tmp_path, latent_upscaler):
     assert isinstance(loaded, StableDiffusionLatentUpscalePipeline)
     assert loaded.scheduler.config.prediction_type == "sample" and loaded.vae_scale_factor == 8
     loaded.set_progress_bar_config(disable=True)
+    for part in ("unet", "vae", "text_encoder"):
+        saved, built = getattr(loaded, part).state_dict(), getattr(latent_upscaler, part).state_dict()
+        assert saved.keys() == built.keys() and all(torch.equal(saved[k], built[k]) for k in saved), part
     image = _noise(32)
-    assert np.array_equal(_upscale_x2(loaded, image), _upscale_x2(latent_upscaler, image))
+    # The same weights in other memory can round one pixel the other way on some CPUs (seen: 1 of
+    # 12,288 values off by 1), so the pictures agree to within one level, not bit for bit.
+    difference = _upscale_x2(loaded, image).astype(int) - _upscale_x2(latent_upscaler, image).astype(int)
+    assert np.abs(difference).max() <= 1 and np.count_nonzero(difference) <= 8
