@@ -122,6 +122,7 @@ def test_sign_up_see_the_price_generate_and_see_the_balance_go_down(page, accoun
     page.locator("#simple-prompt textarea").blur()
     price = wait_for_text(page, "#simple-price", "Costs")
     assert "Costs 0.5 credits · you have 20" in price
+    assert page.get_attribute("#session-links a[href='/logout']", "href") == "/logout"
     page.screenshot(path=str(SHOTS / "simple_price.png"), full_page=True)
     no_error_toasts(page)
 

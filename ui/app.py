@@ -11,6 +11,9 @@ from ui.common import UIContext
 def build_ui(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title="Atelier") as demo:
         gr.Markdown("# Atelier")
+        if ctx.account is not None and ctx.account.accounts_mode:
+            gr.Markdown("[Log in or sign up](/login) · [Log out](/logout) · your balance and API keys are in "
+                        "the Account tab", elem_id="session-links")
         with gr.Tabs() as tabs:
             with gr.Tab("Simple", id="simple") as simple_page:
                 simple_tab.build(ctx, price_on=(demo.load, simple_page.select))
