@@ -69,6 +69,18 @@ class Admin:
             event = record(actor, "grant_credits", target, amount=amount, note=note)
             credits.grant(target, amount, f"admin:{event.id}", note=note or f"granted by {actor.email}")
 
+    def refund(self, actor: User, job_id, note: str = "") -> float:
+        """Give back what a succeeded job cost (a bad result, a complaint); once per job. Returns the amount."""
+        self._require(actor)
+        job = Job.get_or_none(Job.id == job_id) if isinstance(job_id, str) and job_id else None
+        if job is None:
+            raise NotFound(f"No job {job_id!r}.", field="job_id")
+        with database.atomic():
+            if not credits.refund(job, note or f"refunded by {actor.email}"):
+                raise AtelierError(f"Job {job.id} was refunded already.", code="refunded", field="job_id")
+            record(actor, "refund_job", job.owner, job_id=job.id, amount=job.credits, note=note)
+        return job.credits
+
     def set_tier(self, actor: User, user_id, tier: str) -> None:
         self._require(actor)
         if tier not in self.tiers.names:

@@ -118,6 +118,21 @@ def test_an_admin_sees_every_account(accounts_app, make_user, someone_elses_work
         accounts_app.account.admin.users(owner)
 
 
+def test_an_admin_refunds_a_succeeded_job_once(accounts_app, make_user, someone_elses_work):
+    from auth import credits
+    owner, info = someone_elses_work
+    admin, _ = make_user(role="admin", api_key=False)
+    with pytest.raises(Exception, match="Only admins"):
+        accounts_app.account.admin.refund(owner, info["job_id"])
+    assert accounts_app.account.admin.refund(admin, info["job_id"], "blurry") == 0.5
+    assert credits.balance(owner) == 10
+    with pytest.raises(Exception, match="refunded already"):
+        accounts_app.account.admin.refund(admin, info["job_id"])
+    assert credits.balance(owner) == 10
+    assert [e["kind"] for e in accounts_app.account.ledger(owner)][:3] == ["refund", "capture", "reserve"]
+    assert accounts_app.account.audit_log(admin)[0]["action"] == "refund_job"
+
+
 def spec_json(**params) -> str:
     import json
     return json.dumps({"nodes": [{"id": "1", "kind": "txt2img", "params": {"prompt": "x", **params}}]})

@@ -41,20 +41,21 @@ def page(browser):
     context.close()
 
 
-def sign_up(page, app_url: str, email: str, password: str = PASSWORD) -> None:
+def send_login_page_form(page, app_url: str, form: str, email: str, password: str) -> None:
+    """Fill in and send the "login" or "signup" form of /login, and wait for the app."""
     page.goto(app_url + "login")
-    page.fill("#signup-form input[name=email]", email)
-    page.fill("#signup-form input[name=password]", password)
-    page.click("#signup-submit")
+    page.fill(f"#{form}-form input[name=email]", email)
+    page.fill(f"#{form}-form input[name=password]", password)
+    page.click(f"#{form}-submit")
     page.wait_for_selector("#simple-prompt textarea", timeout=30000)
+
+
+def sign_up(page, app_url: str, email: str, password: str = PASSWORD) -> None:
+    send_login_page_form(page, app_url, "signup", email, password)
 
 
 def log_in(page, app_url: str, email: str, password: str = PASSWORD) -> None:
-    page.goto(app_url + "login")
-    page.fill("#login-form input[name=email]", email)
-    page.fill("#login-form input[name=password]", password)
-    page.click("#login-submit")
-    page.wait_for_selector("#simple-prompt textarea", timeout=30000)
+    send_login_page_form(page, app_url, "login", email, password)
 
 
 def open_tab(page, name: str) -> None:

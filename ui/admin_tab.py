@@ -57,6 +57,9 @@ def build(ctx: UIContext) -> dict:
             set_tier = gr.Button("Change tier", elem_id="admin-set-tier")
             role = gr.Dropdown(list(ROLES), value="user", label="Role", elem_id="admin-role")
             set_role = gr.Button("Change role", elem_id="admin-set-role")
+        with gr.Row(equal_height=True):
+            job_id = gr.Textbox(label="Job id (a succeeded job)", scale=2, elem_id="admin-job-id")
+            refund = gr.Button("Refund its credits", elem_id="admin-refund")
         gr.Markdown("### Audit log")
         audit = gr.Dataframe(audit_table([]), interactive=False, max_height=360, elem_id="admin-audit")
 
@@ -90,6 +93,13 @@ def build(ctx: UIContext) -> dict:
         admin.set_role(actor, target_id(who), name)
         return tables(actor, search)
 
+    @user_errors
+    def give_back(job: str, search: str, request: gr.Request = None):
+        actor = ctx.current_user(request)
+        amount = admin.refund(actor, (job or "").strip())
+        gr.Info(f"Refunded {amount:g} credits for job {job.strip()}.")
+        return tables(actor, search)
+
     private = {"api_visibility": "private"}
     outputs = [notice, panel, users, audit]
     refresh.click(load, [find], outputs, **private)
@@ -97,4 +107,5 @@ def build(ctx: UIContext) -> dict:
     grant.click(give, [user_id, amount, note, find], [users, audit], **private)
     set_tier.click(change_tier, [user_id, tier, find], [users, audit], **private)
     set_role.click(change_role, [user_id, role, find], [users, audit], **private)
+    refund.click(give_back, [job_id, find], [users, audit], **private)
     return {"load": load, "inputs": [find], "outputs": outputs}
