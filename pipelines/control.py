@@ -5,12 +5,8 @@ Like `pipelines.demo_model`, the demo models are seeded (same seed, same weights
 the same torch) and their outputs are noise, but every code path of the real pipelines runs.
 """
 
-import logging
 import os
 import pathlib
-import shutil
-import tempfile
-from collections.abc import Callable
 
 import numpy as np
 import PIL.Image
@@ -26,9 +22,8 @@ from diffusers import (
     UNet2DConditionModel,
 )
 
-from pipelines.demo_model import _make_text_encoder, _make_tokenizer, _make_vae
+from pipelines.demo_model import _make_text_encoder, _make_tokenizer, _make_vae, save_once
 
-logger = logging.getLogger(__name__)
 
 DEMO_CONTROLNET = "demo-controlnet-canny"
 DEMO_UPSCALER = "demo-upscaler-x4"
@@ -223,31 +218,6 @@ def build_demo_latent_upscaler(seed: int = 0) -> StableDiffusionLatentUpscalePip
     return pipe
 
 
-def _ensure_saved(target: pathlib.Path, marker: str, save: Callable[[pathlib.Path], None]) -> pathlib.Path:
-    """Return `target`, first calling `save(folder)` and renaming the folder into place if `target/marker`
-    is missing. A reader never sees a half written folder, and two racing processes both end up with one
-    complete copy. `target` holding anything else raises `ValueError`: it may be someone's files."""
-    if (target / marker).is_file():
-        return target
-    if target.exists() and any(target.iterdir()):
-        raise ValueError(f"{target} exists but is not a saved model; remove it and retry.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would make the renamed model private
-    try:
-        logger.info("Building demo model %s in %s", target.name, target)
-        save(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Renaming onto a non-empty folder fails: another process finished first.
-            if not (target / marker).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def ensure_demo_controlnet(root: str | os.PathLike, unet_folder: str | os.PathLike) -> pathlib.Path:
     """Return `root/"demo-controlnet-canny"`, building and saving the demo ControlNet there the first time.
 
@@ -269,7 +239,7 @@ def ensure_demo_controlnet(root: str | os.PathLike, unet_folder: str | os.PathLi
         unet = UNet2DConditionModel.from_pretrained(unet_path)
         build_demo_controlnet(unet).save_pretrained(folder)
 
-    return _ensure_saved(pathlib.Path(root) / DEMO_CONTROLNET, "config.json", save)
+    return save_once(pathlib.Path(root) / DEMO_CONTROLNET, "config.json", save)
 
 
 def ensure_demo_upscaler(root: str | os.PathLike) -> pathlib.Path:
@@ -287,7 +257,7 @@ def ensure_demo_upscaler(root: str | os.PathLike) -> pathlib.Path:
     def save(folder: pathlib.Path) -> None:
         build_demo_upscaler().save_pretrained(folder)
 
-    return _ensure_saved(pathlib.Path(root) / DEMO_UPSCALER, "model_index.json", save)
+    return save_once(pathlib.Path(root) / DEMO_UPSCALER, "model_index.json", save)
 
 
 def ensure_demo_latent_upscaler(root: str | os.PathLike) -> pathlib.Path:
@@ -306,4 +276,4 @@ def ensure_demo_latent_upscaler(root: str | os.PathLike) -> pathlib.Path:
     def save(folder: pathlib.Path) -> None:
         build_demo_latent_upscaler().save_pretrained(folder)
 
-    return _ensure_saved(pathlib.Path(root) / DEMO_LATENT_UPSCALER, "model_index.json", save)
+    return save_once(pathlib.Path(root) / DEMO_LATENT_UPSCALER, "model_index.json", save)

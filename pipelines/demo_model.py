@@ -11,6 +11,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import torch
 from diffusers import (
@@ -217,12 +218,37 @@ _BUILDERS = {"demo-sd15": build_sd15, "demo-sdxl": build_sdxl,
              "demo-sd15-inpaint": lambda: build_sd15(unet_in_channels=9)}
 
 
+def save_once(target: pathlib.Path, marker: str, save: Callable[[pathlib.Path], None],
+              what: str = "model") -> pathlib.Path:
+    """Return `target`, first calling `save(folder)` and renaming the folder into place if `target/marker`
+    is missing. A reader never sees a half written folder, and two racing processes both end up with one
+    complete copy. `target` holding anything else raises `ValueError` (it names `what` was expected):
+    it is never deleted, since it may be someone's files."""
+    if (target / marker).is_file():
+        return target
+    if target.exists() and any(target.iterdir()):
+        raise ValueError(f"{target} exists but is not a saved {what}; remove it and retry.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would make the renamed model private
+    try:
+        logger.info("Building demo model %s in %s", target.name, target)
+        save(tmp)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Renaming onto a non-empty folder fails: another process finished first.
+            if not (target / marker).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
-    """Return `root/model_id`, building and saving the demo model there the first time.
+    """Return `root/model_id`, building and saving the demo model there the first time (see `save_once`).
 
     The folder loads with the ordinary `DiffusionPipeline.from_pretrained(path, local_files_only=True)`.
-    The model is saved into a temporary sibling and renamed into place, so a reader never sees a half
-    written folder and two processes racing both end up with one complete copy.
 
     Args:
         root (`str` or `os.PathLike`): folder that holds the models; created if missing.
@@ -234,27 +260,5 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
     """
     if model_id not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {model_id!r}; valid ids are: {', '.join(DEMO_MODELS)}.")
-    root = pathlib.Path(root)
-    target = root / model_id
-    if (target / "model_index.json").is_file():
-        return target
-
-    if target.exists() and any(target.iterdir()):
-        raise ValueError(f"{target} exists but is not a saved pipeline; remove it and retry.")
-
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{model_id}.", dir=root))
-    # mkdtemp makes the folder private (0700); the renamed model should be readable like any other.
-    tmp.chmod(0o755)
-    try:
-        logger.info("Building demo model %s in %s", model_id, target)
-        _BUILDERS[model_id]().save_pretrained(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            # Renaming onto a non-empty folder fails: another process finished first.
-            if not (target / "model_index.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return save_once(pathlib.Path(root) / model_id, "model_index.json",
+                     lambda folder: _BUILDERS[model_id]().save_pretrained(folder), what="pipeline")

@@ -24,7 +24,7 @@ from diffusers import (
 )
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from pipelines.control import _ensure_saved
+from pipelines.demo_model import save_once
 
 DEMO_SVD = "demo-svd"
 DEMO_MOTION_ADAPTER = "demo-motion-adapter"
@@ -221,7 +221,7 @@ def ensure_demo_svd(models_dir: str | os.PathLike) -> pathlib.Path:
     def save(folder: pathlib.Path) -> None:
         build_demo_svd().save_pretrained(folder)
 
-    return _ensure_saved(pathlib.Path(models_dir) / DEMO_SVD, "model_index.json", save)
+    return save_once(pathlib.Path(models_dir) / DEMO_SVD, "model_index.json", save)
 
 
 def ensure_demo_motion_adapter(models_dir: str | os.PathLike) -> pathlib.Path:
@@ -244,4 +244,4 @@ def ensure_demo_motion_adapter(models_dir: str | os.PathLike) -> pathlib.Path:
     def save(folder: pathlib.Path) -> None:
         build_demo_motion_adapter().save_pretrained(folder)
 
-    return _ensure_saved(pathlib.Path(models_dir) / DEMO_MOTION_ADAPTER, "config.json", save)
+    return save_once(pathlib.Path(models_dir) / DEMO_MOTION_ADAPTER, "config.json", save)
