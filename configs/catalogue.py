@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent
-FAMILIES = ("sd15", "sdxl", "controlnet", "upscaler")
+FAMILIES = ("sd15", "sdxl", "controlnet", "upscaler", "svd", "animatediff")
 GENERATORS = ("sd15", "sdxl")        # families that make pictures; a ControlNet steers one of them
 SOURCE_KINDS = ("demo", "folder", "file", "hub")
 
@@ -18,7 +18,7 @@ class ModelEntry:
     """One checkpoint: where its weights come from and the defaults requests on it take."""
 
     id: str
-    family: Literal["sd15", "sdxl", "controlnet", "upscaler"]
+    family: Literal["sd15", "sdxl", "controlnet", "upscaler", "svd", "animatediff"]
     source: str                 # "demo", "folder:PATH", "file:PATH" or "hub:ORG/NAME"
     width: int = 512
     height: int = 512
@@ -28,7 +28,11 @@ class ModelEntry:
     schedule: str = "normal"
     config: str = ""            # diffusers config folder for "file:" sources
     description: str = ""
-    base_family: str = ""       # for ControlNets: the family of models it fits ("sd15" or "sdxl")
+    base_family: str = ""       # for ControlNets and motion adapters: the family of models it fits
+    frames: int = 16            # video models: default number of frames
+    fps: int = 8                # video models: default frames per second
+    motion_bucket_id: int = 127  # svd: default amount of motion (1-255)
+    noise_aug_strength: float = 0.02  # svd: default noise added to the input image
 
     @property
     def source_kind(self) -> str:
@@ -76,6 +80,9 @@ def load_models(path: str | os.PathLike = CONFIG_DIR / "models.toml") -> tuple[M
     for entry in entries:
         if entry.family == "controlnet" and entry.base_family not in GENERATORS:
             raise ValueError(f"{path}: ControlNet {entry.id!r} needs base_family = \"sd15\" or \"sdxl\"")
+        if entry.family == "animatediff" and entry.base_family != "sd15":
+            raise ValueError(f"{path}: motion adapter {entry.id!r} needs base_family = \"sd15\" (AnimateDiff "
+                             "animates SD1.5-family models)")
     entries.sort(key=lambda e: e.family not in GENERATORS)       # the default model is a generator
     if not entries or entries[0].family not in GENERATORS:
         raise ValueError(f"{path}: the catalogue names no sd15 or sdxl [[model]]")

@@ -27,6 +27,8 @@ class Limits:
     max_batch_size: int = 8
     max_prompt_chars: int = 2000
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_frames: int = 128          # frames of one video (made, or after interpolation)
+    max_fps: int = 60              # frames per second of a video made
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, fields
 class CreditPrices:
     """What a job costs: `base_image` credits per 512x512 SD1.5 image, scaled by pixels and family;
     `upscale` per image run through an upscaler model; `lora` per LoRA per image; `controlnet` per image
-    guided by a ControlNet; `video_frame` per frame of video."""
+    guided by a ControlNet; `video_frame` per frame of video made by a video model; `interpolated_frame`
+    per frame added by frame interpolation."""
 
     base_image: float = 1.0
     sdxl_multiplier: float = 2.0
@@ -18,6 +19,7 @@ class CreditPrices:
     lora: float = 0.5
     controlnet: float = 1.0
     video_frame: float = 1.0
+    interpolated_frame: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Tier:
     name:                  free, standard, pro or enterprise (any name the file gives).
     monthly_credits:       granted at the start of each calendar month (UTC).
     max_side:              widest image side a request may ask for; 0 = only the global limits.
+    max_frames:            most frames of one video; 0 = only the global limits.
     priority:              queue priority; higher tiers' jobs start first.
     generations_per_hour:  jobs a user may submit in any hour; 0 = no limit.
     api_calls_per_minute:  API calls a user may make in any minute; 0 = no limit.
@@ -36,6 +39,7 @@ class Tier:
     name: str
     monthly_credits: float = 0.0
     max_side: int = 0
+    max_frames: int = 0
     priority: int = 0
     generations_per_hour: int = 0
     api_calls_per_minute: int = 0

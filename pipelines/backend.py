@@ -59,7 +59,7 @@ class DiffusersBackend:
         self.extras = extras
         # One pipeline object is shared by every job on its model, and its scheduler is swapped per
         # call; the lock keeps two jobs in one process from using it at once.
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
 
     def environment(self) -> dict:
         """What, besides the plan, decides the output bytes."""
@@ -72,7 +72,7 @@ class DiffusersBackend:
 
     def txt2img(self, step: Txt2ImgStep, on_step: StepCallback, control: Images = ()) -> Images:
         """`control`: the control images (one, or one per image) when the step has a ControlNet."""
-        with self._lock:
+        with self.lock:
             pipe = self.models.get(step.model, "txt2img", step.control_model)
             size = {"width": step.width, "height": step.height}
             if step.control_model is None:
@@ -88,7 +88,7 @@ class DiffusersBackend:
         if step.strength == 0:
             on_step(1, 1)
             return [im for im in sized for _ in range(step.per_input)]
-        with self._lock:
+        with self.lock:
             pipe = self.models.get(step.model, "img2img", step.control_model)
             if step.control_model is None:
                 calls = [(seeds, {"image": image, "strength": step.strength})
@@ -112,7 +112,7 @@ class DiffusersBackend:
             if step.invert_mask:
                 mask = image_ops.invert_mask(mask)
             prepared.append((image, mask, seeds))
-        with self._lock:
+        with self.lock:
             pipe = self.models.get(step.model, "inpaint")
             return [result for image, mask, seeds in prepared
                     for result in self._inpaint_one(pipe, step, image, mask, seeds, on_step)]
@@ -124,7 +124,7 @@ class DiffusersBackend:
             canvas, mask = image_ops.pad_for_outpaint(image, step.left, step.right, step.top, step.bottom,
                                                       feather=step.feather)
             prepared.append((canvas, mask, seeds))
-        with self._lock:
+        with self.lock:
             pipe = self.models.get(step.model, "inpaint")
             results = []
             for canvas, mask, seeds in prepared:
@@ -140,7 +140,7 @@ class DiffusersBackend:
         if step.model is None:
             on_step(1, 1)
         else:
-            with self._lock:
+            with self.lock:
                 pipe = self.models.upscaler(step.model)
                 images = [self._upscale_tiles(pipe, step, image, seed, on_step)
                           for image, seed in zip(images, step.seeds)]
@@ -173,7 +173,7 @@ class DiffusersBackend:
         return {"controlnet_conditioning_scale": step.control_scale, "control_guidance_start": step.control_start,
                 "control_guidance_end": step.control_end}
 
-    def _extra(self, kind: str, name: str, sha256: str) -> str:
+    def extra_file(self, kind: str, name: str, sha256: str) -> str:
         """The path of LoRA or embedding `name`, if it still holds the bytes the plan was made with."""
         found = self.extras(kind).get(name)
         if found is None:
@@ -214,8 +214,8 @@ class DiffusersBackend:
         """
         if not SAMPLERS[step.sampler].batch_consistent:
             calls = [([seed], extra) for seeds, extra in calls for seed in seeds]
-        loras = [(self._extra("lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
-        embeddings = [(self._extra("embedding", name, sha256), name) for name, sha256 in step.embeddings]
+        loras = [(self.extra_file("lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
+        embeddings = [(self.extra_file("embedding", name, sha256), name) for name, sha256 in step.embeddings]
         with applied_embeddings(pipe, embeddings), applied_loras(pipe, loras):
             return self._denoise_calls(pipe, step, calls, on_step)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from pipelines.errors import Problem
 
+MAX_SEED = 2**32 - 1
+
 
 def is_whole(value) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (

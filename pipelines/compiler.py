@@ -12,22 +12,22 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from configs import CreditPrices, Limits, ModelEntry, Style
 from configs.catalogue import GENERATORS
-from pipelines.checks import Checker
+from pipelines.checks import MAX_SEED, Checker
+from pipelines.compile_video import VideoNodes
 from pipelines.errors import InvalidRequest, Problem
+from pipelines.facts import Describe, Made
 from pipelines.loras import ExtraFile
 from pipelines.prompt_syntax import extract_loras
 from pipelines.pricing import over_tier, price
 from pipelines.plan import (CannyStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
                             ModelRef, OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
-from pipelines.spec import (Canny, Control, Img2Img, Inpaint, LoadImage, LoadMask, Node, Outpaint, Sampling,
-                            Txt2Img, Upscale, WorkflowSpec)
+from pipelines.spec import (Canny, Control, Img2Img, Img2Vid, Inpaint, Interpolate, LoadImage, LoadMask, LoadVideo,
+                            Node, Outpaint, Sampling, Txt2Img, Txt2Vid, Upscale, WorkflowSpec)
 
-MAX_SEED = 2**32 - 1
 MAX_LORA_WEIGHT = 2.0
 MAX_SCALE = 8.0
 MASKED_CONTENT = ("original", "noise", "fill")
@@ -38,31 +38,8 @@ def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-@dataclass(frozen=True)
-class ImageFacts:
-    """What the compiler needs to know of a stored image: its size, and whether, read as a mask, it
-    has no white pixel at all."""
-
-    width: int
-    height: int
-    mask_empty: bool = False
-
-
-Describe = Callable[[str, bool], "ImageFacts | None"]      # (artifact id, used as a mask?) -> facts
-
-
-@dataclass(frozen=True)
-class _Made:
-    """What a step makes: `count` images of `width` x `height`; for masks, whether they are empty."""
-
-    count: int
-    width: int
-    height: int
-    mask_empty: bool = False
-
-
-class Compiler:
-    """Turns specs into plans for one catalogue.
+class Compiler(VideoNodes):
+    """Turns specs into plans for one catalogue (the video nodes' methods are in compile_video.py).
 
     Args:
         models: the catalogue; the first entry is the default model.
@@ -88,17 +65,19 @@ class Compiler:
         self.extras = extras
 
     def compile(self, spec: WorkflowSpec, describe: Describe | None = None, tier_max_side: int = 0,
-                tier: str = "") -> ExecutionPlan:
+                tier: str = "", tier_max_frames: int = 0) -> ExecutionPlan:
         """Validate `spec` and return its plan; raises InvalidRequest listing every problem.
 
         Args:
             spec: the workflow.
-            describe: (artifact id, used as a mask?) -> ImageFacts (None if the caller may not use it).
+            describe: (artifact id, used as "image", "mask" or "video") -> InputFacts (None if the caller
+                may not use it so).
             tier_max_side: the widest image side the caller's tier allows (0 = only the global limits).
             tier: the tier's name, for the message.
+            tier_max_frames: the most frames of one video the caller's tier allows (0 = the global limit).
         """
         nodes = self._ordered(spec)
-        made: dict[str, _Made] = {}
+        made: dict[str, Made] = {}
         steps, problems, notes = [], [], []
         for node in nodes:
             if any(link.node not in made for _, link in node.inputs):
@@ -110,7 +89,7 @@ class Compiler:
             if result is not None and not check.problems:
                 steps.append(result[0])
                 made[node.id] = result[1]
-        problems += over_tier(steps, tier_max_side, tier)
+        problems += over_tier(steps, tier_max_side, tier, tier_max_frames)
         if problems:
             raise InvalidRequest(problems)
         return ExecutionPlan(steps=tuple(steps), credits=sum(price(s, self.prices) for s in steps), notes=tuple(notes))
@@ -158,8 +137,8 @@ class Compiler:
             placed |= {n.id for n in ready}
         return ordered
 
-    def _node(self, node: Node, inputs: dict[str, _Made], describe: Describe | None, check: Checker,
-              notes: list[str]) -> tuple[Step, _Made] | None:
+    def _node(self, node: Node, inputs: dict[str, Made], describe: Describe | None, check: Checker,
+              notes: list[str]) -> tuple[Step, Made] | None:
         p = node.params
         if isinstance(p, (LoadImage, LoadMask)):
             return self._load(node, describe, check)
@@ -175,6 +154,14 @@ class Compiler:
             return self._outpaint(node, inputs["image"], check)
         if isinstance(p, Upscale):
             return self._upscale(node, inputs["image"], check)
+        if isinstance(p, LoadVideo):
+            return self._load_video(node, describe, check)
+        if isinstance(p, Img2Vid):
+            return self._img2vid(node, inputs["image"], check, notes)
+        if isinstance(p, Txt2Vid):
+            return self._txt2vid(node, check)
+        if isinstance(p, Interpolate):
+            return self._interpolate(node, inputs["video"], check)
         raise TypeError(f"no compiler for {type(p).__name__}")
 
     # -- nodes -----------------------------------------------------------------------------------
@@ -182,16 +169,16 @@ class Compiler:
     def _load(self, node: Node, describe: Describe | None, check: Checker):
         artifact_id = node.params.artifact_id
         as_mask = isinstance(node.params, LoadMask)
-        facts = describe(artifact_id, as_mask) if describe and isinstance(artifact_id, str) and artifact_id else None
+        facts = describe(artifact_id, "mask" if as_mask else "image") if describe and isinstance(artifact_id, str) and artifact_id else None
         if facts is None:
             check.fail("unknown_image", "artifact_id", f"No image {artifact_id!r}. Upload it first, or use the id "
                        "of one of your artifacts.")
             return None
         step = LoadImageStep(id=node.id, artifact_id=artifact_id, as_mask=as_mask, width=facts.width,
                              height=facts.height)
-        return step, _Made(1, facts.width, facts.height, mask_empty=as_mask and facts.mask_empty)
+        return step, Made(1, facts.width, facts.height, mask_empty=as_mask and facts.mask_empty)
 
-    def _txt2img(self, node: Node, control: _Made | None, check: Checker):
+    def _txt2img(self, node: Node, control: Made | None, check: Checker):
         p: Txt2Img = node.params
         common = self._sampling(p, check, need_prompt=True)
         if common is None:
@@ -206,9 +193,9 @@ class Compiler:
             return None
         step = Txt2ImgStep(id=node.id, inputs=_links(node, "control"), width=width, height=height,
                            seeds=self._seeds(common.pop("seed"), batch), per_input=batch, **guidance, **common)
-        return step, _Made(batch, width, height)
+        return step, Made(batch, width, height)
 
-    def _img2img(self, node: Node, image: _Made, control: _Made | None, check: Checker):
+    def _img2img(self, node: Node, image: Made, control: Made | None, check: Checker):
         p: Img2Img = node.params
         common = self._sampling(p, check, need_prompt=False)
         strength = check.number("strength", p.strength, 0.0, 1.0)
@@ -225,9 +212,9 @@ class Compiler:
         step = Img2ImgStep(id=node.id, inputs=_links(node, "image", "control"), width=width, height=height,
                            strength=strength, seeds=self._seeds(common.pop("seed"), image.count * batch),
                            per_input=batch, **guidance, **common)
-        return step, _Made(image.count * batch, width, height)
+        return step, Made(image.count * batch, width, height)
 
-    def _canny(self, node: Node, image: _Made, check: Checker):
+    def _canny(self, node: Node, image: Made, check: Checker):
         p: Canny = node.params
         low = check.integer("low", p.low, 0, 255)
         high = check.integer("high", p.high, 0, 255)
@@ -237,9 +224,9 @@ class Compiler:
             return None
         step = CannyStep(id=node.id, inputs=_links(node, "image"), width=image.width, height=image.height,
                          low=low, high=high, seeds=tuple(range(image.count)))
-        return step, _Made(image.count, image.width, image.height)
+        return step, Made(image.count, image.width, image.height)
 
-    def _control(self, p: Control, control: _Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
+    def _control(self, p: Control, control: Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
         """The ControlNet fields of a step: none without a control image, else a checked ControlNet."""
         if control is None:
             if p.control_model:
@@ -267,7 +254,7 @@ class Compiler:
         ref = ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
         return {"control_model": ref, "control_scale": scale, "control_start": start, "control_end": end}
 
-    def _inpaint(self, node: Node, image: _Made, mask: _Made, check: Checker, notes: list[str]):
+    def _inpaint(self, node: Node, image: Made, mask: Made, check: Checker, notes: list[str]):
         p: Inpaint = node.params
         common = self._sampling(p, check, need_prompt=False)
         strength = check.number("strength", p.strength, 0.0, 1.0)
@@ -302,9 +289,9 @@ class Compiler:
                            strength=strength, mask_blur=blur, invert_mask=invert, full_res=full_res,
                            full_res_padding=padding, masked_content=content,
                            seeds=self._seeds(common.pop("seed"), image.count * batch), per_input=batch, **common)
-        return step, _Made(image.count * batch, image.width, image.height)
+        return step, Made(image.count * batch, image.width, image.height)
 
-    def _outpaint(self, node: Node, image: _Made, check: Checker):
+    def _outpaint(self, node: Node, image: Made, check: Checker):
         p: Outpaint = node.params
         common = self._sampling(p, check, need_prompt=False)
         sides = {name: check.integer(name, getattr(p, name), 0, self.limits.max_side)
@@ -329,17 +316,17 @@ class Compiler:
                             feather=feather, strength=strength, masked_content=content,
                             seeds=self._seeds(common.pop("seed"), image.count * batch), per_input=batch,
                             **sides, **common)
-        return step, _Made(image.count * batch, width, height)
+        return step, Made(image.count * batch, width, height)
 
     def upscalers(self) -> tuple[str, ...]:
         """Names the `upscaler` parameter takes: the resamplers, then the catalogue's upscaler models."""
         return RESAMPLERS + tuple(m.id for m in self.models.values() if m.family == "upscaler")
 
-    def _upscale(self, node: Node, image: _Made, check: Checker):
+    def _upscale(self, node: Node, image: Made, check: Checker):
         p: Upscale = node.params
         scale = check.number("scale", p.scale, 1.0, MAX_SCALE)
         upscaler = check.choice("upscaler", p.upscaler, self.upscalers())
-        seed = check.integer("seed", p.seed, -1, MAX_SEED, " Use -1 for a random seed.")
+        seed = self._seed(p.seed, check)
         tile = check.integer("tile_size", p.tile_size, 32, 1024)
         entry = self.models.get(upscaler) if upscaler not in RESAMPLERS else None
         steps = check.integer("steps", (entry.steps if entry else 1) if p.steps is None else p.steps,
@@ -356,11 +343,10 @@ class Compiler:
         model = None
         if entry is not None:
             model = ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
-        seed = self.seed_source() if seed == -1 else seed
         step = UpscaleStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
                            scale=scale, upscaler=upscaler, model=model, seeds=self._seeds(seed, image.count),
                            steps=steps if model else 0, tile_size=tile)
-        return step, _Made(image.count, width, height)
+        return step, Made(image.count, width, height)
 
     # -- shared checks ---------------------------------------------------------------------------
 

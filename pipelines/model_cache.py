@@ -13,16 +13,17 @@ import pathlib
 import threading
 
 import torch
-from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionControlNetImg2ImgPipeline,
+from diffusers import (ControlNetModel, DiffusionPipeline, MotionAdapter, StableDiffusionControlNetImg2ImgPipeline,
                        StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
                        StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
                        StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
-                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
+                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline, StableVideoDiffusionPipeline)
 
 from pipelines.control import ensure_demo_controlnet, ensure_demo_latent_upscaler, ensure_demo_upscaler
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
 from pipelines.plan import ModelRef
+from pipelines.video_models import animatediff_from, ensure_demo_motion_adapter, ensure_demo_svd
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,61 @@ class ModelCache:
                 self._evict()
             self._pipelines.move_to_end(model.hash)
             return self._pipelines[model.hash]["upscale"]
+
+    def video(self, model: ModelRef) -> StableVideoDiffusionPipeline:
+        """The Stable Video Diffusion pipeline for `model`, loading it if needed."""
+        with self._lock:
+            if model.hash not in self._pipelines:
+                folder = self._folder(model, ensure_demo_svd, "model")
+                logger.info("model cache: loading video model %s (%s)", model.id, model.source)
+                pipe = self._from_pretrained(StableVideoDiffusionPipeline, model, folder)
+                if self.device.type == "cuda":
+                    # Feed-forward layers in chunks: a little slower, much less memory for long videos.
+                    pipe.unet.enable_forward_chunking()
+                self._pipelines[model.hash] = {"img2vid": pipe.to(self.device)}
+                self._evict()
+            self._pipelines.move_to_end(model.hash)
+            return self._pipelines[model.hash]["img2vid"]
+
+    def animatediff(self, model: ModelRef, adapter: ModelRef):
+        """The AnimateDiff pipeline that animates `model` (its txt2img pipeline, loaded if needed) with the
+        motion adapter `adapter`; it shares the model's text encoder and VAE."""
+        base = self.get(model)
+        with self._lock:
+            tasks = self._pipelines[model.hash]
+            key = f"txt2vid+{adapter.hash}"
+            if key not in tasks:
+                folder = self._folder(adapter, ensure_demo_motion_adapter, "motion_adapter")
+                logger.info("model cache: loading motion adapter %s (%s)", adapter.id, adapter.source)
+                motion = MotionAdapter.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
+                self.loads += 1
+                try:
+                    tasks[key] = animatediff_from(base, motion.to(self.device)).to(self.device)
+                except ValueError as e:
+                    raise AtelierError(f"Motion adapter {adapter.id!r} cannot animate {model.id!r}: {e}",
+                                       code="adapter_mismatch", field="motion_adapter") from None
+            return tasks[key]
+
+    def _folder(self, model: ModelRef, build_demo, field: str) -> pathlib.Path:
+        """Where a demo or folder: model lives (the demo is built there the first time)."""
+        kind = model.source.split(":", 1)[0]
+        if kind == "demo":
+            return build_demo(self.models_dir / "demo")
+        if kind == "folder":
+            return self._location(model)
+        raise AtelierError(f"{model.id!r}: video models load from demo or folder: sources only; download it "
+                           "into a folder and give source = \"folder:PATH\".", code="model_source", field=field)
+
+    def _from_pretrained(self, cls, model: ModelRef, folder: pathlib.Path):
+        try:
+            pipe = cls.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
+        except (OSError, ValueError) as e:
+            logger.exception("model cache: loading %s failed", model.id)
+            raise AtelierError(f"Could not load model {model.id!r} from {model.source}: {e}",
+                               code="model_load_failed", field="model") from e
+        pipe.set_progress_bar_config(disable=True)
+        self.loads += 1
+        return pipe
 
     def _evict(self) -> None:
         while len(self._pipelines) > self.capacity:

@@ -2,8 +2,8 @@
 
 Everything that decides the output is in the plan: model content hashes, input artifacts by
 content hash, final prompts (styles applied), sampler, schedule, sizes, steps, guidance and one
-concrete seed per image. Each step makes one list of images; `inputs` name the earlier steps whose
-images it takes. The plan's canonical JSON is its identity: `plan_hash` is the sha256 of it.
+concrete seed per image or video. Each step makes one list of images or of videos; `inputs` name the
+earlier steps whose outputs it takes. The plan's canonical JSON is its identity: `plan_hash` is the sha256 of it.
 Nothing here imports torch.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Step:
         for name in ("seeds", "loras", "embeddings"):
             if name in values:
                 values[name] = tuple(tuple(v) if isinstance(v, list) else v for v in values[name])
-        for name in ("model", "control_model"):
+        for name in ("model", "control_model", "motion_adapter"):
             if isinstance(values.get(name), dict):
                 values[name] = ModelRef(**values[name])
         return cls(**values)
@@ -183,8 +183,73 @@ class UpscaleStep(Step):
     tile_size: int = 128
 
 
+@dataclass(frozen=True, kw_only=True)
+class LoadVideoStep(Step):
+    """A stored video by artifact id (the sha256 of its bytes); `frames` and `fps` as it was stored."""
+
+    kind: ClassVar[str] = "load_video"
+
+    artifact_id: str
+    frames: int
+    fps: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoStep(Step):
+    """What every step that makes videos shares: `frames` frames of `width` x `height` at `fps`, one video
+    per entry of `seeds`."""
+
+    frames: int
+    fps: float
+    seeds: tuple[int, ...]
+
+    @property
+    def video_count(self) -> int:
+        return len(self.seeds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Img2VidStep(VideoStep):
+    """Stable Video Diffusion: video k animates input image k from seed k; `decode_chunk_size` frames are
+    decoded at a time."""
+
+    kind: ClassVar[str] = "img2vid"
+    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+
+    model: ModelRef
+    steps: int
+    motion_bucket_id: int
+    noise_aug_strength: float
+    min_cfg_scale: float
+    cfg_scale: float
+    decode_chunk_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Txt2VidStep(VideoStep, DiffusionStep):
+    """AnimateDiff: `motion_adapter` animates `model`; video k comes from seed k."""
+
+    kind: ClassVar[str] = "txt2vid"
+
+    motion_adapter: ModelRef
+    decode_chunk_size: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class InterpolateStep(VideoStep):
+    """Frames made between each pair of an input video's frames; `frames` and `fps` are the result's.
+    No noise is involved: `seeds` only counts the videos."""
+
+    kind: ClassVar[str] = "interpolate"
+    lineage: ClassVar[dict[str, str]] = {"video": "frames_of"}
+
+    factor: int
+    method: str
+
+
 STEP_TYPES: dict[str, type[Step]] = {t.kind: t for t in (LoadImageStep, Txt2ImgStep, Img2ImgStep, InpaintStep,
-                                                         OutpaintStep, UpscaleStep, CannyStep)}
+                                                         OutpaintStep, UpscaleStep, CannyStep, LoadVideoStep,
+                                                         Img2VidStep, Txt2VidStep, InterpolateStep)}
 
 
 @dataclass(frozen=True)

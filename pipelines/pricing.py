@@ -5,14 +5,21 @@ import math
 
 from configs import CreditPrices
 from pipelines.errors import Problem
-from pipelines.plan import DiffusionStep, InpaintStep, Step, UpscaleStep
+from pipelines.plan import DiffusionStep, InpaintStep, InterpolateStep, Step, UpscaleStep, VideoStep
 
 
 def price(step: Step, prices: CreditPrices) -> float:
     """Credits for a step: `base_image` per 512x512 image, in proportion to the pixels the model works
     on, rounded up to half credits, times `sdxl_multiplier` on SDXL-family models, plus `lora` per LoRA
-    and `controlnet` when a ControlNet steers it; an upscaler model costs `upscale` per image; loading
-    images and Lanczos resizing are free."""
+    and `controlnet` when a ControlNet steers it; an upscaler model costs `upscale` per image; a video
+    model `video_frame` per frame, whatever its size, and interpolation `interpolated_frame` per frame it
+    adds; loading images and videos and Lanczos resizing are free."""
+    if isinstance(step, InterpolateStep):
+        added = step.frames - (step.frames - 1) // step.factor - 1
+        return math.ceil(prices.interpolated_frame * added * 2) / 2 * step.video_count
+    if isinstance(step, VideoStep):
+        loras = prices.lora * len(getattr(step, "loras", ()))
+        return (prices.video_frame * step.frames + loras) * step.video_count
     if isinstance(step, UpscaleStep):
         return prices.upscale * len(step.seeds) if step.model else 0.0
     if not isinstance(step, DiffusionStep):
@@ -27,12 +34,18 @@ def price(step: Step, prices: CreditPrices) -> float:
     return per_image * step.image_count
 
 
-def over_tier(steps: list[Step], max_side: int, tier: str) -> list[Problem]:
-    """A problem for the first step that makes images wider or taller than the tier allows (0 = no cap)."""
-    for step in steps if max_side else ():
-        if max(step.width, step.height) > max_side:
+def over_tier(steps: list[Step], max_side: int, tier: str, max_frames: int = 0) -> list[Problem]:
+    """A problem for the first step that makes images wider or taller, or videos longer, than the tier
+    allows (0 = no cap)."""
+    for step in steps:
+        if max_side and max(step.width, step.height) > max_side:
             return [Problem("tier_max_side", f"{step.id}.width",
                             f"Your {tier or 'current'} tier makes images up to {max_side} px per side; step "
                             f"{step.id!r} would make {step.width}x{step.height}. Ask for a smaller size, or "
                             "change tier in the Account tab.")]
+        if max_frames and isinstance(step, VideoStep) and step.frames > max_frames:
+            return [Problem("tier_max_frames", f"{step.id}.frames",
+                            f"Your {tier or 'current'} tier makes videos of up to {max_frames} frames; step "
+                            f"{step.id!r} would make {step.frames}. Ask for fewer frames, or change tier in the "
+                            "Account tab.")]
     return []

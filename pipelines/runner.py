@@ -1,9 +1,10 @@
 """The Runner: executes an ExecutionPlan's steps on a backend and returns a Result.
 
-Steps run in plan order; each makes a list of images that later steps take as inputs. The runner
-reports progress (step i of n, node k of m), checks for cancellation at every denoising step, and
-records, for every image it makes, the images it was made from (lineage), the timings and the
-environment (library versions, device, dtype).
+Steps run in plan order; each makes a list of images (or of videos) that later steps take as inputs.
+The runner reports progress (step i of n, or decoded frame i of n, in node k of m), checks for
+cancellation at every denoising step and decoded chunk, and records, for every image or video it
+makes, what it was made from (lineage), the timings and the environment (library versions, device,
+dtype).
 """
 from __future__ import annotations
 
@@ -16,32 +17,39 @@ import PIL.Image
 
 from pipelines.backend import DiffusersBackend
 from pipelines.errors import JobCancelled
-from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
-                            OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
+from pipelines.interpolate import interpolate
+from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, Img2VidStep, InpaintStep,
+                            InterpolateStep, LoadImageStep, LoadVideoStep, OutpaintStep, Step, Txt2ImgStep,
+                            Txt2VidStep, UpscaleStep)
+from pipelines.video_backend import Video, VideoBackend
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a run is: denoising step `step` of `steps` in node `node` of `nodes`."""
+    """Where a run is: denoising step `step` of `steps` (or, with phase "frame", decoded frame `step` of
+    `steps`) in node `node` of `nodes`."""
 
     node: int
     nodes: int
     step: int
     steps: int
     node_id: str
+    phase: str = ""
 
 
 @dataclass(frozen=True)
 class Output:
-    """Image `index` of plan step `step_id`, made from `seed` (None when no noise was involved) and from
-    `parents`: (step id, image index, relation) of each input image it came from."""
+    """Image (or video) `index` of plan step `step_id`, made from `seed` (None when no noise was involved)
+    and from `parents`: (step id, index, relation) of each input it came from. Exactly one of `image`
+    and `video` is set."""
 
     step_id: str
     index: int
     seed: int | None
-    image: PIL.Image.Image
+    image: PIL.Image.Image | None = None
+    video: Video | None = None
     parents: tuple[tuple[str, int, str], ...] = ()
 
 
@@ -55,7 +63,7 @@ class Result:
 
 def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str, int, str], ...]:
     """Which input images image `index` of `step` came from."""
-    source = index // step.per_input if isinstance(step, DiffusionStep) else index
+    source = index // step.per_input if isinstance(step, DiffusionStep) else index     # txt2vid takes no inputs
     parents = []
     for name, step_id in step.inputs:
         parents.append((step_id, source if counts[step_id] > 1 else 0, step.lineage.get(name, name)))
@@ -63,55 +71,75 @@ def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str,
 
 
 class Runner:
-    """Runs plans on `backend`; `load_image(artifact_id)` returns a stored image."""
+    """Runs plans on `backend` (images) and `video_backend` (videos)."""
 
-    def __init__(self, backend: DiffusersBackend):
+    def __init__(self, backend: DiffusersBackend, video_backend: VideoBackend | None = None):
         self.backend = backend
+        self.video_backend = video_backend or VideoBackend(backend)
 
     def run(self, plan: ExecutionPlan, load_image: Callable[[str], PIL.Image.Image] = None,
             on_progress: Callable[[Progress], None] = lambda p: None,
-            cancelled: Callable[[], bool] = lambda: False) -> Result:
+            cancelled: Callable[[], bool] = lambda: False,
+            load_video: Callable[[str], Video] = None) -> Result:
         """Execute every step of `plan` in order.
 
         Args:
             plan: the compiled plan.
             load_image: artifact id -> image, for load_image steps.
-            on_progress: called at each denoising step.
-            cancelled: polled at each denoising step; when it returns True the run stops there.
+            on_progress: called at each denoising step and decoded chunk of frames.
+            cancelled: polled at each of those; when it returns True the run stops there.
+            load_video: artifact id -> Video, for load_video steps.
 
         Raises:
             JobCancelled: `cancelled()` returned True.
         """
-        made: dict[str, list[PIL.Image.Image]] = {}
+        made: dict[str, list] = {}
         outputs, timings = [], {}
-        working = [s for s in plan.steps if not isinstance(s, LoadImageStep)]
+        loads = (LoadImageStep, LoadVideoStep)
+        working = [s for s in plan.steps if not isinstance(s, loads)]
         for step in plan.steps:
             if isinstance(step, LoadImageStep):
                 made[step.id] = [load_image(step.artifact_id)]
                 continue
+            if isinstance(step, LoadVideoStep):
+                made[step.id] = [load_video(step.artifact_id)]
+                continue
             number = working.index(step) + 1
 
-            def on_step(i: int, n: int, number=number, step=step) -> None:
+            def on_step(i: int, n: int, phase: str = "", number=number, step=step) -> None:
                 if cancelled():
-                    raise JobCancelled(f"Cancelled at step {i} of {n}.")
-                on_progress(Progress(node=number, nodes=len(working), step=i, steps=n, node_id=step.id))
+                    raise JobCancelled(f"Cancelled at {'decoded frame' if phase else 'step'} {i} of {n}.")
+                on_progress(Progress(node=number, nodes=len(working), step=i, steps=n, node_id=step.id, phase=phase))
 
             if cancelled():
                 raise JobCancelled("Cancelled before it started.")
             started = time.perf_counter()
-            images = self._execute(step, made, on_step)
+            results = self._execute(step, made, on_step)
             timings[step.id] = round(time.perf_counter() - started, 4)
-            made[step.id] = images
+            made[step.id] = results
             counts = {key: len(value) for key, value in made.items()}
-            noisy = isinstance(step, DiffusionStep) or (isinstance(step, UpscaleStep) and step.model is not None)
+            noisy = isinstance(step, (DiffusionStep, Img2VidStep)) or (isinstance(step, UpscaleStep) and step.model)
             seeds = step.seeds if noisy else ()
-            outputs += [Output(step.id, k, seeds[k] if seeds else None, image, _parents(step, k, counts))
-                        for k, image in enumerate(images)]
+            for k, result in enumerate(results):
+                made_as = {"video": result} if isinstance(result, Video) else {"image": result}
+                outputs.append(Output(step.id, k, seeds[k] if seeds else None, parents=_parents(step, k, counts),
+                                      **made_as))
         return Result(plan_hash=plan.plan_hash, outputs=tuple(outputs), timings=timings,
                       environment=self.backend.environment())
 
-    def _execute(self, step: Step, made: dict, on_step) -> list[PIL.Image.Image]:
-        backend = self.backend
+    def _execute(self, step: Step, made: dict, on_step) -> list:
+        backend, video = self.backend, self.video_backend
+        if isinstance(step, Img2VidStep):
+            return video.img2vid(step, made[step.input("image")], on_step)
+        if isinstance(step, Txt2VidStep):
+            return video.txt2vid(step, on_step)
+        if isinstance(step, InterpolateStep):
+            on_step(0, len(made[step.input("video")]))
+            results = []
+            for k, source in enumerate(made[step.input("video")]):
+                results.append(Video(interpolate(source.frames, step.factor), step.fps))
+                on_step(k + 1, len(made[step.input("video")]))
+            return results
         control = made[dict(step.inputs)["control"]] if "control" in dict(step.inputs) else ()
         if isinstance(step, Txt2ImgStep):
             return backend.txt2img(step, on_step, control)

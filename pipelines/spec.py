@@ -8,7 +8,7 @@ A spec is plain data that round-trips through JSON:
          "inputs": {"image": ["src", "image"]}}]}
 
 Each node kind declares its parameters (the dataclass fields), the typed edges it takes
-(`inputs`, name -> IMAGE or MASK) and the typed values it produces (`outputs`). An edge names the
+(`inputs`, name -> IMAGE, MASK or VIDEO) and the typed values it produces (`outputs`). An edge names the
 node and the output it comes from. Unset optional parameters (None, "" or -1) mean "the model's
 default" or "random"; the compiler fills them in. Nothing here imports torch.
 """
@@ -190,9 +190,95 @@ class LoadMask:
     artifact_id: str = ""
 
 
-NodeParams = Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | Canny | LoadImage | LoadMask
+@dataclass(frozen=True)
+class Img2Vid:
+    """Image to video with a Stable Video Diffusion model: one video per input image.
+
+    model:               catalogue id of an `svd` model; "" = the first one.
+    width, height:       frame size in pixels, multiples of 8; None = the model's. The image is resized to
+                         it (the plan notes when that changes its shape).
+    frames:              frames to make; None = the model's default.
+    fps:                 frames per second of the video; SVD is also conditioned on it. None = the model's.
+    motion_bucket_id:    how much motion, 1 (little) to 255 (a lot); SVD was trained around 127.
+    noise_aug_strength:  noise added to the image before conditioning: more looks less like the image
+                         and moves more.
+    decode_chunk_size:   frames the VAE decodes at once: fewer use less memory; None = all at once.
+    steps:               denoising steps; None = the model's default.
+    min_cfg_scale, cfg_scale:  guidance rises from min_cfg_scale on the first frame to cfg_scale on the
+                         last (SVD's min/max guidance); cfg_scale None = the model's.
+    seed:                -1 = random; video k uses seed + k.
+    """
+
+    kind: ClassVar[str] = "img2vid"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
+
+    model: str = ""
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    fps: int | None = None
+    motion_bucket_id: int = 127
+    noise_aug_strength: float = 0.02
+    decode_chunk_size: int | None = None
+    steps: int | None = None
+    min_cfg_scale: float = 1.0
+    cfg_scale: float | None = None
+    seed: int = -1
+
+
+@dataclass(frozen=True)
+class Txt2Vid(Sampling):
+    """Text to video with AnimateDiff: a motion adapter animates an SD1.5-family `model`.
+
+    motion_adapter:     catalogue id of an `animatediff` motion adapter; "" = the first one.
+    width, height:      frame size, multiples of 8; None = the model's.
+    frames, fps:        length and speed of the video; None = the motion adapter's defaults.
+    decode_chunk_size:  frames the VAE decodes at once; None = all at once.
+    batch_size is the number of videos (video k uses seed + k).
+    """
+
+    kind: ClassVar[str] = "txt2vid"
+    inputs: ClassVar[dict[str, str]] = {}
+    outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
+
+    motion_adapter: str = ""
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    fps: int | None = None
+    decode_chunk_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Interpolate:
+    """Raise a video's frame rate `factor` times (2 or 4) by making frames between each pair, with dense
+    optical flow (`method` "flow", no weights needed). The original frames are kept; n frames become
+    (n - 1) * factor + 1 and the fps is multiplied by `factor`, so the video lasts as long."""
+
+    kind: ClassVar[str] = "interpolate"
+    inputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
+    outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
+
+    factor: int = 2
+    method: str = "flow"
+
+
+@dataclass(frozen=True)
+class LoadVideo:
+    """A stored video (an upload or an earlier result), by artifact id."""
+
+    kind: ClassVar[str] = "load_video"
+    inputs: ClassVar[dict[str, str]] = {}
+    outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
+
+    artifact_id: str = ""
+
+
+NodeParams = (Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | Canny | LoadImage | LoadMask | Img2Vid | Txt2Vid
+              | Interpolate | LoadVideo)
 NODE_TYPES: dict[str, type] = {t.kind: t for t in (Txt2Img, Img2Img, Inpaint, Outpaint, Upscale, Canny, LoadImage,
-                                                   LoadMask)}
+                                                   LoadMask, Img2Vid, Txt2Vid, Interpolate, LoadVideo)}
 
 
 @dataclass(frozen=True)

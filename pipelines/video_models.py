@@ -170,13 +170,25 @@ def build_demo_animatediff(
             width, depth or number of input channels).
     """
     sd15_folder = pathlib.Path(sd15_folder)
-    unet_config = sd15_folder / "unet" / "config.json"
-    if not unet_config.is_file():
-        raise ValueError(f"{sd15_folder} holds no saved SD1.5 pipeline ({unet_config} is missing).")
+    if not (sd15_folder / "unet" / "config.json").is_file():
+        raise ValueError(f"{sd15_folder} holds no saved SD1.5 pipeline ({sd15_folder / 'unet' / 'config.json'} is "
+                         "missing).")
     adapter = motion_adapter if motion_adapter is not None else build_demo_motion_adapter(seed)
     base = StableDiffusionPipeline.from_pretrained(
         sd15_folder, local_files_only=True, safety_checker=None, requires_safety_checker=False
     )
+    return animatediff_from(base, adapter)
+
+
+def animatediff_from(base: StableDiffusionPipeline, adapter: MotionAdapter) -> AnimateDiffPipeline:
+    """An AnimateDiff pipeline sharing `base`'s tokenizer, text encoder and VAE, whose UNet becomes a
+    `UNetMotionModel` with `adapter`'s motion modules; the scheduler is DDIM on linear betas with
+    "linspace" spacing, the settings AnimateDiff's motion modules were trained with.
+
+    Raises:
+        `ValueError`: `base`'s UNet does not fit the adapter (another width, depth or number of input
+            channels), with what each has.
+    """
     unet, motion = base.unet.config, adapter.config
     fits = (
         tuple(unet.block_out_channels) == tuple(motion.block_out_channels)
@@ -185,8 +197,8 @@ def build_demo_animatediff(
     )
     if not fits:
         raise ValueError(
-            f"The UNet in {sd15_folder} (widths {tuple(unet.block_out_channels)}, {unet.layers_per_block} layers "
-            f"per block, {unet.in_channels} input channels) does not fit the motion adapter (widths "
+            f"The model's UNet (widths {tuple(unet.block_out_channels)}, {unet.layers_per_block} layers per block, "
+            f"{unet.in_channels} input channels) does not fit the motion adapter (widths "
             f"{tuple(motion.block_out_channels)}, {motion.motion_layers_per_block} layers per block); use a "
             "4-channel SD1.5 model of the adapter's widths."
         )

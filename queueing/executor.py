@@ -2,8 +2,8 @@
 
 `JobExecutor` is what the Huey task calls. It reads the plan from the job row, reports progress
 to the row (at most every `progress_interval` seconds), stops when the row says cancel, and writes
-each image as a PNG artifact carrying its recipe. Whatever happens, the job ends in exactly one
-terminal status.
+each image as a PNG and each video as an MP4 (with its first frame as a PNG poster), every file
+carrying its recipe. Whatever happens, the job ends in exactly one terminal status.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 
 from pipelines.errors import AtelierError, JobCancelled
 from pipelines.infotext import format_infotext
-from pipelines.plan import ExecutionPlan, LoadImageStep, canonical_json
+from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep, canonical_json
 from queueing import settlement
 from storage import jobs
 from storage.artifacts import encode_png, store_artifact
@@ -23,6 +23,7 @@ from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import Artifact
 from storage.uploads import decode_image
+from storage.video import MP4_MIME, encode_mp4, read_mp4
 
 logger = logging.getLogger(__name__)
 
@@ -94,12 +95,12 @@ class JobExecutor:
             nonlocal last_write
             now = time.monotonic()
             if now - last_write >= self.progress_interval or p.step == p.steps:
-                jobs.set_progress(job_id, step=p.step, steps=p.steps, node=p.node, nodes=p.nodes)
+                jobs.set_progress(job_id, step=p.step, steps=p.steps, node=p.node, nodes=p.nodes, phase=p.phase)
                 last_write = now
 
         try:
             result = self.runner.run(plan, load_image=self._load_image, on_progress=on_progress,
-                                     cancelled=lambda: jobs.cancel_requested(job_id))
+                                     cancelled=lambda: jobs.cancel_requested(job_id), load_video=self._load_video)
             outputs = self._store(job, plan, result)
         except JobCancelled as e:
             settlement.finish(job_id, "cancelled", error=e.message)
@@ -121,10 +122,16 @@ class JobExecutor:
         artifact = Artifact.get_by_id(artifact_id)
         return decode_image(self.blobs.get(artifact.blob_key))
 
+    def _load_video(self, artifact_id: str):
+        from pipelines.video_backend import Video        # imports torch, as the runner already has
+
+        frames, fps = read_mp4(self.blobs.get(Artifact.get_by_id(artifact_id).blob_key))
+        return Video(frames, fps)
+
     def _store(self, job, plan: ExecutionPlan, result) -> list[str]:
-        """Store every output as a PNG with its recipe and lineage; returns their ids in order."""
+        """Store every output (PNG or MP4) with its recipe and lineage; returns their ids in order."""
         recipe = plan.recipe()
-        stored = {(s.id, 0): s.artifact_id for s in plan.steps if isinstance(s, LoadImageStep)}
+        stored = {(s.id, 0): s.artifact_id for s in plan.steps if isinstance(s, (LoadImageStep, LoadVideoStep))}
         original = Artifact.get_or_none(Artifact.id == job.replay_of) if job.replay_of else None
         ids = []
         for output in result.outputs:
@@ -134,14 +141,28 @@ class JobExecutor:
                 "atelier": canonical_json({"plan": recipe, "plan_hash": plan.plan_hash, "step": step.id,
                                            "index": output.index, "environment": result.environment}),
             }
-            data = encode_png(output.image, texts)
             parents = tuple((stored[(step_id, index)], relation) for step_id, index, relation in output.parents)
             if original is not None and (original.step_id, original.output_index) == (step.id, output.index):
                 parents += ((original.id, "replay_of"),)
-            artifact = store_artifact(self.blobs, data, owner=job.owner, kind="image", mime="image/png",
-                                      suffix=".png", width=output.image.width, height=output.image.height,
-                                      job=job, plan_hash=plan.plan_hash, step_id=step.id,
-                                      output_index=output.index, seed=output.seed, parents=parents)
+            made = {"owner": job.owner, "job": job, "plan_hash": plan.plan_hash, "step_id": step.id,
+                    "output_index": output.index, "seed": output.seed}
+            if output.video is not None:
+                artifact = self._store_video(output.video, texts, made, parents)
+            else:
+                artifact = store_artifact(self.blobs, encode_png(output.image, texts), kind="image", mime="image/png",
+                                          suffix=".png", width=output.image.width, height=output.image.height,
+                                          parents=parents, **made)
             stored[(step.id, output.index)] = artifact.id
             ids.append(artifact.id)
         return ids
+
+    def _store_video(self, video, texts: dict[str, str], made: dict, parents) -> Artifact:
+        """The video as an MP4 artifact, and its first frame as a PNG poster (kind "poster", lineage
+        `poster_of` to the video) carrying the same texts."""
+        width, height = video.frames[0].size
+        artifact = store_artifact(self.blobs, encode_mp4(video.frames, video.fps, texts), kind="video", mime=MP4_MIME,
+                                  suffix=".mp4", width=width, height=height, frames=len(video.frames), fps=video.fps,
+                                  parents=parents, **made)
+        store_artifact(self.blobs, encode_png(video.frames[0], texts), kind="poster", mime="image/png", suffix=".png",
+                       width=width, height=height, parents=((artifact.id, "poster_of"),), **made)
+        return artifact

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from auth.policy import Policy
 from auth import credits
 from pipelines import image_ops
-from pipelines.compiler import Compiler, ImageFacts
+from pipelines.compiler import Compiler
+from pipelines.facts import InputFacts
 from pipelines.errors import AtelierError, NotFound
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import WorkflowSpec
@@ -23,8 +24,9 @@ from storage import jobs
 from storage.artifacts import find_artifact, lineage_of, recent_artifacts, recipe_of, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
-from storage.models import FINISHED, Artifact, Job, User
-from storage.uploads import UploadRejected, decode_image, inspect_upload
+from storage.models import FINISHED, Artifact, Job, Lineage, User
+from storage.uploads import UploadRejected, decode_image, inspect_upload, inspect_video_upload
+from storage.video import MP4_MIME, encode_gif, encode_webp, read_mp4
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +41,13 @@ def progress_of(job: Job) -> dict:
         fraction = (done_nodes + job.progress_step / job.progress_steps) / max(job.progress_nodes, 1)
     text = {"queued": "queued", "succeeded": "done", "failed": "failed", "cancelled": "cancelled"}.get(job.status)
     if text is None:
-        text = (f"step {job.progress_step} of {job.progress_steps}" if job.progress_steps else "starting")
+        counted = "decoding frame" if job.progress_phase == "frame" else "step"
+        text = (f"{counted} {job.progress_step} of {job.progress_steps}" if job.progress_steps else "starting")
         if job.progress_nodes > 1:
             text += f" (node {job.progress_node} of {job.progress_nodes})"
     return {"step": job.progress_step, "steps": job.progress_steps, "node": job.progress_node,
-            "nodes": job.progress_nodes, "fraction": round(fraction, 4), "text": text}
+            "nodes": job.progress_nodes, "phase": job.progress_phase or "step", "fraction": round(fraction, 4),
+            "text": text}
 
 
 def status_of(job: Job) -> dict:
@@ -81,18 +85,32 @@ class JobService:
         return store_artifact(self.blobs, data, owner=user, kind="upload", mime=mime, suffix=suffix, width=width,
                               height=height)
 
+    def upload_video(self, user: User, data: bytes, name: str = "The video") -> Artifact:
+        """Store an MP4 a person sent (kind "upload"), after checking it; raises AtelierError if it is not a
+        usable video. Sending the bytes of an existing artifact gives that artifact."""
+        limits = self.compiler.limits
+        try:
+            width, height, frames, fps = inspect_video_upload(data, limits.max_pixels, limits.max_frames, name)
+        except UploadRejected as e:
+            raise AtelierError(str(e), code="bad_video", field="video") from None
+        return store_artifact(self.blobs, data, owner=user, kind="upload", mime=MP4_MIME, suffix=".mp4",
+                              width=width, height=height, frames=frames, fps=fps)
+
     def describe(self, user: User):
-        """(artifact id, used as a mask?) -> ImageFacts, for the compiler; None for ids that are not
-        `user`'s images. Only masks are decoded (to see whether they are empty); sizes come from the row."""
-        def facts(artifact_id: str, as_mask: bool) -> ImageFacts | None:
+        """(artifact id, used as "image", "mask" or "video") -> InputFacts, for the compiler; None for ids
+        that are not `user`'s images (or videos). Only masks are decoded (to see whether they are empty);
+        sizes come from the row."""
+        def facts(artifact_id: str, use: str) -> InputFacts | None:
             artifact = find_artifact(user, artifact_id)
-            if artifact is None or not artifact.mime.startswith("image/"):
+            wanted = "video/" if use == "video" else "image/"
+            if artifact is None or not artifact.mime.startswith(wanted):
                 return None
             empty = False
-            if as_mask:
+            if use == "mask":
                 image = decode_image(self.blobs.get(artifact.blob_key))
                 empty = image_ops.is_empty(image_ops.to_mask(image, image.size)[0])
-            return ImageFacts(width=artifact.width, height=artifact.height, mask_empty=empty)
+            return InputFacts(width=artifact.width, height=artifact.height, mask_empty=empty,
+                              frames=artifact.frames, fps=artifact.fps)
         return facts
 
     def quote(self, user: User, spec: WorkflowSpec) -> ExecutionPlan:
@@ -101,7 +119,8 @@ class JobService:
         if self.policy is None:
             return self.compiler.compile(spec, describe=self.describe(user))
         tier = self.policy.tier(user)
-        return self.compiler.compile(spec, describe=self.describe(user), tier_max_side=tier.max_side, tier=tier.name)
+        return self.compiler.compile(spec, describe=self.describe(user), tier_max_side=tier.max_side, tier=tier.name,
+                                     tier_max_frames=tier.max_frames)
 
     def submit(self, user: User, spec: WorkflowSpec) -> Job:
         """Compile `spec` and queue it; raises InvalidRequest (or a role, rate or credit error) before
@@ -163,7 +182,7 @@ class JobService:
         last = None
         while True:
             job = self.job(user, job_id)
-            seen = (job.status, job.progress_node, job.progress_step)
+            seen = (job.status, job.progress_node, job.progress_phase, job.progress_step)
             if seen != last:
                 on_progress(job)
                 last = seen
@@ -190,10 +209,34 @@ class JobService:
     def artifact_info(self, user: User, artifact_id) -> dict:
         artifact = self.artifact(user, artifact_id)
         parents, children = lineage_of(artifact)
-        return {"artifact_id": artifact.id, "kind": artifact.kind, "mime": artifact.mime, "size": artifact.size,
+        info = {"artifact_id": artifact.id, "kind": artifact.kind, "mime": artifact.mime, "size": artifact.size,
                 "width": artifact.width, "height": artifact.height, "seed": artifact.seed,
                 "job_id": artifact.job_id, "plan_hash": artifact.plan_hash, "created_at": artifact.created_at,
                 "recipe": recipe_of(self.blobs, artifact), "parents": parents, "children": children}
+        if artifact.mime == MP4_MIME:
+            info["video"] = {"frames": artifact.frames, "fps": artifact.fps,
+                             "duration": round(artifact.frames / artifact.fps, 3) if artifact.fps else 0.0}
+            poster = self.poster(artifact)
+            info["poster_id"] = poster.id if poster is not None else ""
+        return info
+
+    def poster(self, video: Artifact) -> Artifact | None:
+        """The stored first frame of a video that was made here (None for uploaded videos)."""
+        edge = Lineage.get_or_none((Lineage.parent == video.id) & (Lineage.relation == "poster_of"))
+        return edge.child if edge is not None else None
+
+    def animation(self, user: User, artifact_id, fmt: str) -> bytes:
+        """One of `user`'s videos as a looping animation for sharing: fmt "gif" or "webp"."""
+        encoders = {"gif": encode_gif, "webp": encode_webp}
+        if fmt not in encoders:
+            raise AtelierError(f"format must be one of {sorted(encoders)}, got {fmt!r}.", code="bad_format",
+                               field="format")
+        artifact = self.artifact(user, artifact_id)
+        if artifact.mime != MP4_MIME:
+            raise AtelierError(f"Artifact {artifact_id} is {artifact.mime}, not a video; choose one of your videos.",
+                               code="not_a_video", field="artifact_id")
+        frames, fps = read_mp4(self.blobs.get(artifact.blob_key))
+        return encoders[fmt](frames, fps)
 
     def replay(self, user: User, artifact_id) -> Job:
         """Queue the plan that made `artifact_id` again, unchanged."""

@@ -26,8 +26,10 @@ def claim(job_id: str, worker: str) -> Job | None:
     return Job.get_by_id(job_id) if taken else None
 
 
-def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int) -> None:
-    (Job.update(progress_step=step, progress_steps=steps, progress_node=node, progress_nodes=nodes)
+def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int, phase: str = "") -> None:
+    """`phase`: what `step` of `steps` counts: "" for denoising steps, "frame" for decoded video frames."""
+    (Job.update(progress_step=step, progress_steps=steps, progress_node=node, progress_nodes=nodes,
+                progress_phase=phase)
      .where((Job.id == job_id) & (Job.status == "running")).execute())
 
 

@@ -107,6 +107,7 @@ class Job(BaseModel):
     progress_steps = IntegerField(default=0)
     progress_node = IntegerField(default=0)
     progress_nodes = IntegerField(default=0)
+    progress_phase = CharField(default="")   # what progress_step counts: "" (denoising steps) or "frame" (decoded)
     cancel_requested = BooleanField(default=False)
     error = TextField(default="")
     outputs = TextField(default="[]")        # artifact ids, as a JSON list, in plan order
@@ -129,7 +130,7 @@ class Artifact(BaseModel):
 
     id = CharField(primary_key=True, max_length=64)
     owner = ForeignKeyField(User, backref="artifacts", on_delete="CASCADE")
-    kind = CharField()                        # image, upload
+    kind = CharField()                        # image, video, poster (a video's first frame), upload
     mime = CharField()
     size = IntegerField()
     width = IntegerField(default=0)
@@ -140,12 +141,14 @@ class Artifact(BaseModel):
     step_id = CharField(default="")
     output_index = IntegerField(default=0)
     seed = IntegerField(null=True)
+    frames = IntegerField(default=0)          # videos: number of frames and frames per second
+    fps = DoubleField(default=0.0)
     created_at = DoubleField(default=time.time, index=True)
 
 
 class Lineage(BaseModel):
     """`child` was made from `parent`; `relation` says how (source, mask, control, upscale_of,
-    frames_of, replay_of)."""
+    frames_of, poster_of, replay_of)."""
 
     child = ForeignKeyField(Artifact, backref="parent_edges", on_delete="CASCADE")
     parent = ForeignKeyField(Artifact, backref="child_edges", on_delete="CASCADE")

@@ -1,8 +1,9 @@
-"""Checking images people send before anything is stored or decoded in full.
+"""Checking images and videos people send before anything is stored or decoded in full.
 
-Only PNG, JPEG and WebP are accepted. The size is read from the header first, so an image over the
-pixel limit (a decompression bomb included) is refused without being decoded; a truncated or damaged
-file is refused when decoding fails.
+Only PNG, JPEG and WebP images are accepted. The size is read from the header first, so an image over
+the pixel limit (a decompression bomb included) is refused without being decoded; a truncated or
+damaged file is refused when decoding fails. Videos must be MP4 files ffmpeg can read, within the pixel
+and frame limits.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import io
 import warnings
 
 import PIL.Image
+
+from storage.video import count_frames, video_info
 
 FORMATS = {"PNG": ("image/png", ".png"), "JPEG": ("image/jpeg", ".jpg"), "WEBP": ("image/webp", ".webp")}
 
@@ -44,6 +47,28 @@ def inspect_upload(data: bytes, max_pixels: int, name: str = "The file") -> tupl
             raise UploadRejected(f"{name} is damaged or truncated; send the image again.") from None
         mime, suffix = FORMATS[image.format]
     return mime, suffix, width, height
+
+
+def inspect_video_upload(data: bytes, max_pixels: int, max_frames: int,
+                         name: str = "The video") -> tuple[int, int, int, float]:
+    """Return (width, height, frames, fps) of an acceptable MP4 video, or raise UploadRejected."""
+    if data[4:8] != b"ftyp":
+        raise UploadRejected(f"{name} is not an MP4 file; send an MP4 video (H.264), e.g. one made here.")
+    try:
+        info = video_info(data)
+    except (OSError, RuntimeError, StopIteration, KeyError, TypeError):
+        raise UploadRejected(f"{name} is damaged or has no video stream ffmpeg can read; send the MP4 again.") \
+            from None
+    width, height = info["size"]
+    if width * height > max_pixels:
+        raise UploadRejected(f"{name} is {width}x{height} = {width * height:,} pixels per frame; the limit is "
+                             f"{max_pixels:,}. Make it smaller first.")
+    if width % 2 or height % 2:
+        raise UploadRejected(f"{name} is {width}x{height}; MP4 (H.264, yuv420p) needs an even width and height.")
+    frames = count_frames(data)
+    if not 1 <= frames <= max_frames:
+        raise UploadRejected(f"{name} has {frames} frames; a video may have 1 to {max_frames}. Cut it shorter first.")
+    return width, height, frames, float(info["fps"])
 
 
 def decode_image(data: bytes) -> PIL.Image.Image:

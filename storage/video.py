@@ -197,6 +197,14 @@ def _decode(data: bytes, max_frames: int | None = None) -> tuple[list[PIL.Image.
     return frames, info
 
 
+def count_frames(data: bytes) -> int:
+    """How many frames a video has (ffmpeg decodes it to nowhere; nothing is kept in memory)."""
+    with tempfile.TemporaryDirectory(prefix="atelier-mp4-") as folder:
+        path = pathlib.Path(folder, "in.mp4")
+        path.write_bytes(data)
+        return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+
+
 def read_mp4(data: bytes) -> tuple[list[PIL.Image.Image], float]:
     """(frames as RGB images, fps) of a video. ffmpeg reports fps to two decimals (23.976 reads 23.98)."""
     frames, info = _decode(data)

@@ -55,6 +55,31 @@ source = "demo"
 steps = 2
 
 [[model]]
+id = "demo-svd"
+family = "svd"
+source = "demo"
+width = 64
+height = 64
+frames = 8
+fps = 7
+steps = 2
+cfg_scale = 3.0
+
+[[model]]
+id = "demo-motion-adapter"
+family = "animatediff"
+base_family = "sd15"
+source = "demo"
+width = 64
+height = 64
+frames = 8
+fps = 8
+steps = 3
+cfg_scale = 7.5
+sampler = "ddim"
+schedule = "normal"
+
+[[model]]
 id = "demo-sdxl"
 family = "sdxl"
 source = "demo"
@@ -216,6 +241,7 @@ controlnet = 1.0
 [tier.free]
 monthly_credits = 20
 max_side = 512
+max_frames = 16
 priority = 0
 
 [tier.standard]

@@ -10,13 +10,13 @@ import pytest
 from storage import jobs
 from storage.blobs import LocalBlobStore, blob_key
 from storage.db import connect_database, migrate
-from storage.models import MODELS, Job, User
+from storage.models import MODELS, Artifact, Job, User
 from tests.conftest import need
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-MIGRATIONS = ["0001_initial", "0002_accounts"]
+MIGRATIONS = ["0001_initial", "0002_accounts", "0003_video"]
 
 
 def test_migrations_create_the_tables_once(tmp_path):
@@ -40,13 +40,14 @@ def test_accounts_migration_keeps_what_was_there(tmp_path):
         db.execute_sql("INSERT INTO artifact (id, owner_id, kind, mime, size, width, height, blob_key, plan_hash, "
                        "step_id, output_index, created_at) VALUES (?, 1, 'upload', 'image/png', 3, 1, 1, ?, '', '', "
                        "0, 2.0)", ("a" * 64, "a" * 64 + ".png"))
-    assert migrate(db) == ["0002_accounts"]
+    assert migrate(db) == ["0002_accounts", "0003_video"]
     with db.bind_ctx(MODELS):
         owner = User.get_by_id(1)
         assert (owner.role, owner.balance, owner.is_guest) == ("admin", 0.0, False)
         stranger = User.create(email="x@test", role="user")
         assert find_artifact(owner, "a" * 64) is not None
         assert find_artifact(stranger, "a" * 64) is None
+        assert (Artifact.get_by_id("a" * 64).frames, Artifact.get_by_id("a" * 64).fps) == (0, 0.0)   # 0003_video
 
 
 def test_migrate_command(tmp_path):
@@ -54,7 +55,7 @@ def test_migrate_command(tmp_path):
     out = subprocess.run([sys.executable, "-m", "storage.migrate"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "applied: 0001_initial, 0002_accounts" in out.stdout
+    assert "applied: " + ", ".join(MIGRATIONS) in out.stdout
     assert (tmp_path / "atelier.db").is_file()
 
 

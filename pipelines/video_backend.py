@@ -1,0 +1,114 @@
+"""VideoBackend: runs the steps that make videos, img2vid (Stable Video Diffusion) and txt2vid (AnimateDiff),
+on the image backend's device, model cache and lock.
+
+The diffusers pipeline denoises each video to latents; we then decode them `decode_chunk_size` frames
+at a time, the same chunks the pipeline itself would decode, so the frames are the pipeline's own while
+progress can report decoded frames and a cancel can stop between chunks. Video k comes from
+`step.seeds[k]` (and, for img2vid, from input image k).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import PIL.Image
+import torch
+
+from pipelines import image_ops
+from pipelines.loras import applied_embeddings, applied_loras
+from pipelines.plan import Img2VidStep, Txt2VidStep
+from pipelines.samplers import make_scheduler
+
+StepCallback = Callable[..., None]          # (i, n) for denoising steps, (i, n, "frame") for decoded frames
+
+
+@dataclass(frozen=True)
+class Video:
+    """Frames of one size, shown at `fps` frames per second."""
+
+    frames: list[PIL.Image.Image]
+    fps: float
+
+
+def _generator(seed: int) -> torch.Generator:
+    # As for images: CPU noise, so a seed means one video on every device.
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+class VideoBackend:
+    """Makes videos with the pipelines of `images.models`, holding `images.lock` so image and video work
+    never share a pipeline at once; LoRAs and embeddings are found as the image backend finds them."""
+
+    def __init__(self, images):
+        self.images = images
+        self.models = images.models
+
+    def img2vid(self, step: Img2VidStep, images: list[PIL.Image.Image], on_step: StepCallback) -> list[Video]:
+        """One video per input image; the image is resized to the video's size (the plan noted any change
+        of shape)."""
+        sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+        videos = []
+        with self.images.lock:
+            pipe = self.models.video(step.model)
+            for k, (image, seed) in enumerate(zip(sized, step.seeds)):
+                latents = pipe(image=image, width=step.width, height=step.height, num_frames=step.frames,
+                               num_inference_steps=step.steps, min_guidance_scale=step.min_cfg_scale,
+                               max_guidance_scale=step.cfg_scale, fps=round(step.fps),
+                               motion_bucket_id=step.motion_bucket_id, noise_aug_strength=step.noise_aug_strength,
+                               decode_chunk_size=step.decode_chunk_size, generator=_generator(seed),
+                               output_type="latent", callback_on_step_end=self._reporter(on_step, k, step)).frames
+                # SVD latents are (batch, frames, channels, h, w); its decoder wants the chunk's frame count.
+                chunks = [latents[:, i:i + step.decode_chunk_size]
+                          for i in range(0, step.frames, step.decode_chunk_size)]
+                decoded = self._decode(chunks, lambda c: pipe.decode_latents(c, c.shape[1], c.shape[1]),
+                                       on_step, k, step)
+                videos.append(Video(pipe.video_processor.postprocess_video(decoded, output_type="pil")[0], step.fps))
+        return videos
+
+    def txt2vid(self, step: Txt2VidStep, on_step: StepCallback) -> list[Video]:
+        """One video per seed, each from its own call, so video k is the same whatever the batch size."""
+        loras = [(self.images.extra_file("lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
+        embeddings = [(self.images.extra_file("embedding", name, sha256), name) for name, sha256 in step.embeddings]
+        videos = []
+        with self.images.lock:
+            pipe = self.models.animatediff(step.model, step.motion_adapter)
+            with applied_embeddings(pipe, embeddings), applied_loras(pipe, loras):
+                for k, seed in enumerate(step.seeds):
+                    scheduler, schedule_args = make_scheduler(dict(pipe.scheduler.config), step.sampler,
+                                                              step.schedule, step.steps, step.model.family, seed)
+                    pipe.scheduler = scheduler
+                    latents = pipe(prompt=step.prompt, negative_prompt=step.negative_prompt, num_frames=step.frames,
+                                   width=step.width, height=step.height, num_inference_steps=step.steps,
+                                   guidance_scale=step.cfg_scale, generator=[_generator(seed)],
+                                   decode_chunk_size=step.decode_chunk_size, output_type="latent",
+                                   callback_on_step_end=self._reporter(on_step, k, step), **schedule_args).frames
+                    # AnimateDiff latents are (batch, channels, frames, h, w).
+                    chunks = [latents[:, :, i:i + step.decode_chunk_size]
+                              for i in range(0, step.frames, step.decode_chunk_size)]
+                    decoded = self._decode(chunks, lambda c: pipe.decode_latents(c, c.shape[2]), on_step, k, step)
+                    videos.append(Video(pipe.video_processor.postprocess_video(decoded, output_type="pil")[0],
+                                        step.fps))
+        return videos
+
+    @staticmethod
+    def _reporter(on_step: StepCallback, video: int, step):
+        """A `callback_on_step_end` reporting denoising step i of all the step's videos' steps."""
+        total = step.steps * len(step.seeds)
+
+        def report(pipe, i, t, tensors):
+            on_step(video * step.steps + i + 1, total)
+            return tensors
+        return report
+
+    @staticmethod
+    @torch.no_grad()
+    def _decode(chunks: list[torch.Tensor], decode, on_step: StepCallback, video: int, step) -> torch.Tensor:
+        """Decode latent chunks in order, reporting decoded frames; the frames as (batch, channels, frames,
+        h, w) floats."""
+        total, done, decoded = step.frames * len(step.seeds), video * step.frames, []
+        on_step(done, total, "frame")
+        for chunk in chunks:
+            decoded.append(decode(chunk))
+            done += decoded[-1].shape[2]
+            on_step(done, total, "frame")
+        return torch.cat(decoded, dim=2)
