@@ -140,3 +140,70 @@ def test_an_odd_sized_image_is_resized_with_a_note(atelier, owner):
     assert any("37x23" in note and "64x64" in note for note in plan.notes)
     step = plan.steps[-1]
     assert (step.width, step.height) == (64, 64)
+
+
+def test_video_costs_credits_per_frame_and_the_tier_caps_frames(accounts_app, make_user):
+    service = accounts_app.service
+    user, _ = make_user(balance=50, tier="free")                 # TEST_TIERS: free makes up to 16 frames
+    assert service.quote(user, img2vid_spec(service, user, png(), frames=8)).credits == 8
+    assert service.quote(user, WorkflowSpec.single(Txt2Vid(prompt="x", frames=12, batch_size=2))).credits == 24
+    with pytest.raises(InvalidRequest, match="Your free tier makes videos of up to 16 frames"):
+        service.quote(user, img2vid_spec(service, user, png(), frames=24))
+    pro, _ = make_user(balance=50, tier="pro")
+    assert service.quote(pro, img2vid_spec(service, pro, png(), frames=24)).credits == 24
+
+
+def test_cancelling_a_running_video_releases_its_credits(accounts_app, make_user):
+    import time
+
+    from auth import credits
+    service = accounts_app.service
+    user, _ = make_user(balance=20)
+    job = service.submit(user, img2vid_spec(service, user, png(), frames=8, steps=150, seed=1))
+    assert credits.balance(user) == 12
+    deadline = time.monotonic() + 60
+    while service.job(user, job.id).progress_step < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    service.cancel(user, job.id)
+    done = service.wait(user, job.id, timeout=60)
+    assert done.status == "cancelled" and "step" in done.error
+    assert credits.balance(user) == 20
+    assert done.artifact_ids == []
+
+
+def test_a_cancel_while_decoding_stops_between_chunks(atelier, owner):
+    from pipelines.errors import JobCancelled
+    from pipelines.video_backend import Video
+    from storage.uploads import decode_image
+
+    service = atelier.service
+    plan = service.quote(owner, img2vid_spec(service, owner, png(), decode_chunk_size=2, seed=3))
+    seen = []
+
+    def load_image(artifact_id):
+        return decode_image(blob(service, artifact_id))
+
+    # Asked to stop once frame 4 was reported, it stops at the next check: after chunk 3, before chunk 4.
+    with pytest.raises(JobCancelled, match="Cancelled at decoded frame 6 of 8"):
+        atelier.runner.run(plan, load_image=load_image, on_progress=seen.append,
+                           cancelled=lambda: any(p.phase == "frame" and p.step >= 4 for p in seen))
+    assert [p.step for p in seen if p.phase == "frame"] == [0, 2, 4]
+    assert [p.step for p in seen if p.phase == ""] == [1, 2]
+    result = atelier.runner.run(plan, load_image=load_image)
+    assert isinstance(result.outputs[0].video, Video) and len(result.outputs[0].video.frames) == 8
+
+
+def test_uploaded_videos_are_checked(atelier, owner, svd_video):
+    from pipelines.errors import AtelierError
+    service = atelier.service
+    _, video_id = svd_video
+    assert service.upload_video(owner, blob(service, video_id)).id == video_id      # same bytes, same artifact
+    for data, message in [(png(), "not an MP4 file"), (b"\0\0\0\x18ftypisom" + b"\0" * 64, "damaged"),
+                          (b"", "not an MP4 file")]:
+        with pytest.raises(AtelierError, match=message):
+            service.upload_video(owner, data)
+    gif = service.animation(owner, video_id, "gif")
+    with PIL.Image.open(io.BytesIO(gif)) as animation:
+        assert (animation.format, animation.n_frames) == ("GIF", 8)
+    with pytest.raises(AtelierError, match="not a video"):
+        service.animation(owner, service.upload(owner, png()).id, "webp")
