@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent
-FAMILIES = ("sd15", "sdxl", "controlnet", "upscaler", "svd", "animatediff")
+FAMILIES = ("sd15", "sdxl", "controlnet", "upscaler", "svd", "animatediff", "interpolator")
 GENERATORS = ("sd15", "sdxl")        # families that make pictures; a ControlNet steers one of them
 SOURCE_KINDS = ("demo", "folder", "file", "hub")
 
@@ -18,7 +18,7 @@ class ModelEntry:
     """One checkpoint: where its weights come from and the defaults requests on it take."""
 
     id: str
-    family: Literal["sd15", "sdxl", "controlnet", "upscaler", "svd", "animatediff"]
+    family: Literal["sd15", "sdxl", "controlnet", "upscaler", "svd", "animatediff", "interpolator"]
     source: str                 # "demo", "folder:PATH", "file:PATH" or "hub:ORG/NAME"
     width: int = 512
     height: int = 512

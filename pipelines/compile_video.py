@@ -96,9 +96,10 @@ class VideoNodes:
         factor = check.integer("factor", p.factor, min(FACTORS), max(FACTORS))
         if factor is not None and factor not in FACTORS:
             check.fail("unknown_choice", "factor", f"factor must be one of {list(FACTORS)}, got {factor}.")
-        method = check.choice("method", p.method, INTERPOLATORS)
+        method = check.choice("method", p.method, self.interpolators())
         if check.problems:
             return None
+        model = self._ref(self.models[method]) if method not in INTERPOLATORS else None
         frames = (video.frames - 1) * factor + 1
         fps = video.fps * factor
         if frames > self.limits.max_frames:
@@ -110,9 +111,13 @@ class VideoNodes:
         if check.problems:
             return None
         step = InterpolateStep(id=node.id, inputs=(("video", node.link("video").node),), width=video.width,
-                               height=video.height, factor=factor, method=method, frames=frames, fps=fps,
-                               seeds=tuple(range(video.count)))
+                               height=video.height, factor=factor, method=method, model=model, frames=frames,
+                               fps=fps, seeds=tuple(range(video.count)))
         return step, Made(video.count, video.width, video.height, frames=frames, fps=fps)
+
+    def interpolators(self) -> tuple[str, ...]:
+        """Names the interpolate node's `method` takes: optical flow, then the catalogue's learned models."""
+        return INTERPOLATORS + tuple(m.id for m in self.models.values() if m.family == "interpolator")
 
     # -- shared ----------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from diffusers import (ControlNetModel, DiffusionPipeline, MotionAdapter, Stable
 from pipelines.control import ensure_demo_controlnet, ensure_demo_latent_upscaler, ensure_demo_upscaler
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
+from pipelines.learned_interpolation import FlowNet, ensure_demo_interpolator, load_interpolator
 from pipelines.plan import ModelRef
 from pipelines.video_models import animatediff_from, ensure_demo_motion_adapter, ensure_demo_svd
 
@@ -161,6 +162,23 @@ class ModelCache:
                                        code="adapter_mismatch", field="motion_adapter") from None
             return tasks[key]
 
+    def interpolator(self, model: ModelRef) -> FlowNet:
+        """The learned frame interpolator for `model` (a RIFE-family folder), loading it if needed."""
+        with self._lock:
+            if model.hash not in self._pipelines:
+                folder = self._folder(model, ensure_demo_interpolator, "method")
+                logger.info("model cache: loading interpolator %s (%s)", model.id, model.source)
+                try:
+                    net = load_interpolator(folder, self.device, self.dtype)
+                except (OSError, ValueError, KeyError, RuntimeError) as e:
+                    raise AtelierError(f"Could not load interpolator {model.id!r} from {model.source}: {e}",
+                                       code="model_load_failed", field="method") from e
+                self.loads += 1
+                self._pipelines[model.hash] = {"interpolate": net}
+                self._evict()
+            self._pipelines.move_to_end(model.hash)
+            return self._pipelines[model.hash]["interpolate"]
+
     def _folder(self, model: ModelRef, build_demo, field: str) -> pathlib.Path:
         """Where a demo or folder: model lives (the demo is built there the first time)."""
         kind = model.source.split(":", 1)[0]
@@ -168,7 +186,7 @@ class ModelCache:
             return build_demo(self.models_dir / "demo")
         if kind == "folder":
             return self._location(model)
-        raise AtelierError(f"{model.id!r}: video models load from demo or folder: sources only; download it "
+        raise AtelierError(f"{model.id!r}: video models and interpolators load from demo or folder: sources only; download it "
                            "into a folder and give source = \"folder:PATH\".", code="model_source", field=field)
 
     def _from_pretrained(self, cls, model: ModelRef, folder: pathlib.Path):

@@ -244,7 +244,8 @@ class InterpolateStep(VideoStep):
     lineage: ClassVar[dict[str, str]] = {"video": "frames_of"}
 
     factor: int
-    method: str
+    method: str                          # "flow", or the id of `model`
+    model: ModelRef | None = None        # a learned interpolator (RIFE family); None for optical flow
 
 
 STEP_TYPES: dict[str, type[Step]] = {t.kind: t for t in (LoadImageStep, Txt2ImgStep, Img2ImgStep, InpaintStep,

@@ -17,7 +17,6 @@ import PIL.Image
 
 from pipelines.backend import DiffusersBackend
 from pipelines.errors import JobCancelled
-from pipelines.interpolate import interpolate
 from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, Img2VidStep, InpaintStep,
                             InterpolateStep, LoadImageStep, LoadVideoStep, OutpaintStep, Step, Txt2ImgStep,
                             Txt2VidStep, UpscaleStep)
@@ -134,12 +133,7 @@ class Runner:
         if isinstance(step, Txt2VidStep):
             return video.txt2vid(step, on_step)
         if isinstance(step, InterpolateStep):
-            on_step(0, len(made[step.input("video")]))
-            results = []
-            for k, source in enumerate(made[step.input("video")]):
-                results.append(Video(interpolate(source.frames, step.factor), step.fps))
-                on_step(k + 1, len(made[step.input("video")]))
-            return results
+            return video.interpolate(step, made[step.input("video")], on_step)
         control = made[dict(step.inputs)["control"]] if "control" in dict(step.inputs) else ()
         if isinstance(step, Txt2ImgStep):
             return backend.txt2img(step, on_step, control)

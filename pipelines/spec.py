@@ -252,8 +252,9 @@ class Txt2Vid(Sampling):
 
 @dataclass(frozen=True)
 class Interpolate:
-    """Raise a video's frame rate `factor` times (2 or 4) by making frames between each pair, with dense
-    optical flow (`method` "flow", no weights needed). The original frames are kept; n frames become
+    """Raise a video's frame rate `factor` times (2 or 4) by making frames between each pair: `method`
+    "flow" uses dense optical flow (no weights needed); the id of an `interpolator` model from the
+    catalogue uses that learned model (RIFE family). The original frames are kept; n frames become
     (n - 1) * factor + 1 and the fps is multiplied by `factor`, so the video lasts as long."""
 
     kind: ClassVar[str] = "interpolate"

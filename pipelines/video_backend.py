@@ -15,8 +15,10 @@ import PIL.Image
 import torch
 
 from pipelines import image_ops
+from pipelines.interpolate import interpolate
+from pipelines.learned_interpolation import interpolate_learned
 from pipelines.loras import applied_embeddings, applied_loras
-from pipelines.plan import Img2VidStep, Txt2VidStep
+from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep
 from pipelines.samplers import make_scheduler
 
 StepCallback = Callable[..., None]          # (i, n) for denoising steps, (i, n, "frame") for decoded frames
@@ -89,6 +91,30 @@ class VideoBackend:
                     videos.append(Video(pipe.video_processor.postprocess_video(decoded, output_type="pil")[0],
                                         step.fps))
         return videos
+
+    def interpolate(self, step: InterpolateStep, videos: list[Video], on_step: StepCallback) -> list[Video]:
+        """Each video with `step.factor - 1` frames made between each pair, by optical flow or by the step's
+        learned model; progress counts the pairs done."""
+        total = sum(len(v.frames) - 1 for v in videos)
+        done = 0
+
+        def on_pair(i: int, n: int) -> None:
+            on_step(done + i, total)
+
+        results = []
+        on_step(0, total)
+        if step.model is None:
+            for video in videos:
+                results.append(Video(interpolate(video.frames, step.factor), step.fps))
+                done += len(video.frames) - 1
+                on_step(done, total)
+            return results
+        with self.images.lock:
+            net = self.models.interpolator(step.model)
+            for video in videos:
+                results.append(Video(interpolate_learned(net, video.frames, step.factor, on_pair), step.fps))
+                done += len(video.frames) - 1
+        return results
 
     @staticmethod
     def _reporter(on_step: StepCallback, video: int, step):

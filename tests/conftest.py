@@ -80,6 +80,11 @@ sampler = "ddim"
 schedule = "normal"
 
 [[model]]
+id = "demo-rife"
+family = "interpolator"
+source = "demo"
+
+[[model]]
 id = "demo-sdxl"
 family = "sdxl"
 source = "demo"

@@ -207,3 +207,19 @@ def test_uploaded_videos_are_checked(atelier, owner, svd_video):
         assert (animation.format, animation.n_frames) == ("GIF", 8)
     with pytest.raises(AtelierError, match="not a video"):
         service.animation(owner, service.upload(owner, png()).id, "webp")
+
+
+def test_a_learned_interpolator_from_the_catalogue_makes_the_frames(atelier, owner, svd_video):
+    _, video_id = svd_video
+    spec = WorkflowSpec(nodes=(Node("video", LoadVideo(artifact_id=video_id)),
+                               Node("1", Interpolate(factor=4, method="demo-rife"), (("video", Link("video", "video")),))))
+    job = run(atelier.service, owner, spec)
+    assert job.status == "succeeded", job.error
+    frames, fps = read_mp4(blob(atelier.service, job.artifact_ids[0]))
+    assert (len(frames), fps) == (4 * 7 + 1, 28.0)
+    step = json.loads(job.plan)["steps"][-1]
+    assert (step["method"], step["model"]["id"]) == ("demo-rife", "demo-rife")
+    assert "Frame interpolation: demo-rife x4" in mp4_metadata(blob(atelier.service, job.artifact_ids[0]))["parameters"]
+    with pytest.raises(InvalidRequest, match=r"method must be one of \['demo-rife', 'flow'\]"):
+        atelier.service.quote(owner, WorkflowSpec(nodes=(spec.nodes[0], Node("1", Interpolate(method="not-there"),
+                                                                             (("video", Link("video", "video")),)))))
