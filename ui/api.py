@@ -10,21 +10,27 @@ job_id, artifact_ids, seeds, plan_hash and credits.
 from __future__ import annotations
 
 import inspect
+import os
 import typing
 
 import gradio as gr
 
-from pipelines.spec import Img2Img, Inpaint, Outpaint, Txt2Img, Upscale, WorkflowSpec
-from ui.common import (UIContext, control, editing_spec, replay_and_wait, sampling, user_errors, wait_for_result,
-                       whole, with_hires_fix)
+from pipelines.spec import Img2Img, Img2Vid, Inpaint, Interpolate, Outpaint, Txt2Img, Txt2Vid, Upscale, WorkflowSpec
+from ui.common import (UIContext, control, editing_spec, export_animation, replay_and_wait, sampling, user_errors,
+                       video_spec, wait_for_result, wait_for_video, whole, with_hires_fix)
 from ui.controls import read_image
 
 ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
+VideoFile = typing.NewType("VideoFile", str)      # a parameter that takes an uploaded video file (MP4)
 SKIPPED = {"request", "progress"}
 
 
 def read_file(path: str | None, name: str) -> bytes:
     return read_image(path, f"the {name}", "pass it with handle_file(path)")
+
+
+def read_video(path: str) -> bytes:
+    return read_image(path, "the video", "pass it with handle_file(path), or give artifact_id")
 
 
 def build(ctx: UIContext) -> None:
@@ -120,6 +126,59 @@ def build(ctx: UIContext) -> None:
         return wait_for_result(service, user, service.submit(user, spec).id, progress)
 
     @user_errors
+    def img2vid(image: ImageFile, frames: int | None = None, fps: int | None = None, motion_bucket_id: int = 127,
+                noise_aug_strength: float = 0.02, decode_chunk_size: int | None = None, seed: int = -1,
+                model: str = "", width: int | None = None, height: int | None = None, steps: int | None = None,
+                cfg_scale: float | None = None, min_cfg_scale: float = 1.0, request: gr.Request = None,
+                progress=gr.Progress()):
+        """Image to video with a Stable Video Diffusion model; returns the MP4. Omitted parameters take the
+        model's defaults; an image of another shape is resized to the video size (info["notes"] says so).
+        motion_bucket_id: 1 (little motion) to 255. Lineage: source."""
+        user = caller(request)
+        params = Img2Vid(model=model or "", width=whole(width), height=whole(height), frames=whole(frames),
+                         fps=whole(fps), motion_bucket_id=whole(motion_bucket_id),
+                         noise_aug_strength=noise_aug_strength, decode_chunk_size=whole(decode_chunk_size),
+                         steps=whole(steps), cfg_scale=cfg_scale, min_cfg_scale=min_cfg_scale,
+                         seed=-1 if seed is None else whole(seed))
+        spec = editing_spec(service, user, params, read_file(image, "image"))
+        return wait_for_video(service, user, service.submit(user, spec).id, progress)
+
+    @user_errors
+    def txt2vid(prompt: str, negative_prompt: str = "", frames: int | None = None, fps: int | None = None,
+                steps: int | None = None, cfg_scale: float | None = None, seed: int = -1, model: str = "",
+                motion_adapter: str = "", width: int | None = None, height: int | None = None, sampler: str = "",
+                schedule: str = "", style: str = "", decode_chunk_size: int | None = None,
+                request: gr.Request = None, progress=gr.Progress()):
+        """Text to video with AnimateDiff: a motion adapter animates an SD1.5-family model; returns the MP4.
+        Omitted parameters take the motion adapter's and the model's defaults."""
+        user = caller(request)
+        params = Txt2Vid(motion_adapter=motion_adapter or "", width=whole(width), height=whole(height),
+                         frames=whole(frames), fps=whole(fps), decode_chunk_size=whole(decode_chunk_size),
+                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed, 1,
+                                    style))
+        return wait_for_video(service, user, service.submit(user, WorkflowSpec.single(params)).id, progress)
+
+    @user_errors
+    def interpolate(video: VideoFile | None = None, factor: int = 2, artifact_id: str = "",
+                    request: gr.Request = None, progress=gr.Progress()):
+        """Raise a video's frame rate `factor` (2 or 4) times with optical flow: n frames become
+        (n - 1) * factor + 1, the originals kept. The video is an uploaded MP4 or, when none is sent,
+        `artifact_id`, one of your videos. Lineage: frames_of."""
+        user = caller(request)
+        data = read_video(video) if video else None
+        spec = video_spec(service, user, Interpolate(factor=whole(factor)), data, (artifact_id or "").strip())
+        return wait_for_video(service, user, service.submit(user, spec).id, progress)
+
+    @user_errors
+    def export_video(artifact_id: str, format: str = "gif", request: gr.Request = None):
+        """One of your videos as a looping animated GIF or WebP (`format`), for sharing."""
+        user, artifact_id = caller(request), (artifact_id or "").strip()
+        path = export_animation(service, user, artifact_id, format)
+        video = service.artifact(user, artifact_id)
+        return path, {"artifact_id": video.id, "format": path.rsplit(".", 1)[-1], "frames": video.frames,
+                      "fps": video.fps, "size": os.path.getsize(path)}
+
+    @user_errors
     def submit(spec: str, request: gr.Request = None) -> dict:
         """Queue a WorkflowSpec (JSON text) and return {"job_id"} at once."""
         job = service.submit(caller(request), WorkflowSpec.from_json(spec))
@@ -178,6 +237,8 @@ def build(ctx: UIContext) -> None:
             expose(generate, [files, info])
         for query in (submit, quote, job_status, cancel_job, jobs, account):
             expose(query, [info])
+        for video_maker in (img2vid, txt2vid, interpolate, export_video):
+            expose(video_maker, [file, info])
         expose(artifact_info, [file, info])
         expose(replay, [file, info])
 
@@ -186,7 +247,7 @@ def _hidden_input(parameter: inspect.Parameter):
     """A hidden component whose initial value is the parameter's default (so the API's default)."""
     default = None if parameter.default is inspect.Parameter.empty else parameter.default
     annotation = parameter.annotation
-    if annotation in ("ImageFile", ImageFile, "ImageFile | None"):
+    if annotation in ("ImageFile", ImageFile, "ImageFile | None", "VideoFile", VideoFile, "VideoFile | None"):
         return gr.File(label=parameter.name)
     if annotation == "bool":
         return gr.Checkbox(value=default, label=parameter.name)

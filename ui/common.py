@@ -6,6 +6,9 @@ import functools
 import inspect
 import json
 import logging
+import os
+import pathlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +18,7 @@ from auth import AccountService
 from configs import ModelEntry, Style
 from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
-from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, Node, Sampling, Txt2Img, Upscale,
+from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Txt2Img, Upscale,
                             WorkflowSpec)
 from queueing.service import JobService, progress_of
 from storage.models import Job, User
@@ -34,7 +37,7 @@ class UIContext:
     current_user:  the User making a request.
     account:       the caller's account: balance, keys, share links, buying credits, admin actions.
     public_url:    the site's address for links that leave the page ("" = the request's own).
-    max_side, max_steps, max_batch_size, max_cfg_scale: bounds for the sliders.
+    max_side, max_steps, max_batch_size, max_cfg_scale, max_frames, max_fps: bounds for the sliders.
     """
 
     service: JobService
@@ -51,6 +54,8 @@ class UIContext:
     max_steps: int = 150
     max_batch_size: int = 8
     max_cfg_scale: float = 30.0
+    max_frames: int = 128
+    max_fps: int = 60
 
     @property
     def default_model(self) -> ModelEntry:
@@ -67,6 +72,10 @@ class UIContext:
         if self.account is not None:
             self.account.check_api_call(user)
         return user
+
+    def family(self, *families: str) -> list[ModelEntry]:
+        """The catalogue's models of these families, in catalogue order."""
+        return [m for m in self.models if m.family in families]
 
     def model(self, model_id: str) -> ModelEntry:
         return next((m for m in self.models if m.id == model_id), self.default_model)
@@ -151,6 +160,28 @@ def editing_spec(service: JobService, user: User, params, image: bytes | None = 
     return WorkflowSpec(nodes=tuple(nodes))
 
 
+def is_video(artifact) -> bool:
+    return artifact.mime.startswith("video/")
+
+
+def video_spec(service: JobService, user: User, params, video: bytes | None = None,
+               artifact_id: str = "") -> WorkflowSpec:
+    """The spec that loads a video into one `params` node (an Interpolate): `video` bytes, stored as an
+    upload, or else `artifact_id`, one of the user's videos. Another user's id, or an unknown one, is
+    "not found"; an image's id gets a message saying a video is needed."""
+    if video is not None:
+        artifact_id = service.upload_video(user, video, "The video").id
+    elif not artifact_id:
+        raise gr.Error("Give a video first: upload an MP4, or pass the artifact_id of one of your videos.")
+    else:
+        artifact = service.artifact(user, artifact_id)
+        if not is_video(artifact):
+            raise gr.Error(f"Artifact {artifact_id[:16]}… is {artifact.kind} ({artifact.mime}), not a video; "
+                           "interpolation takes a video.")
+    nodes = (Node("video", LoadVideo(artifact_id=artifact_id)), Node("1", params, (("video", Link("video", "video")),)))
+    return WorkflowSpec(nodes=nodes)
+
+
 def with_hires_fix(spec: WorkflowSpec, scale: float, upscaler: str, strength: float, steps) -> WorkflowSpec:
     """AUTOMATIC1111's hires fix: the spec's last (txt2img) node, upscaled by `scale` with `upscaler`,
     then repainted by img2img at `strength` with the same prompt, seed and sampler."""
@@ -201,6 +232,53 @@ def wait_for_result(service: JobService, user: User, job_id: str,
     return job_result(service, user, job)
 
 
+def video_result(service: JobService, user: User, job: Job) -> tuple[str, dict]:
+    """The finished job's video (the stored MP4 itself) and its info: `job_result`'s, plus the video's
+    `artifact_id`, `frames`, `fps`, `width` and `height`."""
+    _, info = job_result(service, user, job)
+    videos = [a for a in (service.artifact(user, i) for i in job.artifact_ids) if is_video(a)]
+    if not videos:
+        raise gr.Error("The job finished without a video; the server log has details.")
+    video = videos[-1]
+    info.update(artifact_id=video.id, frames=video.frames, fps=video.fps, width=video.width, height=video.height)
+    return service.artifact_path(video), info
+
+
+def wait_for_video(service: JobService, user: User, job_id: str, progress: gr.Progress) -> tuple[str, dict]:
+    """Wait for a video job, showing its progress (denoising steps, then decoded frames), and return the
+    video and its info (or raise its error)."""
+    job = finished_or_raise(service.wait(user, job_id, on_progress=report_progress(progress)))
+    return video_result(service, user, job)
+
+
+ANIMATION_FORMATS = ("gif", "webp")
+
+
+def export_animation(service: JobService, user: User, artifact_id: str, fmt: str) -> str:
+    """A looping GIF or WebP of one of the user's videos, written to a temporary file; its path.
+
+    The file is named by the video's id (content hash) and format, so exporting the same video again
+    rewrites the same file rather than leaving another one behind."""
+    fmt = (fmt or "").lower().lstrip(".")
+    if fmt not in ANIMATION_FORMATS:
+        raise gr.Error(f"Unknown format {fmt!r}: use \"gif\" or \"webp\".")
+    if not artifact_id:
+        raise gr.Error("Give the artifact_id of one of your videos (the info of /img2vid, /txt2vid or "
+                       "/interpolate has it).")
+    artifact = service.artifact(user, artifact_id)
+    if not is_video(artifact):
+        raise gr.Error(f"Artifact {artifact_id[:16]}… is {artifact.kind}, not a video; only videos export "
+                       "as animations.")
+    data = service.animation(user, artifact.id, fmt)
+    folder = pathlib.Path(tempfile.gettempdir(), "atelier-animations")
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{artifact.id[:16]}.{fmt}"
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=f".{fmt}", delete=False) as f:
+        f.write(data)
+    os.replace(f.name, path)       # atomic: a concurrent export of the same video never reads half a file
+    return str(path)
+
+
 def replay_and_wait(service: JobService, user: User, artifact_id: str, progress: gr.Progress) -> tuple[str, dict]:
     """Make `artifact_id` again; returns the new file and {"artifact_id", "original_id", "identical", "job_id"}."""
     job = service.replay(user, artifact_id)
@@ -210,13 +288,15 @@ def replay_and_wait(service: JobService, user: User, artifact_id: str, progress:
 
 
 SETTINGS_SHOWN = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
-                  "style", "strength", "scale", "upscaler")
+                  "style", "strength", "scale", "upscaler", "frames", "fps", "motion_bucket_id", "noise_aug_strength",
+                  "factor")
 
 
 def settings_of(job: Job) -> dict:
     """The resolved settings of the job's last step (what a person set, or the defaults it got)."""
     step = json.loads(job.plan)["steps"][-1]
     shown = {"kind": step["kind"], **{k: step[k] for k in SETTINGS_SHOWN if k in step}}
-    if step.get("model"):
-        shown["model"] = step["model"]["id"]
+    for name in ("model", "motion_adapter"):
+        if step.get(name):
+            shown[name] = step[name]["id"]
     return shown

@@ -19,15 +19,34 @@ PRICING_PROMPT = "a picture"
 def info_markdown(info: dict) -> str:
     s = info.get("settings", {})
     seeds = ", ".join(str(x) for x in info.get("seeds", []) if x is not None) or "—"
-    if "model" in s:
+    if s.get("frames"):
+        made = video_line(s)
+    elif "model" in s:
         made = (f"**Model:** {s.get('model')} · {s.get('width')}×{s.get('height')} · {s.get('steps')} steps · "
                 f"CFG {s.get('cfg_scale')} · {s.get('sampler')} / {s.get('schedule')}")
     else:
         made = f"**{s.get('kind', '').title()}:** {s.get('upscaler')} ×{s.get('scale')} → {s.get('width')}×{s.get('height')}"
     notes = "".join(f"  \n**Note:** {note}" for note in info.get("notes", []))
-    return (f"**Seeds:** {seeds}  \n{made}  \n"
+    seeds_line = "" if s.get("kind") == "interpolate" else f"**Seeds:** {seeds}  \n"     # no noise involved
+    return (f"{seeds_line}{made}  \n"
             f"**Job:** `{info.get('job_id')}` · {info.get('seconds')} s · plan `{info.get('plan_hash', '')[:12]}`"
             f"{notes}")
+
+
+def video_line(s: dict) -> str:
+    """One line saying how a video was made, from `settings_of`."""
+    kind = {"img2vid": "Image to video", "txt2vid": "Text to video", "interpolate": "Interpolated"}.get(
+        s.get("kind"), s.get("kind", ""))
+    parts = [f"{s.get('width')}×{s.get('height')}", f"{s.get('frames')} frames at {s.get('fps'):g} fps"]
+    if s.get("model"):
+        parts.insert(0, s["model"] + (f" + {s['motion_adapter']}" if s.get("motion_adapter") else ""))
+    if s.get("steps"):
+        parts.append(f"{s['steps']} steps · CFG {s.get('cfg_scale'):g}")
+    if s.get("motion_bucket_id") is not None:
+        parts.append(f"motion {s['motion_bucket_id']} · noise {s.get('noise_aug_strength'):g}")
+    if s.get("factor"):
+        parts.append(f"×{s['factor']}")
+    return f"**{kind}:** " + " · ".join(parts)
 
 
 def action_buttons(label: str, prefix: str) -> tuple[gr.Button, gr.Button]:
@@ -102,10 +121,12 @@ def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
     return gallery, summary, info
 
 
-def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button, inputs: list, make_spec, gallery: gr.Gallery,
-         summary: gr.Markdown, info: gr.JSON) -> gr.events.Dependency:
-    """Run `make_spec(user, *inputs)` as a job when `generate` is clicked; `cancel` stops it at its next step.
-    Returns the click event, so callers can chain on it (`.then`)."""
+def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button], inputs: list, make_spec,
+         gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=wait_for_result) -> gr.events.Dependency:
+    """Run `make_spec(user, *inputs)` as a job when `generate` is clicked; `cancel` (one button or several)
+    stops it at its next step. `result(service, user, job_id, progress)` waits for the job and returns
+    (what `gallery` shows, info): the files for a gallery (the default), one video for a player
+    (`ui.common.wait_for_video`). Returns the click event, so callers can chain on it (`.then`)."""
     service = ctx.service
     job_id = gr.State("")
 
@@ -115,8 +136,8 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button, inputs: list, m
         user = ctx.current_user(request)
         job = service.submit(user, make_spec(user, *values))
         yield job.id, gr.update(), f"Queued job `{job.id}`…", gr.update()
-        files, details = wait_for_result(service, user, job.id, progress)
-        yield "", files, info_markdown(details), details
+        shown, details = result(service, user, job.id, progress)
+        yield "", shown, info_markdown(details), details
 
     @user_errors
     def stop(current: str, request: gr.Request = None):
@@ -126,5 +147,6 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button, inputs: list, m
 
     event = generate.click(run, inputs, [job_id, gallery, summary, info], api_visibility="private",
                            concurrency_limit=None)
-    cancel.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)
+    for button in cancel if isinstance(cancel, list) else [cancel]:
+        button.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)
     return event
