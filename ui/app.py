@@ -4,7 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import (account_tab, admin_tab, advanced_tab, api, gallery_tab, img2img_tab, inpaint_tab, outpaint_tab,
-                simple_tab, upscale_tab)
+                simple_tab, upscale_tab, video_tab)
 from ui.common import UIContext
 
 
@@ -27,10 +27,12 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
                 outpaint = outpaint_tab.build(ctx)
             with gr.Tab("Upscale", id="upscale"):
                 upscale = upscale_tab.build(ctx)
+            with gr.Tab("Video", id="video") as video_page:
+                video = video_tab.build(ctx, price_on=(video_page.select,))
             with gr.Tab("Gallery", id="gallery") as gallery_page:
                 send_to = {"img2img": ("img2img", img2img["image"]), "inpaint": ("inpaint", inpaint["image"]),
                            "outpaint": ("outpaint", outpaint["image"]), "upscale": ("upscale", upscale["image"])}
-                gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to)
+                gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to, video=("video", video))
             if ctx.account is not None:
                 with gr.Tab("Account", id="account") as account_page:
                     account = account_tab.build(ctx)

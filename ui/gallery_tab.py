@@ -1,25 +1,29 @@
-"""The Gallery tab: past artifacts newest first. Select one to see its recipe and lineage (and walk
-to its parents and children), replay it, copy its settings into the Advanced tab, or send it to an
-editing tab."""
+"""The Gallery tab: past artifacts newest first (a video shows as its poster). Select one to see its
+recipe and lineage (and walk to its parents and children), replay it, copy its settings into the
+Advanced tab, or send it to an editing tab or the Video tab."""
 from __future__ import annotations
 
 import gradio as gr
 
-from ui.common import UIContext, replay_and_wait, user_errors
+from storage.artifacts import find_artifact, lineage_of
+from ui.common import UIContext, is_video, replay_and_wait, user_errors
+from ui.generate import video_line
 
 
-def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, send_to: dict) -> dict:
-    """`send_to`: button label -> (tab id, image component) for the "Send to" buttons."""
+def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, send_to: dict,
+          video: tuple[str, dict] | None = None) -> dict:
+    """`send_to`: button label -> (tab id, image component) for the "Send to" buttons; `video`: (tab id,
+    the Video tab's handles) for "Send to video"."""
     service = ctx.service
     shown = gr.State([])            # artifact ids in gallery order
     selected = gr.State("")
     with gr.Row():
         with gr.Column(scale=3):
             refresh = gr.Button("Refresh", size="sm", elem_id="gallery-refresh")
-            gallery = gr.Gallery(label="Your images", columns=4, height=520, format="png", allow_preview=False,
-                                 elem_id="gallery-grid")
+            gallery = gr.Gallery(label="Your images and videos", columns=4, height=520, format="png",
+                                 allow_preview=False, elem_id="gallery-grid")
         with gr.Column(scale=2):
-            heading = gr.Markdown("Select an image to see how it was made.", elem_id="gallery-heading")
+            heading = gr.Markdown("Select an image or a video to see how it was made.", elem_id="gallery-heading")
             related = gr.Dropdown([], label="Made from / used by (walk the lineage)", elem_id="gallery-related")
             with gr.Row():
                 replay = gr.Button("Replay", elem_id="gallery-replay")
@@ -27,6 +31,7 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
             with gr.Row():
                 send_buttons = {label: gr.Button(f"Send to {label}", size="sm",
                                                  elem_id=f"gallery-send-{label.lower()}") for label in send_to}
+                send_video = gr.Button("Send to video", size="sm", elem_id="gallery-send-video") if video else None
             replay_result = gr.Markdown(elem_id="gallery-replay-result")
             replay_file = gr.File(label="Replayed file", visible=False)
             recipe = gr.JSON(label="Recipe and lineage", elem_id="gallery-recipe")
@@ -35,17 +40,32 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
     def load(request: gr.Request = None):
         user = ctx.current_user(request)
         artifacts = service.recent_artifacts(user)
-        items = [(service.artifact_path(a), f"seed {a.seed}" if a.seed is not None else a.kind) for a in artifacts]
-        return items, [a.id for a in artifacts]
+        return [thumbnail(user, a) for a in artifacts], [a.id for a in artifacts]
+
+    def thumbnail(user, artifact) -> tuple[str, str]:
+        """(file, caption) for the grid: a video shows as its poster (its first frame) where it has one."""
+        if not is_video(artifact):
+            caption = f"seed {artifact.seed}" if artifact.seed is not None else artifact.kind
+            return service.artifact_path(artifact), caption
+        posters = [e["artifact_id"] for e in lineage_of(artifact)[1] if e["relation"] == "poster_of"]
+        poster = find_artifact(user, posters[0]) if posters else None
+        path = service.artifact_path(poster or artifact)
+        return path, f"video · {artifact.frames} frames"
 
     def show(artifact_id: str, request: gr.Request):
         info = service.artifact_info(ctx.current_user(request), artifact_id)
         text = (f"**{info['kind']}** `{artifact_id[:16]}…` · {info['width']}×{info['height']} · "
-                f"{info['size']:,} bytes · seed {info['seed']}")
+                f"{info['size']:,} bytes" + (f" · seed {info['seed']}" if info["seed"] is not None else ""))
         plan = info["recipe"].get("plan")
-        if plan and "prompt" in (step := next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])):
+        step = next((s for s in plan["steps"] if s["id"] == info["recipe"].get("step")), {}) if plan else {}
+        if "prompt" in step:
             text += (f"  \n**Prompt:** {step['prompt']}  \n**Model:** {step['model']['id']} · {step['steps']} steps"
                      f" · CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}")
+        if "frames" in step:
+            text += "  \n" + video_line({**step, **{k: step[k]["id"] for k in ("model", "motion_adapter")
+                                                    if isinstance(step.get(k), dict)}})
+        elif info.get("video"):
+            text += f"  \n**Video:** {info['video'].get('frames')} frames at {info['video'].get('fps'):g} fps"
         links = [(f"{e['relation']} ← {e['artifact_id'][:12]}…", e["artifact_id"]) for e in info["parents"]]
         links += [(f"{e['relation']} → {e['artifact_id'][:12]}…", e["artifact_id"]) for e in info["children"]]
         return (artifact_id, text, info, "", gr.update(visible=False),
@@ -96,9 +116,29 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         def send(artifact_id: str, request: gr.Request = None):
             if not artifact_id:
                 raise gr.Error("Select an image first.")
-            user = ctx.current_user(request)
-            return service.artifact_path(service.artifact(user, artifact_id)), gr.Tabs(selected=tab_id)
+            artifact = service.artifact(ctx.current_user(request), artifact_id)
+            if is_video(artifact):
+                raise gr.Error("That is a video; the editing tabs take an image. Send it to video to interpolate "
+                               "it or download it as a GIF.")
+            return service.artifact_path(artifact), gr.Tabs(selected=tab_id)
         return send
+
+    @user_errors
+    def to_video(artifact_id: str, request: gr.Request = None):
+        """An image goes to Image to video; a video (img2vid takes an image) goes to the player, ready to
+        interpolate or download."""
+        if not artifact_id:
+            raise gr.Error("Select an image or a video first.")
+        artifact = service.artifact(ctx.current_user(request), artifact_id)
+        path, switch = service.artifact_path(artifact), gr.Tabs(selected=video[0])
+        if not is_video(artifact):
+            return path, gr.update(), gr.update(), gr.update(), gr.Tabs(selected=video[1]["image_section"]), switch
+        gr.Info("Image to video takes an image, so the video went to the player: interpolate it or download it.")
+        details = {"artifact_id": artifact.id, "frames": artifact.frames, "fps": artifact.fps,
+                   "width": artifact.width, "height": artifact.height}
+        summary = (f"**Video** `{artifact.id[:16]}…` from the Gallery · {artifact.width}×{artifact.height} · "
+                   f"{artifact.frames} frames at {artifact.fps:g} fps")
+        return gr.update(), path, summary, details, gr.update(), switch
 
     shown_outputs = [selected, heading, recipe, replay_result, replay_file, related]
     refresh.click(load, None, [gallery, shown], api_visibility="private")
@@ -109,4 +149,8 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
     reuse.click(use_settings, [selected], [*advanced.values(), tabs], api_visibility="private")
     for label, (tab_id, target) in send_to.items():
         send_buttons[label].click(sender(tab_id), [selected], [target, tabs], api_visibility="private")
+    if video:
+        v = video[1]
+        send_video.click(to_video, [selected], [v["image"], v["player"], v["summary"], v["info"], v["sections"], tabs],
+                         api_visibility="private")
     return {"gallery": gallery, "load": load, "outputs": [gallery, shown]}

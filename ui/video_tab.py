@@ -1,0 +1,201 @@
+"""The Video tab: image to video (Stable Video Diffusion) and text to video (AnimateDiff), each with
+Generate, Cancel and a price; the result plays beside them, and can be interpolated to a higher frame
+rate or downloaded as a looping GIF or WebP."""
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.spec import Img2Vid, Interpolate, Txt2Vid, WorkflowSpec
+from ui.common import (UIContext, editing_spec, export_animation, sampling, user_errors, video_spec, wait_for_video,
+                       whole)
+from ui.controls import read_image
+from pipelines.errors import AtelierError
+from ui.generate import price_text, priced_action_buttons, wire, wire_price
+
+QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
+
+
+def _first(ctx: UIContext, *families: str):
+    models = ctx.family(*families)
+    return models[0] if models else None
+
+
+def _length_controls(ctx: UIContext, prefix: str, model) -> tuple[gr.Slider, gr.Slider]:
+    frames = gr.Slider(2, ctx.max_frames, value=model.frames if model else 16, step=1, label="Frames",
+                       elem_id=f"{prefix}-frames")
+    fps = gr.Slider(1, ctx.max_fps, value=model.fps if model else 8, step=1, label="Frames per second",
+                    elem_id=f"{prefix}-fps")
+    return frames, fps
+
+
+def image_to_video_controls(ctx: UIContext) -> dict:
+    """The Image to video form, in the order `img2vid_params` takes its values (after the image)."""
+    svd = _first(ctx, "svd")
+    if svd is None:
+        gr.Markdown("No Stable Video Diffusion model is configured: add one (family \"svd\") to "
+                    "`configs/models.toml`.", elem_id="i2v-missing")
+    image = gr.Image(label="Image (the first frame)", type="filepath", sources=["upload", "clipboard"], height=260,
+                     elem_id="video-image")
+    model = gr.Dropdown([m.id for m in ctx.family("svd")], value=svd.id if svd else None, label="Model",
+                        elem_id="i2v-model")
+    with gr.Row():
+        frames, fps = _length_controls(ctx, "i2v", svd)
+    with gr.Row():
+        motion = gr.Slider(1, 255, value=svd.motion_bucket_id if svd else 127, step=1,
+                           label="Motion bucket id", info="1-255: more moves more", elem_id="i2v-motion")
+        noise = gr.Slider(0, 1, value=svd.noise_aug_strength if svd else 0.02, step=0.01,
+                          label="Noise augmentation", info="more strays further from the image", elem_id="i2v-noise")
+    with gr.Row():
+        chunk = gr.Number(value=0, precision=0, minimum=0, label="Decode chunk size",
+                          info="frames the VAE decodes at once: fewer use less memory; 0 = all", elem_id="i2v-chunk")
+        seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random", elem_id="i2v-seed")
+
+    def defaults(chosen):
+        m = ctx.model(chosen)
+        return m.frames, m.fps, m.motion_bucket_id, m.noise_aug_strength
+
+    model.input(defaults, model, [frames, fps, motion, noise], **QUIET)
+    return {"image": image, "inputs": [model, frames, fps, motion, noise, chunk, seed]}
+
+
+def img2vid_params(model, frames, fps, motion, noise, chunk, seed) -> Img2Vid:
+    return Img2Vid(model=model or "", frames=whole(frames), fps=whole(fps), motion_bucket_id=whole(motion),
+                   noise_aug_strength=noise, decode_chunk_size=whole(chunk) or None,
+                   seed=-1 if seed is None else whole(seed))
+
+
+def text_to_video_controls(ctx: UIContext) -> list:
+    """The Text to video form, in the order `txt2vid_params` takes its values."""
+    adapter, base = _first(ctx, "animatediff"), _first(ctx, "sd15")
+    if adapter is None:
+        gr.Markdown("No AnimateDiff motion adapter is configured: add one (family \"animatediff\") to "
+                    "`configs/models.toml`.", elem_id="t2v-missing")
+    prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a paper boat drifting on a pond",
+                        elem_id="t2v-prompt")
+    negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="t2v-negative")
+    with gr.Row():
+        model = gr.Dropdown([m.id for m in ctx.family("sd15")], value=base.id if base else None,
+                            label="Model (SD1.5 family)", elem_id="t2v-model")
+        motion_adapter = gr.Dropdown([m.id for m in ctx.family("animatediff")], value=adapter.id if adapter else None,
+                                     label="Motion adapter", elem_id="t2v-adapter")
+    with gr.Row():
+        frames, fps = _length_controls(ctx, "t2v", adapter)
+    with gr.Row():
+        steps = gr.Slider(1, ctx.max_steps, value=adapter.steps if adapter else 20, step=1, label="Steps",
+                          elem_id="t2v-steps")
+        cfg = gr.Slider(0, ctx.max_cfg_scale, value=adapter.cfg_scale if adapter else 7.5, step=0.5,
+                        label="Guidance (CFG scale)", elem_id="t2v-cfg")
+        seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random", elem_id="t2v-seed")
+
+    def defaults(chosen):
+        m = ctx.model(chosen)
+        return m.frames, m.fps, m.steps, m.cfg_scale
+
+    motion_adapter.input(defaults, motion_adapter, [frames, fps, steps, cfg], **QUIET)
+    return [prompt, negative, model, motion_adapter, frames, fps, steps, cfg, seed]
+
+
+def txt2vid_params(prompt, negative, model, motion_adapter, frames, fps, steps, cfg, seed) -> Txt2Vid:
+    """The adapter's sampler and schedule (DDIM for AnimateDiff) apply: the form leaves them unset."""
+    return Txt2Vid(motion_adapter=motion_adapter or "", frames=whole(frames), fps=whole(fps),
+                   **sampling(prompt, negative, model, steps, cfg, "", "", seed, 1, ""))
+
+
+def result_column() -> dict:
+    """The player, its summary, the Interpolate and Download buttons under it, and the details."""
+    player = gr.Video(label="Video", height=380, autoplay=True, loop=True, interactive=False,
+                      elem_id="video-player")
+    summary = gr.Markdown("Make a video, or send one from the Gallery.", elem_id="video-summary")
+    with gr.Row():
+        small = {"size": "sm", "min_width": 90}
+        twice = gr.Button("Interpolate ×2", elem_id="video-interpolate-2", **small)
+        four = gr.Button("Interpolate ×4", elem_id="video-interpolate-4", **small)
+        gif = gr.Button("Download GIF", elem_id="video-gif", **small)
+        webp = gr.Button("Download WebP", elem_id="video-webp", **small)
+    download = gr.File(label="Animation", visible=False, elem_id="video-download")
+    with gr.Accordion("Details", open=False):
+        info = gr.JSON(label="Info", elem_id="video-info")
+    return {"player": player, "summary": summary, "interpolate": (twice, four), "animations": (gif, webp),
+            "download": download, "info": info}
+
+
+def current_video(info: dict | None) -> str:
+    """The id of the video the player shows (from its info), or an error saying how to get one."""
+    if not info or not info.get("artifact_id"):
+        raise gr.Error("Make a video first (Generate), or send one from the Gallery.")
+    return info["artifact_id"]
+
+
+def build(ctx: UIContext, price_on: tuple = ()) -> dict:
+    """The tab; `price_on`: more events that refresh the prices (the tab's select)."""
+    service = ctx.service
+    with gr.Row():
+        with gr.Column(scale=3):
+            with gr.Tabs() as sections:
+                with gr.Tab("Image to video", id="img2vid") as i2v_page:
+                    i2v = image_to_video_controls(ctx)
+                    i2v_go, i2v_cancel, i2v_price = priced_action_buttons("Generate", "i2v")
+                with gr.Tab("Text to video", id="txt2vid") as t2v_page:
+                    t2v = text_to_video_controls(ctx)
+                    t2v_go, t2v_cancel, t2v_price = priced_action_buttons("Generate", "t2v")
+        with gr.Column(scale=4):
+            out = result_column()
+    shown = (out["player"], out["summary"], out["info"])
+    cancels = [i2v_cancel, t2v_cancel]
+
+    def i2v_spec(user, path, *values):
+        return editing_spec(service, user, img2vid_params(*values), read_image(path))
+
+    def t2v_spec(user, *values):
+        return WorkflowSpec.single(txt2vid_params(*values))
+
+    i2v_inputs = [i2v["image"], *i2v["inputs"]]
+    i2v_ran = wire(ctx, i2v_go, cancels, i2v_inputs, i2v_spec, *shown, result=wait_for_video)
+    t2v_ran = wire(ctx, t2v_go, cancels, t2v, t2v_spec, *shown, result=wait_for_video)
+    wire_price(ctx, t2v_price, t2v, t2v_spec, [t2v[0].blur, *(c.change for c in t2v[2:]), t2v_page.select,
+                                               *price_on], after=(t2v_ran,))
+    _wire_image_price(ctx, i2v_price, i2v_inputs, i2v_spec, [c.change for c in i2v_inputs] + [i2v_page.select],
+                      after=(i2v_ran,))
+
+    for button, factor in zip(out["interpolate"], (2, 4)):
+        wire(ctx, button, cancels, [out["info"]], _interpolation(service, factor), *shown, result=wait_for_video)
+    for button, fmt in zip(out["animations"], ("gif", "webp")):
+        button.click(_exporter(ctx, fmt), [out["info"]], out["download"], api_visibility="private",
+                     concurrency_limit=None)
+    # Another video in the player: the animation shown was of the one before.
+    out["info"].change(lambda: gr.update(value=None, visible=False), None, out["download"], **QUIET)
+    return {"image": i2v["image"], "sections": sections, "image_section": "img2vid",
+            "player": out["player"], "summary": out["summary"], "info": out["info"]}
+
+
+def _interpolation(service, factor: int):
+    """make_spec for "Interpolate ×factor": the video the player shows, `factor` times the frame rate."""
+    def make_spec(user, info):
+        return video_spec(service, user, Interpolate(factor=factor), artifact_id=current_video(info))
+    return make_spec
+
+
+def _exporter(ctx: UIContext, fmt: str):
+    """The handler of "Download GIF/WebP": the player's video as a looping animation, in the file box."""
+    @user_errors
+    def download(info, request: gr.Request = None):
+        path = export_animation(ctx.service, ctx.current_user(request), current_video(info), fmt)
+        return gr.update(value=path, visible=True)
+    return download
+
+
+def _wire_image_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, triggers: list, after=()) -> None:
+    """The Image to video price: like `wire_price`, but with no image yet it asks for one (pricing stores
+    the image as an upload, as Generate would)."""
+    def show(request: gr.Request, path, *rest) -> str:
+        if not path:
+            return "Add an image to see the price."
+        try:
+            user = ctx.current_user(request)
+        except AtelierError as e:
+            return f"⚠ {e.message}"
+        return price_text(ctx, user, lambda: make_spec(user, path, *rest))
+
+    gr.on(triggers, show, inputs, price, trigger_mode="always_last", **QUIET)
+    for event in after:
+        event.then(show, inputs, price, **QUIET)
