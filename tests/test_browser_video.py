@@ -118,10 +118,18 @@ def test_text_to_video_plays_then_interpolates_and_downloads(page):
     page.click("#video-interpolate-2")
     played = wait_for_video(page, "11 frames at 16 fps")
     assert played["duration"] == pytest.approx(11 / 16, abs=0.15)
+    assert "×2 by flow" in page.inner_text("#video-summary")
     page.click("#video-gif")
     link = page.wait_for_selector("#video-download a[download$='.gif']", timeout=30000)
     gif = Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body()))
     assert gif.format == "GIF" and gif.n_frames == 11
+
+    page.locator("#video-interpolator input").fill("demo-rife")   # the learned interpolator, on the ×2 video
+    page.keyboard.press("Enter")
+    page.click("#video-interpolate-2")
+    played = wait_for_video(page, "21 frames at 32 fps")
+    assert "×2 by demo-rife" in page.inner_text("#video-summary")
+    assert page.is_hidden("#video-download")                      # the GIF was of the video before
     page.screenshot(path=str(SHOTS / "video_interpolated.png"), full_page=True)
 
 

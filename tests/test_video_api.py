@@ -106,6 +106,17 @@ def test_interpolating_one_of_your_videos_by_id_four_times(client, made):
     assert (info["frames"], info["fps"]) == (21, 40)
 
 
+def test_interpolating_with_a_learned_interpolator(client, made):
+    _, source_info = made["txt2vid"]
+    path, info = client.predict(artifact_id=source_info["artifact_id"], factor=2, method="demo-rife",
+                                api_name="/interpolate")
+    frames, fps = read_back(path)
+    assert (len(frames), fps) == (9, 24.0)
+    assert (info["settings"]["method"], info["settings"]["factor"]) == ("demo-rife", 2)
+    flow, _ = client.predict(artifact_id=source_info["artifact_id"], factor=2, api_name="/interpolate")
+    assert sha256(flow) != info["artifact_id"]                 # another interpolator, other in-between frames
+
+
 @pytest.mark.parametrize("fmt, pillow_format", [("gif", "GIF"), ("webp", "WEBP")])
 def test_export_video_gives_a_looping_animation_with_every_frame(client, made, fmt, pillow_format):
     _, source_info = made["img2vid"]

@@ -159,14 +159,15 @@ def build(ctx: UIContext) -> None:
         return wait_for_video(service, user, service.submit(user, WorkflowSpec.single(params)).id, progress)
 
     @user_errors
-    def interpolate(video: VideoFile | None = None, factor: int = 2, artifact_id: str = "",
+    def interpolate(video: VideoFile | None = None, factor: int = 2, artifact_id: str = "", method: str = "flow",
                     request: gr.Request = None, progress=gr.Progress()):
-        """Raise a video's frame rate `factor` (2 or 4) times with optical flow: n frames become
-        (n - 1) * factor + 1, the originals kept. The video is an uploaded MP4 or, when none is sent,
-        `artifact_id`, one of your videos. Lineage: frames_of."""
+        """Raise a video's frame rate `factor` (2 or 4) times: n frames become (n - 1) * factor + 1, the
+        originals kept. The video is an uploaded MP4 or, when none is sent, `artifact_id`, one of your
+        videos. method: "flow" (optical flow) or the id of an interpolator model. Lineage: frames_of."""
         user = caller(request)
         data = read_video(video) if video else None
-        spec = video_spec(service, user, Interpolate(factor=whole(factor)), data, (artifact_id or "").strip())
+        params = Interpolate(factor=whole(factor), method=method or "flow")
+        spec = video_spec(service, user, params, data, (artifact_id or "").strip())
         return wait_for_video(service, user, service.submit(user, spec).id, progress)
 
     @user_errors

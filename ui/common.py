@@ -289,7 +289,7 @@ def replay_and_wait(service: JobService, user: User, artifact_id: str, progress:
 
 SETTINGS_SHOWN = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
                   "style", "strength", "scale", "upscaler", "frames", "fps", "motion_bucket_id", "noise_aug_strength",
-                  "factor")
+                  "factor", "method")
 
 
 def settings_of(job: Job) -> dict:

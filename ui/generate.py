@@ -38,14 +38,14 @@ def video_line(s: dict) -> str:
     kind = {"img2vid": "Image to video", "txt2vid": "Text to video", "interpolate": "Interpolated"}.get(
         s.get("kind"), s.get("kind", ""))
     parts = [f"{s.get('width')}×{s.get('height')}", f"{s.get('frames')} frames at {s.get('fps'):g} fps"]
-    if s.get("model"):
+    if s.get("model") and not s.get("factor"):        # an interpolator model is named as the method
         parts.insert(0, s["model"] + (f" + {s['motion_adapter']}" if s.get("motion_adapter") else ""))
     if s.get("steps"):
         parts.append(f"{s['steps']} steps · CFG {s.get('cfg_scale'):g}")
     if s.get("motion_bucket_id") is not None:
         parts.append(f"motion {s['motion_bucket_id']} · noise {s.get('noise_aug_strength'):g}")
     if s.get("factor"):
-        parts.append(f"×{s['factor']}")
+        parts.append(f"×{s['factor']} by {s.get('method', 'flow')}")
     return f"**{kind}:** " + " · ".join(parts)
 
 

@@ -101,21 +101,27 @@ def txt2vid_params(prompt, negative, model, motion_adapter, frames, fps, steps, 
                    **sampling(prompt, negative, model, steps, cfg, "", "", seed, 1, ""))
 
 
-def result_column() -> dict:
-    """The player, its summary, the Interpolate and Download buttons under it, and the details."""
+def result_column(ctx: UIContext) -> dict:
+    """The player, its summary, the Interpolate (with a choice of interpolator) and Download buttons under
+    it, and the details."""
     player = gr.Video(label="Video", height=380, autoplay=True, loop=True, interactive=False,
                       elem_id="video-player")
     summary = gr.Markdown("Make a video, or send one from the Gallery.", elem_id="video-summary")
-    with gr.Row():
-        small = {"size": "sm", "min_width": 90}
+    learned = [m.id for m in ctx.family("interpolator")]
+    with gr.Row(equal_height=True):
+        method = gr.Dropdown(["flow", *learned], value="flow", label="Interpolator", container=False, scale=2,
+                             min_width=120, visible=bool(learned), elem_id="video-interpolator")
+        small = {"size": "sm", "min_width": 90, "scale": 2}
         twice = gr.Button("Interpolate ×2", elem_id="video-interpolate-2", **small)
         four = gr.Button("Interpolate ×4", elem_id="video-interpolate-4", **small)
+    with gr.Row():
         gif = gr.Button("Download GIF", elem_id="video-gif", **small)
         webp = gr.Button("Download WebP", elem_id="video-webp", **small)
     download = gr.File(label="Animation", visible=False, elem_id="video-download")
     with gr.Accordion("Details", open=False):
         info = gr.JSON(label="Info", elem_id="video-info")
-    return {"player": player, "summary": summary, "interpolate": (twice, four), "animations": (gif, webp),
+    return {"player": player, "summary": summary, "method": method, "interpolate": (twice, four),
+            "animations": (gif, webp),
             "download": download, "info": info}
 
 
@@ -139,7 +145,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                     t2v = text_to_video_controls(ctx)
                     t2v_go, t2v_cancel, t2v_price = priced_action_buttons("Generate", "t2v")
         with gr.Column(scale=4):
-            out = result_column()
+            out = result_column(ctx)
     shown = (out["player"], out["summary"], out["info"])
     cancels = [i2v_cancel, t2v_cancel]
 
@@ -158,7 +164,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                       after=(i2v_ran,))
 
     for button, factor in zip(out["interpolate"], (2, 4)):
-        wire(ctx, button, cancels, [out["info"]], _interpolation(service, factor), *shown, result=wait_for_video)
+        wire(ctx, button, cancels, [out["info"], out["method"]], _interpolation(service, factor), *shown,
+             result=wait_for_video)
     for button, fmt in zip(out["animations"], ("gif", "webp")):
         button.click(_exporter(ctx, fmt), [out["info"]], out["download"], api_visibility="private",
                      concurrency_limit=None)
@@ -169,9 +176,11 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
 
 
 def _interpolation(service, factor: int):
-    """make_spec for "Interpolate ×factor": the video the player shows, `factor` times the frame rate."""
-    def make_spec(user, info):
-        return video_spec(service, user, Interpolate(factor=factor), artifact_id=current_video(info))
+    """make_spec for "Interpolate ×factor": the video the player shows, `factor` times the frame rate by the
+    chosen interpolator."""
+    def make_spec(user, info, method):
+        return video_spec(service, user, Interpolate(factor=factor, method=method or "flow"),
+                          artifact_id=current_video(info))
     return make_spec
 
 
