@@ -161,7 +161,7 @@ def test_gallery_sends_a_picture_and_a_video_to_the_video_tab(page, picture):
 
     page.get_by_role("tab", name="Gallery").click()
     page.locator("#gallery-grid img[alt^='video']").first.click()
-    page.wait_for_selector("#gallery-heading :text('video')", timeout=10000)
+    page.wait_for_selector("#gallery-heading :text('frames at')", timeout=10000)     # the recipe of a video
     page.click("#gallery-send-video")
     page.wait_for_selector("#video-summary :text('from the Gallery')", timeout=10000)
     assert page.evaluate(PLAYED)["duration"] > 0

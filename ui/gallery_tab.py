@@ -59,11 +59,13 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         plan = info["recipe"].get("plan")
         step = next((s for s in plan["steps"] if s["id"] == info["recipe"].get("step")), {}) if plan else {}
         if "prompt" in step:
-            text += (f"  \n**Prompt:** {step['prompt']}  \n**Model:** {step['model']['id']} · {step['steps']} steps"
-                     f" · CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}")
-        if "frames" in step:
+            text += f"  \n**Prompt:** {step['prompt']}"
+        if "frames" in step:            # a video step: one line for its model(s), size, length and settings
             text += "  \n" + video_line({**step, **{k: step[k]["id"] for k in ("model", "motion_adapter")
                                                     if isinstance(step.get(k), dict)}})
+        elif "prompt" in step:
+            text += (f"  \n**Model:** {step['model']['id']} · {step['steps']} steps"
+                     f" · CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}")
         elif info.get("video"):
             text += f"  \n**Video:** {info['video'].get('frames')} frames at {info['video'].get('fps'):g} fps"
         links = [(f"{e['relation']} ← {e['artifact_id'][:12]}…", e["artifact_id"]) for e in info["parents"]]
