@@ -32,6 +32,11 @@ MAX_LORA_WEIGHT = 2.0
 MAX_SCALE = 8.0
 MASKED_CONTENT = ("original", "noise", "fill")
 RESAMPLERS = ("lanczos",)
+# Where a model that does not draw pictures itself goes instead, by family.
+NOT_A_GENERATOR = {"controlnet": "give it as control_model", "upscaler": "give it as upscaler (upscale node)",
+                   "svd": "use it for image to video (img2vid node, the Video tab)",
+                   "animatediff": "give it as motion_adapter (txt2vid node, the Video tab)",
+                   "interpolator": "give it as method (interpolate node)"}
 
 
 def random_seed() -> int:
@@ -425,8 +430,10 @@ class Compiler(VideoNodes):
         if model_id in ("", None):
             return self.default_model
         if isinstance(model_id, str) and model_id in self.models and self.models[model_id].family not in GENERATORS:
-            check.fail("not_a_generator", "model", f"{model_id!r} is a {self.models[model_id].family}; give it as "
-                       "control_model and choose a model that draws.")
+            family = self.models[model_id].family
+            check.fail("not_a_generator", "model", f"{model_id!r} is a {family} model; {NOT_A_GENERATOR[family]}, "
+                       f"and choose a model that draws: one of "
+                       f"{sorted(m.id for m in self.models.values() if m.family in GENERATORS)}.")
             return None
         if not isinstance(model_id, str) or model_id not in self.models:
             check.fail("unknown_model", "model",

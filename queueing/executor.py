@@ -125,7 +125,11 @@ class JobExecutor:
     def _load_video(self, artifact_id: str):
         from pipelines.video_backend import Video        # imports torch, as the runner already has
 
-        frames, fps = read_mp4(self.blobs.get(Artifact.get_by_id(artifact_id).blob_key))
+        try:
+            frames, fps = read_mp4(self.blobs.get(Artifact.get_by_id(artifact_id).blob_key))
+        except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
+            raise AtelierError(f"The video {artifact_id[:16]}… could not be read ({e}); upload it again.",
+                               code="bad_video", field="video") from e
         return Video(frames, fps)
 
     def _store(self, job, plan: ExecutionPlan, result) -> list[str]:

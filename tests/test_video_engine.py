@@ -129,6 +129,8 @@ def test_video_requests_out_of_bounds_are_refused_before_anything_runs(atelier, 
     for params, message in cases:
         with pytest.raises(InvalidRequest, match=message):
             service.quote(owner, img2vid_spec(service, owner, png(), **params))
+    with pytest.raises(InvalidRequest, match="'demo-svd' is a svd model; use it for image to video"):
+        service.quote(owner, WorkflowSpec.single(Txt2Vid(prompt="x", model="demo-svd")))
     with pytest.raises(InvalidRequest, match="animates sd15 models; 'demo-sdxl' is sdxl"):
         service.quote(owner, WorkflowSpec.single(Txt2Vid(prompt="x", model="demo-sdxl")))
     with pytest.raises(InvalidRequest, match="No video"):
