@@ -1,5 +1,6 @@
 """The page in headless Chromium (Debian's package, driven by Playwright): type a prompt in the
 Simple tab, press Generate, see the picture; then find it in the Gallery with its recipe."""
+import contextlib
 import os
 import pathlib
 import shutil
@@ -14,18 +15,26 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
 
 
-@pytest.fixture(scope="module")
-def page(atelier):
+@contextlib.contextmanager
+def app_page(url: str):
+    """Headless Chromium showing the app at `url`, once its first tab is up (skips, or fails where the
+    services are required, without Debian's chromium)."""
     if not os.path.exists(CHROMIUM):
         need("Debian's chromium is not installed (apt-get install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 950})
-        page.goto(atelier.url)
+        page.goto(url)
         page.wait_for_selector("#simple-prompt textarea", timeout=30000)
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(atelier):
+    with app_page(atelier.url) as page:
+        yield page
 
 
 def test_simple_tab_generates_a_picture(page):

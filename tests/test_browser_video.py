@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import need
-from tests.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.test_browser import SHOTS, app_page
 
 # Every "step i of n" / "decoding frame i of n" text the page shows, recorded as it appears (the tiny
 # models go through them faster than a poll would see).
@@ -31,18 +30,9 @@ PLAYED = """async () => {
 
 @pytest.fixture(scope="module")
 def page(atelier):
-    import os
-    if not os.path.exists(CHROMIUM):
-        need("Debian's chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 950})
-        page.goto(atelier.url)
-        page.wait_for_selector("#simple-prompt textarea", timeout=30000)
+    with app_page(atelier.url) as page:
         page.evaluate(WATCH_PROGRESS)
         yield page
-        browser.close()
 
 
 @pytest.fixture(scope="module")
