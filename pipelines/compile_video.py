@@ -4,6 +4,8 @@ load_video. Split out of compiler.py, whose `Compiler` inherits these methods; t
 """
 from __future__ import annotations
 
+import dataclasses
+
 from configs import ModelEntry
 from pipelines.checks import MAX_SEED, Checker
 from pipelines.facts import Describe, Made
@@ -67,9 +69,9 @@ class VideoNodes:
             return None
         # The adapter's defaults (steps, guidance, sampler) suit its motion modules better than the image
         # model's, so they stand in for the ones the request leaves out.
-        p = type(p)(**{**vars(p), "steps": adapter.steps if p.steps is None else p.steps,
-                       "cfg_scale": adapter.cfg_scale if p.cfg_scale is None else p.cfg_scale,
-                       "sampler": p.sampler or adapter.sampler, "schedule": p.schedule or adapter.schedule})
+        p = dataclasses.replace(p, steps=adapter.steps if p.steps is None else p.steps,
+                                cfg_scale=adapter.cfg_scale if p.cfg_scale is None else p.cfg_scale,
+                                sampler=p.sampler or adapter.sampler, schedule=p.schedule or adapter.schedule)
         common = self._sampling(p, check, need_prompt=True)
         if common is None:
             return None

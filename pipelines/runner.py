@@ -62,7 +62,7 @@ class Result:
 
 def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str, int, str], ...]:
     """Which input images image `index` of `step` came from."""
-    source = index // step.per_input if isinstance(step, DiffusionStep) else index     # txt2vid takes no inputs
+    source = index // step.per_input if isinstance(step, DiffusionStep) else index
     parents = []
     for name, step_id in step.inputs:
         parents.append((step_id, source if counts[step_id] > 1 else 0, step.lineage.get(name, name)))
