@@ -51,15 +51,17 @@ def build(settings: Settings) -> Atelier:
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)
     huey = make_huey(settings.queue_url, settings.data_dir)
     executor = None if settings.web_only else JobExecutor(lambda: build_runner(settings), blobs,
-                                                          settings.progress_interval)
+                                                          settings.progress_interval, settings.job_lease_seconds)
     run_job = register_tasks(huey, executor)
     extras = extras_finder(settings.loras_dir, settings.embeddings_dir)
     compiler = Compiler(models, styles, settings.limits, tiers.prices, ModelHasher(settings.models_dir),
                         extras=extras)
     accounts = Accounts(tiers, settings.guest_credits, settings.session_days * 86400)
     policy = Policy(tiers)
-    service = JobService(compiler, lambda job_id, priority: run_job(job_id, priority=priority), blobs,
-                         policy=policy if settings.accounts else None)
+    def enqueue(job_id: str, priority: int) -> None:
+        run_job(job_id, priority=priority)
+
+    service = JobService(compiler, enqueue, blobs, policy=policy if settings.accounts else None)
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
     web_auth = WebAuth(accounts, settings.accounts, lambda artifact: str(blobs.path(artifact.blob_key)),
                        providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
@@ -96,13 +98,17 @@ def make_fastapi(atelier: Atelier):
     @contextlib.asynccontextmanager
     async def lifespan(app):
         consumer = None
-        if atelier.executor is not None and atelier.settings.queue_workers > 0:
+        executor = atelier.executor
+        if executor is not None and atelier.settings.queue_workers > 0:
+            executor.start(atelier.service.enqueue, atelier.settings.queue_workers)
             consumer, _ = start_embedded_consumer(atelier.huey, atelier.settings.queue_workers)
             # Import torch and build the engine now, so the first job doesn't wait for it.
-            threading.Thread(target=atelier.executor.warm_up, name="engine-warmup", daemon=True).start()
+            threading.Thread(target=executor.warm_up, name="engine-warmup", daemon=True).start()
         yield
         if consumer is not None:
+            executor.stop_soon()            # a running job goes back to the queue at its next step
             consumer.stop(graceful=True)
+            executor.shutdown()
 
     app = FastAPI(lifespan=lifespan)
 

@@ -69,6 +69,8 @@ class Settings:
     database_url:        [database] Peewee URL; "" = SQLite in data_dir.
     queue_url:           [queue] Huey URL; "" = SqliteHuey in data_dir, "redis://..." = Redis.
     queue_workers:       [queue] consumer threads inside `python app.py`.
+    job_lease_seconds:   [queue] how long a worker holds a job without renewing it (its heartbeat renews it);
+                         a job whose lease ran out is retried once by another worker, then failed.
     blobs_url:           [blobs] blob store; "" = <data_dir>/blobs.
     device:              [engine] "auto", "cuda", "mps" or "cpu".
     model_cache_size:    [engine] loaded pipelines kept in memory.
@@ -95,6 +97,7 @@ class Settings:
     database_url: str = ""
     queue_url: str = ""
     queue_workers: int = 1
+    job_lease_seconds: float = 60.0
     blobs_url: str = ""
     device: str = "auto"
     model_cache_size: int = 2
@@ -154,6 +157,7 @@ ENVIRONMENT = [
     ("ATELIER_DATABASE_URL", "database", "url", "database_url"),
     ("ATELIER_QUEUE_URL", "queue", "url", "queue_url"),
     ("ATELIER_QUEUE_WORKERS", "queue", "workers", "queue_workers"),
+    ("ATELIER_JOB_LEASE_SECONDS", "queue", "job_lease_seconds", "job_lease_seconds"),
     ("ATELIER_BLOBS", "blobs", "url", "blobs_url"),
     ("ATELIER_DEVICE", "engine", "device", "device"),
     ("ATELIER_MODEL_CACHE_SIZE", "engine", "model_cache_size", "model_cache_size"),

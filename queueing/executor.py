@@ -1,35 +1,55 @@
 """The worker side of a job: claim the row, run its plan, store the outputs, settle the status.
 
-`JobExecutor` is what the Huey task calls. It reads the plan from the job row, reports progress
-to the row (at most every `progress_interval` seconds), stops when the row says cancel, and writes
+`JobExecutor` is what the Huey task calls. It claims the job row with a lease (renewed by its
+`Heartbeat`, see leases.py), reads the plan, reports progress to the row (at most every
+`progress_interval` seconds), stops when the row says cancel or the job was handed on, and writes
 each image as a PNG and each video as an MP4 (with its first frame as a PNG poster), every file
-carrying its recipe. Whatever happens, the job ends in exactly one terminal status.
+carrying its recipe. Whatever happens, the job ends in exactly one terminal status, or, when the
+process is told to stop (`stop_soon`), goes back to the queue at its next step.
+
+A worker that serves only some models (`models`) puts back, for another worker, the jobs that need
+others, and waits a moment before taking the next, so the job is not handed straight back to it.
 """
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 from pipelines.errors import AtelierError, JobCancelled
 from pipelines.infotext import format_infotext
 from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep, canonical_json
 from queueing import settlement
+from queueing.leases import Heartbeat
 from storage import jobs
 from storage.artifacts import encode_png, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
-from storage.models import Artifact
+from storage.models import Artifact, Job
 from storage.uploads import decode_image
 from storage.video import MP4_MIME, encode_mp4, read_mp4
 
 logger = logging.getLogger(__name__)
 
 
+_IN_THIS_PROCESS = itertools.count(1)
+
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """"host:pid", and "host:pid-2"... for a second executor in one process (tests run two apps)."""
+    number = next(_IN_THIS_PROCESS)
+    return f"{socket.gethostname()}:{os.getpid()}" + (f"-{number}" if number > 1 else "")
+
+
+def models_of(plan: dict) -> set[str]:
+    """Catalogue ids of the models a plan (as JSON data) runs."""
+    return {step[name]["id"] for step in plan["steps"] for name in ("model", "control_model", "motion_adapter")
+            if step.get(name)}
 
 
 def build_runner(settings):
@@ -57,15 +77,39 @@ class JobExecutor:
             seconds, so the web page need not wait for it).
         blobs: the blob store for outputs.
         progress_interval: least seconds between two progress writes to the job row.
+        lease_seconds: how long a claimed job stays this worker's without a heartbeat.
+        models: the catalogue ids this worker serves; empty = all.
+        put_back_delay: seconds to wait after putting back a job this worker cannot serve.
     """
 
-    def __init__(self, make_runner, blobs: BlobStore, progress_interval: float = 0.1):
+    def __init__(self, make_runner, blobs: BlobStore, progress_interval: float = 0.1, lease_seconds: float = 60.0,
+                 models: tuple[str, ...] = (), put_back_delay: float = 1.0):
         self.make_runner = make_runner
         self.blobs = blobs
         self.progress_interval = progress_interval
+        self.lease_seconds = lease_seconds
+        self.models = frozenset(models)
+        self.put_back_delay = put_back_delay
         self.worker = worker_name()
+        self.enqueue: Callable[[str, int], None] | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.stopping = threading.Event()
         self._runner = None
         self._runner_lock = threading.Lock()
+
+    def start(self, enqueue: Callable[[str, int], None], threads: int = 1) -> None:
+        """Start the heartbeat; `enqueue(job_id, priority)` puts jobs back on the queue."""
+        self.enqueue = enqueue
+        self.heartbeat = Heartbeat(self.worker, self.lease_seconds, enqueue, tuple(sorted(self.models)), threads)
+        self.heartbeat.start()
+
+    def stop_soon(self) -> None:
+        """Stop taking jobs; running ones go back to the queue at their next step (SIGTERM)."""
+        self.stopping.set()
+
+    def shutdown(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
 
     @property
     def runner(self):
@@ -83,11 +127,42 @@ class JobExecutor:
             self.execute(job_id)
 
     def execute(self, job_id: str) -> None:
-        job = jobs.claim(job_id, self.worker)
-        if job is None:
+        queued = Job.get_or_none((Job.id == job_id) & (Job.status == "queued"))
+        if queued is None:
             logger.info("job %s: not queued any more (cancelled or taken), skipped", job_id)
             return
-        logger.info("job %s: running on %s", job_id, self.worker)
+        if self.stopping.is_set() or not self.serves(queued):
+            self._put_back(queued)
+            return
+        job = jobs.claim(job_id, self.worker, self.lease_seconds)
+        if job is None:
+            logger.info("job %s: taken by another worker, skipped", job_id)
+            return
+        if self.heartbeat is not None:
+            self.heartbeat.hold(job_id)
+        try:
+            self._run(job)
+        finally:
+            if self.heartbeat is not None:
+                self.heartbeat.drop(job_id)
+
+    def serves(self, job: Job) -> bool:
+        """Whether this worker has every model the job runs."""
+        return not self.models or models_of(json.loads(job.plan)) <= self.models
+
+    def _put_back(self, job: Job) -> None:
+        """Leave a job this worker will not run to another one (it is stopping, or lacks a model)."""
+        if self.enqueue is None:
+            raise RuntimeError("JobExecutor.start(enqueue) was not called")
+        self.enqueue(job.id, job.priority)
+        if not self.stopping.is_set():
+            logger.info("job %s: needs %s; left for a worker that serves them", job.id,
+                        sorted(models_of(json.loads(job.plan)) - self.models))
+            time.sleep(self.put_back_delay)
+
+    def _run(self, job: Job) -> None:
+        job_id = job.id
+        logger.info("job %s: running on %s (attempt %d)", job_id, self.worker, job.attempts)
         plan = ExecutionPlan.from_json(job.plan)
         last_write = 0.0
 
@@ -98,25 +173,44 @@ class JobExecutor:
                 jobs.set_progress(job_id, step=p.step, steps=p.steps, node=p.node, nodes=p.nodes, phase=p.phase)
                 last_write = now
 
+        def stop_here() -> bool:
+            return self.stopping.is_set() or not jobs.still_held(job_id, self.worker)
+
+        mine = {"worker": self.worker}
         try:
             result = self.runner.run(plan, load_image=self._load_image, on_progress=on_progress,
-                                     cancelled=lambda: jobs.cancel_requested(job_id), load_video=self._load_video)
+                                     cancelled=stop_here, load_video=self._load_video)
             outputs = self._store(job, plan, result)
         except JobCancelled as e:
-            settlement.finish(job_id, "cancelled", error=e.message)
-            logger.info("job %s: cancelled", job_id)
+            self._stopped(job, e.message)
             return
         except AtelierError as e:
-            settlement.finish(job_id, "failed", error=e.message)
+            settlement.finish(job_id, "failed", error=e.message, **mine)
             logger.info("job %s: failed: %s", job_id, e.message)
             return
         except Exception as e:
             logger.exception("job %s: failed unexpectedly", job_id)
-            settlement.finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.")
+            settlement.finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.",
+                              **mine)
             return
-        settlement.finish(job_id, "succeeded", outputs=outputs,
-                    result={"timings": result.timings, "environment": result.environment})
-        logger.info("job %s: succeeded with %d artifact(s)", job_id, len(outputs))
+        if settlement.finish(job_id, "succeeded", outputs=outputs,
+                             result={"timings": result.timings, "environment": result.environment}, **mine):
+            logger.info("job %s: succeeded with %d artifact(s)", job_id, len(outputs))
+        else:
+            logger.warning("job %s: finished here after it was handed on or cancelled; the result is not used",
+                           job_id)
+
+    def _stopped(self, job: Job, message: str) -> None:
+        """The run stopped at a step: cancelled by its owner, handed on to another worker (this one lost
+        its lease), or this process is stopping, in which case the job goes back to the queue."""
+        if jobs.cancel_requested(job.id):
+            settlement.finish(job.id, "cancelled", error=message)
+            logger.info("job %s: cancelled", job.id)
+        elif self.stopping.is_set() and jobs.requeue(job, worker=self.worker, count_attempt=False):
+            self.enqueue(job.id, job.priority)
+            logger.info("job %s: this worker is stopping; queued again", job.id)
+        else:
+            logger.warning("job %s: no longer held by %s (its lease ran out); stopped", job.id, self.worker)
 
     def _load_image(self, artifact_id: str):
         artifact = Artifact.get_by_id(artifact_id)

@@ -1,13 +1,21 @@
-"""`python -m queueing.worker [--workers N]`: a consumer that runs jobs, apart from the web process.
+"""`python -m queueing.worker [--workers N] [--models ID ...]`: a process that runs jobs, apart from the
+web process, on this machine or another one.
 
-It reads the same settings as `python app.py` (configs/default.toml plus ATELIER_* variables), so
-point both at the same database, queue and blob store.
+It reads the same settings as `python app.py` (configs/default.toml plus ATELIER_* variables), so point
+both at the same database, queue and blob store. It beats a heartbeat (the Worker row the Admin tab
+lists), renews the leases of the jobs it runs, and hands on the jobs of workers that died. With
+`--models` it only runs jobs whose models are all in the list; others wait for a worker that serves
+them. SIGTERM (or SIGINT) stops it gracefully: a running job stops at its next step and goes back to
+the queue for another worker; a second signal stops it at once.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
+
+from huey.consumer import Consumer
 
 from configs import load_models, load_settings, needs_hub
 from queueing.executor import JobExecutor, build_runner
@@ -16,23 +24,53 @@ from queueing.tasks import register_tasks
 from storage.blobs import open_blob_store
 from storage.db import open_database
 
+logger = logging.getLogger("atelier.worker")
+
+
+class WorkerConsumer(Consumer):
+    """Huey's consumer, with SIGTERM made graceful and passed on to the executor (so the job in hand goes
+    back to the queue instead of being lost)."""
+
+    def __init__(self, huey, executor: JobExecutor, **options):
+        super().__init__(huey, graceful_signal="TERM", **options)
+        self.executor = executor
+
+    def _handle_signal(self, signum, frame):
+        super()._handle_signal(signum, frame)
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.executor.stop_soon()
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m queueing.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1, help="jobs run at once (threads); default 1")
+    parser.add_argument("--models", nargs="*", default=[], metavar="ID",
+                        help="catalogue ids of the models this worker serves (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
-    if not needs_hub(load_models(settings.catalogue)):
+    catalogue = load_models(settings.catalogue)
+    if not needs_hub(catalogue):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    unknown = sorted(set(args.models) - {m.id for m in catalogue})
+    if unknown:
+        parser.error(f"--models names {unknown}, which the catalogue ({settings.catalogue}) does not have; "
+                     f"it has {sorted(m.id for m in catalogue)}")
     open_database(settings.resolved_database_url)
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)
     huey = make_huey(settings.queue_url, settings.data_dir)
-    executor = JobExecutor(lambda: build_runner(settings), blobs, settings.progress_interval)
+    executor = JobExecutor(lambda: build_runner(settings), blobs, settings.progress_interval,
+                           settings.job_lease_seconds, models=tuple(args.models))
+    run_job = register_tasks(huey, executor)
     executor.warm_up()
-    register_tasks(huey, executor)
-    consumer = huey.create_consumer(workers=args.workers, worker_type="thread", periodic=False)
-    consumer.run()
+    executor.start(lambda job_id, priority: run_job(job_id, priority=priority), args.workers)
+    logger.info("worker %s: serving %s with %d thread(s), leases of %g s", executor.worker,
+                args.models or "every model", args.workers, settings.job_lease_seconds)
+    consumer = WorkerConsumer(huey, executor, workers=args.workers, worker_type="thread", periodic=False)
+    try:
+        consumer.run()
+    finally:
+        executor.shutdown()
 
 
 if __name__ == "__main__":

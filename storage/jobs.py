@@ -1,7 +1,9 @@
 """Job rows through their lifecycle: queued -> running -> succeeded | failed | cancelled.
 
 Every transition is one conditional UPDATE, so two workers (or a worker and a cancel) never both
-win: a job is claimed once and finished once.
+win: a job is claimed once and finished once. A running job is leased to its worker until
+`lease_until`; the worker renews the lease while it runs, and a job whose lease ran out goes back to
+the queue (or fails) through `requeue`, which only one process can win.
 """
 from __future__ import annotations
 
@@ -18,12 +20,47 @@ def create_job(owner: User, *, spec: str, plan: str, plan_hash: str, credits: fl
                       credits=credits, priority=priority, replay_of=replay_of, progress_nodes=nodes)
 
 
-def claim(job_id: str, worker: str) -> Job | None:
-    """Move a queued job to running for `worker`; None if it is not queued (cancelled, or taken)."""
+def claim(job_id: str, worker: str, lease_seconds: float | None = None) -> Job | None:
+    """Move a queued job to running for `worker`, leased for `lease_seconds` (None: no lease); None if
+    it is not queued (cancelled, or taken)."""
     now = time.time()
-    taken = (Job.update(status="running", started_at=now, worker=worker, attempts=Job.attempts + 1)
+    taken = (Job.update(status="running", started_at=now, worker=worker, attempts=Job.attempts + 1,
+                        lease_until=now + lease_seconds if lease_seconds else None, progress_step=0,
+                        progress_steps=0, progress_phase="")
              .where((Job.id == job_id) & (Job.status == "queued")).execute())
     return Job.get_by_id(job_id) if taken else None
+
+
+def renew_leases(worker: str, job_ids: list[str], lease_seconds: float) -> int:
+    """Extend the leases `worker` holds on the running jobs `job_ids`; how many it still holds."""
+    if not job_ids:
+        return 0
+    return (Job.update(lease_until=time.time() + lease_seconds)
+            .where(Job.id.in_(job_ids) & (Job.worker == worker) & (Job.status == "running")).execute())
+
+
+def expired_leases(now: float | None = None) -> list[Job]:
+    """Running jobs whose worker stopped renewing them."""
+    now = time.time() if now is None else now
+    return list(Job.select().where((Job.status == "running") & Job.lease_until.is_null(False)
+                                   & (Job.lease_until < now)))
+
+
+def requeue(job: Job, *, worker: str | None = None, expired_before: float | None = None,
+            count_attempt: bool = True) -> bool:
+    """Put a running job back in the queue, if it is still as the caller saw it: held by `worker` (a
+    worker giving it back) or with its lease run out before `expired_before` (a reaper). False if
+    someone else moved it first. `count_attempt=False` gives the attempt back (a graceful stop)."""
+    condition = (Job.id == job.id) & (Job.status == "running") & (Job.attempts == job.attempts)
+    if worker is not None:
+        condition &= Job.worker == worker
+    if expired_before is not None:
+        condition &= Job.lease_until < expired_before
+    values = {"status": "queued", "worker": "", "lease_until": None, "started_at": None, "progress_step": 0,
+              "progress_steps": 0, "progress_node": 0, "progress_phase": ""}
+    if not count_attempt:
+        values["attempts"] = Job.attempts - 1
+    return bool(Job.update(**values).where(condition).execute())
 
 
 def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int, phase: str = "") -> None:
@@ -34,16 +71,23 @@ def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int, p
 
 
 def finish(job_id: str, status: str, *, error: str = "", outputs: list[str] | None = None,
-           result: dict | None = None) -> bool:
-    """Move an unfinished job to `status`; False if it had already finished (nothing changes then)."""
+           result: dict | None = None, worker: str | None = None, expired_before: float | None = None) -> bool:
+    """Move an unfinished job to `status`; False if it had already finished, if `worker` is given and no
+    longer holds it (its lease ran out and the job was handed on), or if `expired_before` is given and
+    its lease was renewed since: nothing changes then."""
     if status not in FINISHED:
         raise ValueError(f"finish() takes one of {FINISHED}, got {status!r}")
-    values = {"status": status, "finished_at": time.time(), "error": error}
+    values = {"status": status, "finished_at": time.time(), "error": error, "lease_until": None}
     if outputs is not None:
         values["outputs"] = json.dumps(outputs)
     if result is not None:
         values["result"] = json.dumps(result)
-    return bool(Job.update(**values).where((Job.id == job_id) & Job.status.not_in(FINISHED)).execute())
+    condition = (Job.id == job_id) & Job.status.not_in(FINISHED)
+    if worker is not None:
+        condition &= (Job.worker == worker) & (Job.status == "running")
+    if expired_before is not None:
+        condition &= (Job.status == "running") & (Job.lease_until < expired_before)
+    return bool(Job.update(**values).where(condition).execute())
 
 
 def request_cancel(job_id: str) -> str:
@@ -57,6 +101,12 @@ def request_cancel(job_id: str) -> str:
 
 def cancel_requested(job_id: str) -> bool:
     return bool(Job.select(Job.cancel_requested).where(Job.id == job_id).scalar())
+
+
+def still_held(job_id: str, worker: str) -> bool:
+    """Whether `worker` still runs the job, with no cancel asked: what a running job checks at every step."""
+    return Job.select().where((Job.id == job_id) & (Job.worker == worker) & (Job.status == "running")
+                              & (Job.cancel_requested == False)).exists()  # noqa: E712 - SQL, not Python
 
 
 def find_job(owner: User, job_id) -> Job | None:

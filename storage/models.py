@@ -115,6 +115,7 @@ class Job(BaseModel):
     replay_of = CharField(max_length=64, default="")
     attempts = IntegerField(default=0)
     worker = CharField(default="")
+    lease_until = DoubleField(null=True)     # a running job's worker renews this; past it, the worker is gone
     created_at = DoubleField(default=time.time, index=True)
     started_at = DoubleField(null=True)
     finished_at = DoubleField(null=True)
@@ -194,5 +195,20 @@ class AuditEvent(BaseModel):
     created_at = DoubleField(default=time.time, index=True)
 
 
+class Worker(BaseModel):
+    """A process that runs jobs ("host:pid"), as its last heartbeat described it."""
+
+    name = CharField(primary_key=True)
+    models = TextField(default="[]")          # ids of the models it serves, as JSON; [] = all
+    threads = IntegerField(default=1)
+    running = TextField(default="[]")         # ids of the jobs it holds, as JSON
+    started_at = DoubleField(default=time.time)
+    heartbeat_at = DoubleField(default=time.time, index=True)
+    stopping_at = DoubleField(null=True)      # set when it was told to stop (SIGTERM)
+
+    class Meta:
+        table_name = "worker"
+
+
 MODELS = [User, Session, ApiKey, OAuthIdentity, CreditEntry, Job, Artifact, ArtifactOwner, Lineage, ShareLink,
-          AuditEvent]
+          AuditEvent, Worker]

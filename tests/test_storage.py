@@ -16,7 +16,7 @@ from tests.conftest import need
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-MIGRATIONS = ["0001_initial", "0002_accounts", "0003_video"]
+MIGRATIONS = ["0001_initial", "0002_accounts", "0003_video", "0004_workers"]
 
 
 def test_migrations_create_the_tables_once(tmp_path):
@@ -40,7 +40,7 @@ def test_accounts_migration_keeps_what_was_there(tmp_path):
         db.execute_sql("INSERT INTO artifact (id, owner_id, kind, mime, size, width, height, blob_key, plan_hash, "
                        "step_id, output_index, created_at) VALUES (?, 1, 'upload', 'image/png', 3, 1, 1, ?, '', '', "
                        "0, 2.0)", ("a" * 64, "a" * 64 + ".png"))
-    assert migrate(db) == ["0002_accounts", "0003_video"]
+    assert migrate(db) == MIGRATIONS[1:]
     with db.bind_ctx(MODELS):
         owner = User.get_by_id(1)
         assert (owner.role, owner.balance, owner.is_guest) == ("admin", 0.0, False)
