@@ -1,7 +1,9 @@
 """Content-addressed blob stores: a file is stored once, named by the sha256 of its bytes.
 
 A key is "<sha256><suffix>" (e.g. "ab12...ef.png"); the suffix keeps the type visible to anything
-that serves the file. `LocalBlobStore` keeps files under a folder, two hex digits per subfolder.
+that serves the file. `LocalBlobStore` keeps files under a folder, two hex digits per subfolder;
+`storage.s3.S3BlobStore` keeps them in an S3 bucket (ATELIER_BLOBS=s3://bucket/prefix) with a local
+read-through cache, so the web server serves both the same way: `path(key)` under `root`.
 """
 from __future__ import annotations
 
@@ -26,7 +28,10 @@ def check_key(key: str) -> str:
 
 
 class BlobStore:
-    """Stores bytes by content. Subclasses implement `_write`, `get`, `exists` and `path`."""
+    """Stores bytes by content. Subclasses implement `_write`, `get`, `exists` and `path`, and set
+    `root`: the local folder that `path()` returns files under (the only folder the web server serves)."""
+
+    root: pathlib.Path
 
     def put(self, data: bytes, suffix: str = "") -> str:
         """Store `data` (a no-op when it is already stored) and return its key."""
@@ -47,6 +52,11 @@ class BlobStore:
     def path(self, key: str) -> pathlib.Path:
         """A local file holding the blob, for handing to the web server."""
         raise NotImplementedError
+
+    def url(self, key: str, expires: int = 600) -> str | None:
+        """A URL a client may fetch the blob from directly for `expires` seconds, or None where the
+        store has none (then serve `path(key)`)."""
+        return None
 
 
 class LocalBlobStore(BlobStore):
@@ -84,11 +94,17 @@ class LocalBlobStore(BlobStore):
 
 
 def open_blob_store(url: str, data_dir: str | os.PathLike) -> BlobStore:
-    """The blob store for `url`: "" = <data_dir>/blobs, "file:///path" or a plain path = that folder."""
+    """The blob store for `url`: "" = <data_dir>/blobs, "file:///path" or a plain path = that folder,
+    "s3://bucket/prefix" = that bucket (endpoint and credentials from the AWS variables; see storage.s3)
+    cached in <data_dir>/blob-cache. Raises ValueError for a URL it cannot open."""
     if not url:
         return LocalBlobStore(pathlib.Path(data_dir) / "blobs")
     if url.startswith("file://"):
         return LocalBlobStore(url[len("file://"):])
+    if url.startswith("s3://"):
+        from storage.s3 import S3BlobStore
+
+        return S3BlobStore.from_url(url, pathlib.Path(data_dir) / "blob-cache")
     if "://" in url:
-        raise ValueError(f"ATELIER_BLOBS={url!r} is not supported yet; use a folder path.")
+        raise ValueError(f"ATELIER_BLOBS={url!r} is not supported; use a folder path or s3://bucket/prefix.")
     return LocalBlobStore(url)
