@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")          # before anything imports huggingface_hub
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import contextlib
 import socket
 import threading
 import time
@@ -116,9 +117,9 @@ def need(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh, empty PostgreSQL database on 127.0.0.1 for one test (dropped after it); its URL."""
+@contextlib.contextmanager
+def fresh_postgres_database():
+    """A new, empty PostgreSQL database on 127.0.0.1, dropped afterwards; yields its URL."""
     import uuid
 
     psycopg2 = pytest.importorskip("psycopg2")
@@ -134,6 +135,13 @@ def postgres_url():
     finally:
         admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh, empty PostgreSQL database on 127.0.0.1 for one test (dropped after it); its URL."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def free_port() -> int:
