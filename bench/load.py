@@ -10,7 +10,9 @@ with status 1 if any request failed. The warm-up request (model load) is not cou
 
 `--start` runs `python app.py` on a free port with a temporary data folder and a one-model catalogue
 (the demo SD1.5 model, 64x64, 2 steps), so the figures measure the web process, queue, database and
-storage around a tiny model; `--queue-workers` sets its consumer threads. Against a deployment,
+storage around a tiny model; `--queue-workers` sets its consumer threads. ATELIER_DATABASE_URL,
+ATELIER_QUEUE_URL and ATELIER_BLOBS, if set, are passed on to it (to measure PostgreSQL, Redis, S3;
+empty means SQLite, SqliteHuey and a folder in the temporary data folder). Against a deployment,
 point `--url` at the load balancer and pass a model the workers serve (`--model`). This is a
 benchmark, not a test.
 """
@@ -57,8 +59,7 @@ def start_app(work: pathlib.Path, port: int, size: int, steps: int, queue_worker
     env = {**os.environ, "ATELIER_DATA_DIR": str(work / "data"), "ATELIER_CATALOGUE": str(catalogue),
            "ATELIER_HOST": "127.0.0.1", "ATELIER_PORT": str(port), "ATELIER_QUEUE_WORKERS": str(queue_workers),
            "HF_HUB_OFFLINE": "1"}
-    for name in ("ATELIER_DATABASE_URL", "ATELIER_QUEUE_URL", "ATELIER_BLOBS", "ATELIER_WEB_ONLY"):
-        env.pop(name, None)
+    env.pop("ATELIER_WEB_ONLY", None)      # it must run jobs itself
     log = open(work / "app.log", "wb")   # noqa: SIM115 - the child keeps writing to it
     return subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
