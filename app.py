@@ -71,7 +71,8 @@ def build(settings: Settings) -> Atelier:
                     schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,
                     account=account, public_url=settings.public_url, loras=lambda: sorted(extras("lora")),
                     max_side=limits.max_side, max_steps=limits.max_steps, max_batch_size=limits.max_batch_size,
-                    max_cfg_scale=limits.max_cfg_scale, max_frames=limits.max_frames, max_fps=limits.max_fps)
+                    max_cfg_scale=limits.max_cfg_scale, max_frames=limits.max_frames, max_fps=limits.max_fps,
+                    lease_seconds=settings.job_lease_seconds)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8, max_size=256)
     return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account)

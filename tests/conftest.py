@@ -144,6 +144,32 @@ def postgres_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def moto_url():
+    """moto's S3 server on a free port of 127.0.0.1, and the AWS variables pointing at it for the session."""
+    try:
+        import boto3  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError as e:
+        need(f"boto3 or moto's server is not installed (pip install -r requirements.txt -r "
+             f"requirements-test.txt): {e}")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    try:
+        server.start()
+    except Exception as e:      # any failure to start means the service is absent
+        need(f"moto's S3 server did not start on 127.0.0.1: {e}")
+    url = f"http://127.0.0.1:{server._port}"
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ENDPOINT_URL", url)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield url
+    server.stop()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,5 +1,6 @@
 """Many processes on the distributed engines: a web process (ATELIER_WEB_ONLY=1) and `python -m
-queueing.worker` processes, all on PostgreSQL and Redis on 127.0.0.1, in accounts mode so credits move.
+queueing.worker` processes, all on PostgreSQL and Redis on 127.0.0.1 and S3 (moto's server, over HTTP),
+in accounts mode so credits move.
 Workers are killed with SIGKILL and stopped with SIGTERM mid-job; the jobs must still finish once, the
 ledger settle once, and every artifact row have its blob. The first tests check the lease rules in
 this process, on the session's SQLite database."""
@@ -20,6 +21,7 @@ from tests.conftest import fresh_postgres_database, free_port, need
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LEASE = 3.0
 REDIS_DB = 9                         # this module's own Redis database, flushed before use
+BUCKET = "atelier-cluster"
 SLOW = {"prompt": "a slow lighthouse", "steps": 60, "width": 128, "height": 128, "seed": 3}
 
 
@@ -87,14 +89,18 @@ def test_a_worker_leaves_jobs_for_models_it_does_not_serve(atelier, owner):
 class Cluster:
     """A web process and workers sharing PostgreSQL, Redis and a blob folder; logs in `folder`."""
 
-    def __init__(self, folder: pathlib.Path, database_url: str, catalogue: pathlib.Path):
+    def __init__(self, folder: pathlib.Path, database_url: str, catalogue: pathlib.Path, s3_url: str):
         self.folder = folder
         self.database_url = database_url
+        self.s3_url = s3_url
         self.env = {**os.environ, "ATELIER_DATA_DIR": str(folder / "data"), "ATELIER_CATALOGUE": str(catalogue),
                     "ATELIER_DATABASE_URL": database_url, "ATELIER_QUEUE_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
                     "ATELIER_JOB_LEASE_SECONDS": str(LEASE), "ATELIER_DEVICE": "cpu", "ATELIER_AUTH_MODE": "accounts",
                     "ATELIER_PROGRESS_INTERVAL": "0.05", "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-                    "ATELIER_SESSION_SECRET": "cluster-test-secret", "PYTHONUNBUFFERED": "1"}
+                    "ATELIER_SESSION_SECRET": "cluster-test-secret", "PYTHONUNBUFFERED": "1",
+                    "ATELIER_BLOBS": f"s3://{BUCKET}/blobs", "AWS_ENDPOINT_URL": s3_url,
+                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
         self.processes: list[subprocess.Popen] = []
         self.web = None
         self.url = ""
@@ -159,14 +165,16 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, catalogue_file):
+def cluster(tmp_path_factory, catalogue_file, moto_url):
     redis = pytest.importorskip("redis")
     try:
         redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB, socket_connect_timeout=2).flushdb()
     except redis.exceptions.RedisError as e:
         need(f"Redis is not reachable on 127.0.0.1:6379 ({e})")
+    from storage.s3 import make_client
+    make_client(moto_url).create_bucket(Bucket=BUCKET)
     with fresh_postgres_database() as url:
-        running = Cluster(tmp_path_factory.mktemp("cluster"), url, catalogue_file)
+        running = Cluster(tmp_path_factory.mktemp("cluster"), url, catalogue_file, moto_url)
         try:
             created = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", "pro@cluster.test", "--tier",
                                       "pro", "--credits", "100", "--api-key"], cwd=ROOT, env=running.env,
@@ -274,11 +282,14 @@ def test_restarting_everything_loses_no_queued_job(cluster):
 
 
 def every_blob_is_there(cluster) -> None:
-    """No artifact row points at a missing or half-written blob."""
+    """No artifact row points at a missing or half-written blob: each is in the bucket, whole."""
     import hashlib
-    blobs = cluster.folder / "data" / "blobs"
+
+    from storage.s3 import make_client
+    s3 = make_client(cluster.s3_url)
     rows = cluster.sql("SELECT id, blob_key FROM artifact")
     assert rows
     for artifact_id, key in rows:
-        data = (blobs / key[:2] / key).read_bytes()
+        data = s3.get_object(Bucket=BUCKET, Key=f"blobs/{key[:2]}/{key}")["Body"].read()
         assert hashlib.sha256(data).hexdigest() == artifact_id
+    assert not (cluster.folder / "data" / "blobs").exists()              # nothing went to a local folder

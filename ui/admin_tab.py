@@ -1,19 +1,23 @@
-"""The Admin tab: every account with its usage, granting credits, changing a tier or a role, and the
-audit log of those actions. Everyone sees the tab, but only admins see anything in it; each action
-is checked again by `auth.audit.Admin`, which refuses non-admins."""
+"""The Admin tab: every account with its usage, granting credits, changing a tier or a role, the audit
+log of those actions, and the workers with the queue. Everyone sees the tab, but only admins see
+anything in it; each action is checked again by `auth.audit.Admin`, which refuses non-admins."""
 from __future__ import annotations
 
 import json
+import time
 
 import gradio as gr
 import pandas as pd
 
+from queueing.leases import live_workers, queue_depth
 from storage.models import ROLES
 from ui.account_tab import when
 from ui.common import UIContext, user_errors, whole
 
 USER_COLUMNS = ["Id", "Email", "Role", "Tier", "Balance", "Jobs done", "Credits spent"]
 AUDIT_COLUMNS = ["When (UTC)", "Admin", "Action", "Account", "Details"]
+WORKER_COLUMNS = ["Worker", "Models", "Threads", "Running jobs", "Heartbeat", "State"]
+SEEN_WITHIN = 600          # workers that beat in the last ten minutes are listed
 ADMINS_ONLY = "**Admins only.** This tab is for the people who run this server."
 
 
@@ -25,6 +29,23 @@ def users_table(users: list[dict]) -> pd.DataFrame:
 def audit_table(events: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([[when(e["at"]), e["actor"], e["action"], e["target"],
                           json.dumps(e["details"], sort_keys=True)] for e in events], columns=AUDIT_COLUMNS)
+
+
+def workers_table(lease_seconds: float) -> pd.DataFrame:
+    """Workers seen lately: alive while they beat within a lease, "gone" after, "stopping" once told to."""
+    now, rows = time.time(), []
+    for w in live_workers(SEEN_WITHIN):
+        state = "stopping" if w.stopping_at else ("alive" if now - w.heartbeat_at <= lease_seconds else "gone")
+        rows.append([w.name, ", ".join(json.loads(w.models)) or "all", w.threads, ", ".join(json.loads(w.running)),
+                     f"{now - w.heartbeat_at:.0f} s ago", state])
+    return pd.DataFrame(rows, columns=WORKER_COLUMNS)
+
+
+def queue_text() -> str:
+    depth = queue_depth()
+    if not depth:
+        return "**Queue:** empty."
+    return "**Queue:** " + " · ".join(f"priority {p}: {n} waiting" for p, n in depth.items())
 
 
 def target_id(value) -> int:
@@ -62,6 +83,10 @@ def build(ctx: UIContext) -> dict:
             refund = gr.Button("Refund its credits", elem_id="admin-refund")
         gr.Markdown("### Audit log")
         audit = gr.Dataframe(audit_table([]), interactive=False, max_height=360, elem_id="admin-audit")
+        gr.Markdown("### Workers")
+        queue = gr.Markdown("", elem_id="admin-queue")
+        workers = gr.Dataframe(pd.DataFrame([], columns=WORKER_COLUMNS), interactive=False, max_height=240,
+                               elem_id="admin-workers")
 
     def tables(actor, search: str) -> tuple:
         return users_table(admin.users(actor, (search or "").strip())), audit_table(account.audit_log(actor))
@@ -70,8 +95,9 @@ def build(ctx: UIContext) -> dict:
     def load(search: str = "", request: gr.Request = None):
         actor = ctx.current_user(request)
         if actor.role != "admin":
-            return ADMINS_ONLY, gr.Column(visible=False), users_table([]), audit_table([])
-        return "", gr.Column(visible=True), *tables(actor, search)
+            return (ADMINS_ONLY, gr.Column(visible=False), users_table([]), audit_table([]), "",
+                    pd.DataFrame([], columns=WORKER_COLUMNS))
+        return "", gr.Column(visible=True), *tables(actor, search), queue_text(), workers_table(ctx.lease_seconds)
 
     @user_errors
     def give(who, how_many, why: str, search: str, request: gr.Request = None):
@@ -101,7 +127,7 @@ def build(ctx: UIContext) -> dict:
         return tables(actor, search)
 
     private = {"api_visibility": "private"}
-    outputs = [notice, panel, users, audit]
+    outputs = [notice, panel, users, audit, queue, workers]
     refresh.click(load, [find], outputs, **private)
     find.submit(load, [find], outputs, **private)
     grant.click(give, [user_id, amount, note, find], [users, audit], **private)

@@ -38,6 +38,7 @@ class UIContext:
     account:       the caller's account: balance, keys, share links, buying credits, admin actions.
     public_url:    the site's address for links that leave the page ("" = the request's own).
     max_side, max_steps, max_batch_size, max_cfg_scale, max_frames, max_fps: bounds for the sliders.
+    lease_seconds: the job lease; the Admin tab shows a worker silent for longer as gone.
     """
 
     service: JobService
@@ -56,6 +57,7 @@ class UIContext:
     max_cfg_scale: float = 30.0
     max_frames: int = 128
     max_fps: int = 60
+    lease_seconds: float = 60.0                    # a worker silent for longer is shown as gone
 
     @property
     def default_model(self) -> ModelEntry:
