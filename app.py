@@ -28,6 +28,7 @@ class Atelier:
     blob_root: str
     web_auth: object         # auth.WebAuth
     account: object          # auth.AccountService
+    metrics: object = None   # queueing.metrics.Metrics
 
 
 def build(settings: Settings) -> Atelier:
@@ -43,6 +44,8 @@ def build(settings: Settings) -> Atelier:
     from pipelines.model_hashes import ModelHasher
     from pipelines.samplers import SAMPLERS, SCHEDULES
     from queueing import JobExecutor, JobService, build_runner, make_huey, register_tasks
+    from queueing.logs import install_huey_job_context
+    from queueing.metrics import Metrics
     from storage import open_blob_store, open_database
     from ui import UIContext, build_ui
 
@@ -50,8 +53,12 @@ def build(settings: Settings) -> Atelier:
     open_database(settings.resolved_database_url)
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)
     huey = make_huey(settings.queue_url, settings.data_dir)
-    executor = None if settings.web_only else JobExecutor(lambda: build_runner(settings), blobs,
-                                                          settings.progress_interval, settings.job_lease_seconds)
+    metrics = Metrics()
+    executor = None if settings.web_only else JobExecutor(
+        lambda: build_runner(settings, on_model_load=metrics.model_loaded), blobs, settings.progress_interval,
+        settings.job_lease_seconds, metrics=metrics)
+    if executor is not None:
+        install_huey_job_context(huey)
     run_job = register_tasks(huey, executor)
     extras = extras_finder(settings.loras_dir, settings.embeddings_dir)
     compiler = Compiler(models, styles, settings.limits, tiers.prices, ModelHasher(settings.models_dir),
@@ -75,7 +82,7 @@ def build(settings: Settings) -> Atelier:
                     lease_seconds=settings.job_lease_seconds)
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8, max_size=256)
-    return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account)
+    return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account, metrics)
 
 
 def make_billing(settings: Settings, tiers):
@@ -113,9 +120,12 @@ def make_fastapi(atelier: Atelier):
 
     app = FastAPI(lifespan=lifespan)
 
-    @app.get("/healthz")
-    def healthz():
-        return {"ok": True}
+    from queueing.observability import Readiness, blob_check, database_check, install_ops_routes, queue_check
+    from storage.db import database
+
+    readiness = Readiness({"database": database_check(database), "queue": queue_check(atelier.huey),
+                           "blobs": blob_check(atelier.service.blobs)})
+    install_ops_routes(app, atelier.metrics, readiness, metrics_token=os.environ.get("ATELIER_METRICS_TOKEN", ""))
 
     settings = atelier.settings
     if atelier.account.billing is not None:
@@ -155,9 +165,16 @@ def open_share_link(host: str, port: int) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from queueing.logs import configure_logging
+
+    configure_logging()
+    from storage.db import SchemaTooNew
+
     settings = load_settings()
-    atelier = build(settings)
+    try:
+        atelier = build(settings)
+    except SchemaTooNew as e:
+        raise SystemExit(str(e)) from None
     import uvicorn
 
     if settings.share:
@@ -165,7 +182,7 @@ def main() -> None:
                          daemon=True).start()
     logger.info("Atelier on http://%s:%s (%s mode)", settings.host, settings.port, settings.auth_mode)
     uvicorn.run(make_fastapi(atelier), host=settings.host, port=settings.port, log_level="warning",
-                timeout_graceful_shutdown=5)
+                log_config=None, timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from auth import api_keys, credits
 from auth.accounts import Accounts
 from configs import load_settings, load_tiers
 from pipelines.errors import AtelierError
-from storage.db import open_database
+from storage.db import SchemaTooNew, open_database
 from storage.models import ROLES
 
 
@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = load_settings()
-    open_database(settings.resolved_database_url)
+    try:
+        open_database(settings.resolved_database_url)
+    except SchemaTooNew as e:
+        raise SystemExit(str(e)) from None
     accounts = Accounts(load_tiers(settings.tiers))
     if args.command == "prune-guests":
         print(f"deleted {accounts.prune_guests(args.days)} guest(s)")

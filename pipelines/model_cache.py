@@ -11,6 +11,8 @@ import logging
 import os
 import pathlib
 import threading
+import time
+from collections.abc import Callable
 
 import torch
 from diffusers import (ControlNetModel, DiffusionPipeline, MotionAdapter, StableDiffusionControlNetImg2ImgPipeline,
@@ -54,12 +56,14 @@ class ModelCache:
     """
 
     def __init__(self, models_dir: str | os.PathLike, device: torch.device, dtype: torch.dtype,
-                 capacity: int = 2, config_folders: dict[str, str] | None = None):
+                 capacity: int = 2, config_folders: dict[str, str] | None = None,
+                 on_load: Callable[[float, str], None] | None = None):
         self.models_dir = pathlib.Path(models_dir)
         self.device = device
         self.dtype = dtype
         self.capacity = max(1, capacity)
         self.config_folders = config_folders or {}
+        self.on_load = on_load             # on_load(seconds, family) after each pipeline load
         self.loads = 0                     # how many times weights were read from disk
         # model hash -> task -> pipeline; the "txt2img" entry is the loaded one, the others share its modules
         self._pipelines: collections.OrderedDict[str, dict[str, DiffusionPipeline]] = collections.OrderedDict()
@@ -213,6 +217,7 @@ class ModelCache:
         return path if path.is_absolute() else self.models_dir / path
 
     def _load(self, model: ModelRef) -> DiffusionPipeline:
+        started = time.perf_counter()
         cls = PIPELINE_CLASSES[model.family]
         kind = model.source.split(":", 1)[0]
         logger.info("model cache: loading %s (%s) on %s", model.id, model.source, self.device)
@@ -243,4 +248,7 @@ class ModelCache:
             pipe.safety_checker = None
         pipe.set_progress_bar_config(disable=True)
         self.loads += 1
-        return pipe.to(self.device)
+        pipe = pipe.to(self.device)
+        if self.on_load is not None:
+            self.on_load(time.perf_counter() - started, model.family)
+        return pipe

@@ -25,6 +25,7 @@ from pipelines.errors import AtelierError, JobCancelled
 from pipelines.infotext import format_infotext
 from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep, canonical_json
 from queueing import settlement
+from queueing.logs import job_context
 from queueing.leases import Heartbeat
 from storage import jobs
 from storage.artifacts import encode_png, store_artifact
@@ -52,7 +53,7 @@ def models_of(plan: dict) -> set[str]:
             if step.get(name)}
 
 
-def build_runner(settings):
+def build_runner(settings, on_model_load=None):
     """The Runner for `settings`: DiffusersBackend on the configured device, with a model cache.
     Imports torch, so only processes that run jobs call it."""
     from configs import load_models
@@ -65,7 +66,7 @@ def build_runner(settings):
     device = pick_device(settings.device)
     configs = {m.id: m.config for m in load_models(settings.catalogue) if m.config}
     cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
-                       config_folders=configs)
+                       config_folders=configs, on_load=on_model_load)
     return Runner(DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir)))
 
 
@@ -83,10 +84,11 @@ class JobExecutor:
     """
 
     def __init__(self, make_runner, blobs: BlobStore, progress_interval: float = 0.1, lease_seconds: float = 60.0,
-                 models: tuple[str, ...] = (), put_back_delay: float = 1.0):
+                 models: tuple[str, ...] = (), put_back_delay: float = 1.0, metrics=None):
         self.make_runner = make_runner
         self.blobs = blobs
         self.progress_interval = progress_interval
+        self.metrics = metrics
         self.lease_seconds = lease_seconds
         self.models = frozenset(models)
         self.put_back_delay = put_back_delay
@@ -100,7 +102,8 @@ class JobExecutor:
     def start(self, enqueue: Callable[[str, int], None], threads: int = 1) -> None:
         """Start the heartbeat; `enqueue(job_id, priority)` puts jobs back on the queue."""
         self.enqueue = enqueue
-        self.heartbeat = Heartbeat(self.worker, self.lease_seconds, enqueue, tuple(sorted(self.models)), threads)
+        self.heartbeat = Heartbeat(self.worker, self.lease_seconds, enqueue, tuple(sorted(self.models)), threads,
+                                   metrics=self.metrics)
         self.heartbeat.start()
 
     def stop_soon(self) -> None:
@@ -123,7 +126,7 @@ class JobExecutor:
         self.runner  # noqa: B018 - the property builds it
 
     def __call__(self, job_id: str) -> None:
-        with database.connection_context():
+        with job_context(job_id), database.connection_context():
             self.execute(job_id)
 
     def execute(self, job_id: str) -> None:
@@ -138,6 +141,8 @@ class JobExecutor:
         if job is None:
             logger.info("job %s: taken by another worker, skipped", job_id)
             return
+        if self.metrics is not None:
+            self.metrics.job_started(job)
         if self.heartbeat is not None:
             self.heartbeat.hold(job_id)
         try:
@@ -185,16 +190,16 @@ class JobExecutor:
             self._stopped(job, e.message)
             return
         except AtelierError as e:
-            settlement.finish(job_id, "failed", error=e.message, **mine)
+            self._finish(job_id, "failed", error=e.message, **mine)
             logger.info("job %s: failed: %s", job_id, e.message)
             return
         except Exception as e:
             logger.exception("job %s: failed unexpectedly", job_id)
-            settlement.finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.",
-                              **mine)
+            self._finish(job_id, "failed", error=f"Internal error ({type(e).__name__}); the server log has details.",
+                         **mine)
             return
-        if settlement.finish(job_id, "succeeded", outputs=outputs,
-                             result={"timings": result.timings, "environment": result.environment}, **mine):
+        if self._finish(job_id, "succeeded", outputs=outputs,
+                        result={"timings": result.timings, "environment": result.environment}, **mine):
             logger.info("job %s: succeeded with %d artifact(s)", job_id, len(outputs))
         else:
             logger.warning("job %s: finished here after it was handed on or cancelled; the result is not used",
@@ -204,13 +209,22 @@ class JobExecutor:
         """The run stopped at a step: cancelled by its owner, handed on to another worker (this one lost
         its lease), or this process is stopping, in which case the job goes back to the queue."""
         if jobs.cancel_requested(job.id):
-            settlement.finish(job.id, "cancelled", error=message)
+            self._finish(job.id, "cancelled", error=message)
             logger.info("job %s: cancelled", job.id)
         elif self.stopping.is_set() and jobs.requeue(job, worker=self.worker, count_attempt=False):
             self.enqueue(job.id, job.priority)
             logger.info("job %s: this worker is stopping; queued again", job.id)
+            if self.metrics is not None:
+                self.metrics.job_requeued("shutdown")
         else:
             logger.warning("job %s: no longer held by %s (its lease ran out); stopped", job.id, self.worker)
+
+    def _finish(self, job_id: str, status: str, **values) -> bool:
+        """settlement.finish, and the job's duration observed when this process finished it."""
+        finished = settlement.finish(job_id, status, **values)
+        if finished and self.metrics is not None:
+            self.metrics.job_finished(job_id)
+        return finished
 
     def _load_image(self, artifact_id: str):
         artifact = Artifact.get_by_id(artifact_id)

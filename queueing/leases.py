@@ -46,12 +46,13 @@ class Heartbeat:
     """
 
     def __init__(self, name: str, lease_seconds: float, enqueue: Callable[[str, int], None],
-                 models: tuple[str, ...] = (), threads: int = 1):
+                 models: tuple[str, ...] = (), threads: int = 1, metrics=None):
         self.name = name
         self.lease_seconds = lease_seconds
         self.enqueue = enqueue
         self.models = tuple(models)
         self.threads = threads
+        self.metrics = metrics
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -109,7 +110,14 @@ class Heartbeat:
                                   Worker.running: json.dumps(held), Worker.heartbeat_at: now})
              .execute())
             jobs.renew_leases(self.name, held, self.lease_seconds)
-            return reap(self.enqueue, now)
+            reaped = reap(self.enqueue, now)
+            if self.metrics is not None:
+                for job_id, outcome in reaped:
+                    if outcome == "requeued":
+                        self.metrics.job_requeued("lease_expired")
+                    else:
+                        self.metrics.job_finished(job_id)
+            return reaped
 
 
 def reap(enqueue: Callable[[str, int], None], now: float | None = None) -> list[tuple[str, str]]:

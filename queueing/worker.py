@@ -20,9 +20,11 @@ from huey.consumer import Consumer
 from configs import load_models, load_settings, needs_hub
 from queueing.executor import JobExecutor, build_runner
 from queueing.huey_app import make_huey
+from queueing.logs import configure_logging, install_huey_job_context
+from queueing.metrics import Metrics, serve_worker_metrics
 from queueing.tasks import register_tasks
 from storage.blobs import open_blob_store
-from storage.db import open_database
+from storage.db import SchemaTooNew, open_database
 
 logger = logging.getLogger("atelier.worker")
 
@@ -46,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="jobs run at once (threads); default 1")
     parser.add_argument("--models", nargs="*", default=[], metavar="ID",
                         help="catalogue ids of the models this worker serves (default: all)")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("ATELIER_METRICS_PORT", "0")),
+                        help="serve Prometheus metrics on this port (default 0: none)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = load_settings()
     catalogue = load_models(settings.catalogue)
     if not needs_hub(catalogue):
@@ -56,11 +60,19 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"--models names {unknown}, which the catalogue ({settings.catalogue}) does not have; "
                      f"it has {sorted(m.id for m in catalogue)}")
-    open_database(settings.resolved_database_url)
+    try:
+        open_database(settings.resolved_database_url)
+    except SchemaTooNew as e:
+        raise SystemExit(str(e)) from None
     blobs = open_blob_store(settings.blobs_url, settings.data_dir)
     huey = make_huey(settings.queue_url, settings.data_dir)
-    executor = JobExecutor(lambda: build_runner(settings), blobs, settings.progress_interval,
-                           settings.job_lease_seconds, models=tuple(args.models))
+    metrics = Metrics(job_table=False)
+    executor = JobExecutor(lambda: build_runner(settings, on_model_load=metrics.model_loaded), blobs,
+                           settings.progress_interval, settings.job_lease_seconds, models=tuple(args.models),
+                           metrics=metrics)
+    install_huey_job_context(huey)
+    if args.metrics_port:
+        serve_worker_metrics(args.metrics_port, metrics)
     run_job = register_tasks(huey, executor)
     executor.warm_up()
     executor.start(lambda job_id, priority: run_job(job_id, priority=priority), args.workers)

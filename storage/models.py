@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 
-from peewee import (BooleanField, CharField, DoubleField, ForeignKeyField, IntegerField, Model,
+from peewee import (BigIntegerField, BooleanField, CharField, DoubleField, ForeignKeyField, IntegerField, Model,
                     TextField)
 
 from storage.db import database
@@ -141,7 +141,7 @@ class Artifact(BaseModel):
     plan_hash = CharField(max_length=64, default="")
     step_id = CharField(default="")
     output_index = IntegerField(default=0)
-    seed = IntegerField(null=True)
+    seed = BigIntegerField(null=True)         # up to 2**32 - 1, past a PostgreSQL integer
     frames = IntegerField(default=0)          # videos: number of frames and frames per second
     fps = DoubleField(default=0.0)
     created_at = DoubleField(default=time.time, index=True)

@@ -16,7 +16,7 @@ from tests.conftest import need
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-MIGRATIONS = ["0001_initial", "0002_accounts", "0003_video", "0004_workers"]
+MIGRATIONS = ["0001_initial", "0002_accounts", "0003_video", "0004_workers", "0005_big_seeds"]
 
 
 def test_migrations_create_the_tables_once(tmp_path):
