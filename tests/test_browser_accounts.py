@@ -228,6 +228,9 @@ def test_an_admin_sees_the_users_grants_credits_and_changes_a_tier(page, account
     open_tab(page, "Admin")
     users = wait_for_text(page, "#admin-users", target.email)
     assert admin.email in users and "Admins only" not in page.inner_text("#admin-notice")
+    workers = page.inner_text("#admin-workers")                 # this process's two consumers beat
+    assert accounts_app.executor.worker in workers and "alive" in workers
+    assert "Queue:" in page.inner_text("#admin-queue")
 
     type_number(page, "#admin-user-id", target.id)
     type_number(page, "#admin-amount", 7)
@@ -242,6 +245,9 @@ def test_an_admin_sees_the_users_grants_credits_and_changes_a_tier(page, account
 
     page.locator("#admin-tier input").click()
     page.get_by_role("option", name="standard", exact=True).click()
+    # On a busy machine the choice reaches the server a moment later; press the button once it shows.
+    page.wait_for_function("() => document.querySelector('#admin-tier input').value === 'standard'")
+    page.wait_for_timeout(300)
     page.click("#admin-set-tier")
     wait_for_text(page, "#admin-audit", "set_tier")
     assert User.get_by_id(target.id).tier == "standard"
