@@ -84,6 +84,27 @@ def test_a_worker_leaves_jobs_for_models_it_does_not_serve(atelier, owner):
     assert JobExecutor(lambda: None, atelier.service.blobs, models=("demo-sdxl",)).serves(Job.get_by_id(job.id))
 
 
+def test_redis_alone_runs_the_whole_path(settings, tmp_path):
+    """Only the queue on Redis (the database and blobs stay the session's)."""
+    import dataclasses
+
+    from auth import local_owner
+    from pipelines.spec import Txt2Img, WorkflowSpec
+    from tests.conftest import serve
+    redis = pytest.importorskip("redis")
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB - 1, socket_connect_timeout=2).flushdb()
+    except redis.exceptions.RedisError as e:
+        need(f"Redis is not reachable on 127.0.0.1:6379 ({e})")
+    on_redis = dataclasses.replace(settings, queue_url=f"redis://127.0.0.1:6379/{REDIS_DB - 1}")
+    for app in serve(on_redis):
+        assert type(app.huey).__name__ == "PriorityRedisHuey"
+        owner = local_owner()
+        job = app.service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="on redis", seed=2, steps=2)))
+        done = app.service.wait(owner, job.id, timeout=120)
+        assert done.status == "succeeded" and done.worker == app.executor.worker, done.error
+
+
 # -- the cluster: processes on PostgreSQL and Redis ------------------------------------------------------
 
 class Cluster:
@@ -202,8 +223,11 @@ def ledger(cluster, job_id: str) -> list[str]:
 
 
 def test_the_web_process_runs_no_jobs_and_never_loads_torch(cluster):
+    import httpx
     maps = pathlib.Path(f"/proc/{cluster.web.pid}/maps").read_text()
     assert "libtorch" not in maps
+    ready = httpx.get(cluster.url + "readyz", timeout=10)
+    assert ready.status_code == 200, ready.text                          # PostgreSQL, Redis and S3 answer
     job_id = submit(client_of(cluster), prompt="a quiet harbour", seed=1)
     time.sleep(2)
     assert cluster.job(job_id)["status"] == "queued"                    # nobody runs it yet
@@ -212,6 +236,8 @@ def test_the_web_process_runs_no_jobs_and_never_loads_torch(cluster):
                             "the job to succeed on the worker")
     assert done["worker"].split(":")[0] and done["attempts"] == 1
     assert ledger(cluster, job_id) == ["capture", "reserve"]
+    scrape = httpx.get(cluster.url + "metrics", timeout=10).text
+    assert 'atelier_jobs{state="succeeded"} 1.0' in scrape
 
 
 def stop_all_workers(cluster) -> None:
