@@ -27,6 +27,20 @@ def check_key(key: str) -> str:
     return key
 
 
+def write_whole(target: pathlib.Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `target`, then rename it into place: a crash never leaves
+    half a file under the name, and a reader sees the whole file or none."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class BlobStore:
     """Stores bytes by content. Subclasses implement `_write`, `get`, `exists` and `path`, and set
     `root`: the local folder that `path()` returns files under (the only folder the web server serves)."""
@@ -74,17 +88,7 @@ class LocalBlobStore(BlobStore):
         return self.path(key).is_file()
 
     def _write(self, key: str, data: bytes) -> None:
-        target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write to a temporary file and rename, so a crash never leaves half a blob under its key.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        write_whole(self.path(key), data)
 
     def get(self, key: str) -> bytes:
         try:

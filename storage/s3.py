@@ -26,11 +26,10 @@ import logging
 import os
 import pathlib
 import re
-import tempfile
 import uuid
 from collections.abc import Mapping
 
-from storage.blobs import BlobStore, check_key
+from storage.blobs import BlobStore, check_key, write_whole
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +153,7 @@ class S3BlobStore(BlobStore):
         target = self.root / check_key(key)[:2] / key
         if target.is_file():
             return target
-        data = self.get(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Temporary file and rename: a concurrent reader sees the whole file or none.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        write_whole(target, self.get(key))
         return target
 
     def url(self, key: str, expires: int = 600) -> str:

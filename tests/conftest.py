@@ -148,7 +148,8 @@ def postgres_url():
 def moto_url():
     """moto's S3 server on a free port of 127.0.0.1, and the AWS variables pointing at it for the session."""
     try:
-        import boto3  # noqa: F401
+        import importlib
+        importlib.import_module("boto3")
         from moto.server import ThreadedMotoServer
     except ImportError as e:
         need(f"boto3 or moto's server is not installed (pip install -r requirements.txt -r "

@@ -310,7 +310,9 @@ def test_restarting_everything_loses_no_queued_job(cluster):
     cluster.web.wait(10)
     cluster.start_web()
     cluster.start_worker("after-restart")
-    cluster.wait_for(lambda: all(cluster.job(i)["status"] == "succeeded" for i in ids), "the queued jobs to run")
+    cluster.wait_for(lambda: all(cluster.job(i)["status"] in ("succeeded", "failed") for i in ids),
+                     "the queued jobs to run")
+    assert [(cluster.job(i)["status"], cluster.job(i)["attempts"]) for i in ids] == [("succeeded", 1)] * 3
     every_blob_is_there(cluster)
 
 
