@@ -229,7 +229,7 @@ class JobService:
         """One of `user`'s videos as a looping animation for sharing: fmt "gif" or "webp"."""
         encoders = {"gif": encode_gif, "webp": encode_webp}
         if fmt not in encoders:
-            raise AtelierError(f"format must be one of {sorted(encoders)}, got {fmt!r}.", code="bad_format",
+            raise AtelierError(f"Unknown format {fmt!r}: use \"gif\" or \"webp\".", code="bad_format",
                                field="format")
         artifact = self.artifact(user, artifact_id)
         if artifact.mime != MP4_MIME:

@@ -6,7 +6,6 @@ import functools
 import inspect
 import json
 import logging
-import os
 import pathlib
 import tempfile
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pipelines.errors import AtelierError
 from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Txt2Img, Upscale,
                             WorkflowSpec)
 from queueing.service import JobService, progress_of
+from storage.blobs import write_whole
 from storage.models import Job, User
 
 logger = logging.getLogger(__name__)
@@ -253,31 +253,19 @@ def wait_for_video(service: JobService, user: User, job_id: str, progress: gr.Pr
     return video_result(service, user, job)
 
 
-ANIMATION_FORMATS = ("gif", "webp")
-
-
 def export_animation(service: JobService, user: User, artifact_id: str, fmt: str) -> str:
     """A looping GIF or WebP of one of the user's videos, written to a temporary file; its path.
+    `service.animation` checks the format, the owner and that it is a video.
 
     The file is named by the video's id (content hash) and format, so exporting the same video again
     rewrites the same file rather than leaving another one behind."""
     fmt = (fmt or "").lower().lstrip(".")
-    if fmt not in ANIMATION_FORMATS:
-        raise gr.Error(f"Unknown format {fmt!r}: use \"gif\" or \"webp\".")
     if not artifact_id:
         raise gr.Error("Give the artifact_id of one of your videos (the info of /img2vid, /txt2vid or "
                        "/interpolate has it).")
-    artifact = service.artifact(user, artifact_id)
-    if not is_video(artifact):
-        raise gr.Error(f"Artifact {artifact_id[:16]}… is {artifact.kind}, not a video; only videos export "
-                       "as animations.")
-    data = service.animation(user, artifact.id, fmt)
-    folder = pathlib.Path(tempfile.gettempdir(), "atelier-animations")
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{artifact.id[:16]}.{fmt}"
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=f".{fmt}", delete=False) as f:
-        f.write(data)
-    os.replace(f.name, path)       # atomic: a concurrent export of the same video never reads half a file
+    data = service.animation(user, artifact_id, fmt)
+    path = pathlib.Path(tempfile.gettempdir(), "atelier-animations", f"{artifact_id[:16]}.{fmt}")
+    write_whole(path, data)       # a concurrent export of the same video never reads half a file
     return str(path)
 
 
