@@ -88,16 +88,20 @@ def price_text(ctx: UIContext, user, spec) -> str:
     return text
 
 
-def wire_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, triggers: list, after: tuple = ()) -> None:
+def wire_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, triggers: list, after: tuple = (),
+               first_missing: str = "") -> None:
     """Show the price of `make_spec(user, *inputs)` in `price` whenever one of `triggers` fires (a form
     change, the page load, the tab's select), and again once each event in `after` (a job) is done.
 
     `inputs` and `make_spec` are the ones given to `wire`, so the price is that of exactly what Generate
-    would submit; the first input must be the prompt.
+    would submit. The first input is the prompt, priced as a stand-in when blank; or, with
+    `first_missing`, an input that can't be stood in for (an image), and the text shown while it is empty.
     """
     def show(request: gr.Request, *values) -> str:
         prompt, rest = values[0], values[1:]
         if not (prompt or "").strip():
+            if first_missing:
+                return first_missing
             prompt = PRICING_PROMPT
         try:
             user = ctx.current_user(request)

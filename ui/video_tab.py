@@ -9,8 +9,7 @@ from pipelines.spec import Img2Vid, Interpolate, Txt2Vid, WorkflowSpec
 from ui.common import (UIContext, editing_spec, export_animation, sampling, user_errors, video_spec, wait_for_video,
                        whole)
 from ui.controls import read_image
-from pipelines.errors import AtelierError
-from ui.generate import price_text, priced_action_buttons, wire, wire_price
+from ui.generate import priced_action_buttons, wire, wire_price
 
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
 
@@ -160,8 +159,9 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     t2v_ran = wire(ctx, t2v_go, cancels, t2v, t2v_spec, *shown, result=wait_for_video)
     wire_price(ctx, t2v_price, t2v, t2v_spec, [t2v[0].blur, *(c.change for c in t2v[2:]), t2v_page.select,
                                                *price_on], after=(t2v_ran,))
-    _wire_image_price(ctx, i2v_price, i2v_inputs, i2v_spec, [c.change for c in i2v_inputs] + [i2v_page.select],
-                      after=(i2v_ran,))
+    # Pricing stores the image as an upload, as Generate would.
+    wire_price(ctx, i2v_price, i2v_inputs, i2v_spec, [c.change for c in i2v_inputs] + [i2v_page.select],
+               after=(i2v_ran,), first_missing="Add an image to see the price.")
 
     for button, factor in zip(out["interpolate"], (2, 4)):
         wire(ctx, button, cancels, [out["info"], out["method"]], _interpolation(service, factor), *shown,
@@ -191,20 +191,3 @@ def _exporter(ctx: UIContext, fmt: str):
         path = export_animation(ctx.service, ctx.current_user(request), current_video(info), fmt)
         return gr.update(value=path, visible=True)
     return download
-
-
-def _wire_image_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, triggers: list, after=()) -> None:
-    """The Image to video price: like `wire_price`, but with no image yet it asks for one (pricing stores
-    the image as an upload, as Generate would)."""
-    def show(request: gr.Request, path, *rest) -> str:
-        if not path:
-            return "Add an image to see the price."
-        try:
-            user = ctx.current_user(request)
-        except AtelierError as e:
-            return f"⚠ {e.message}"
-        return price_text(ctx, user, lambda: make_spec(user, path, *rest))
-
-    gr.on(triggers, show, inputs, price, trigger_mode="always_last", **QUIET)
-    for event in after:
-        event.then(show, inputs, price, **QUIET)
