@@ -378,7 +378,7 @@ class Compiler(VideoNodes):
         elif (message := schedule_error(sampler, schedule)) is not None:
             check.fail("unsupported_schedule", "schedule", message)
         batch = check.integer("batch_size", p.batch_size, 1, limits.max_batch_size)
-        seed = check.integer("seed", p.seed, -1, MAX_SEED, " Use -1 for a random seed.")
+        seed = self._seed(p.seed, check)
         style = self._style(p.style, check)
         if check.problems:
             return {"entry": model, "batch": batch} if batch is not None else None
@@ -389,7 +389,7 @@ class Compiler(VideoNodes):
         ref = ModelRef(id=model.id, family=model.family, source=model.source, hash=self.model_hash(model))
         return {"entry": model, "model": ref, "prompt": prompt, "negative_prompt": negative, "steps": steps,
                 "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
-                "seed": self.seed_source() if seed == -1 else seed, "style": style.name if style else "",
+                "seed": seed, "style": style.name if style else "",
                 "loras": loras, "embeddings": self._embeddings(prompt, negative)}
 
     def _loras(self, prompt: str, chosen, check: Checker) -> tuple[str, tuple]:
