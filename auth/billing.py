@@ -1,18 +1,22 @@
 """Stripe billing: Checkout for credit packs and subscriptions, and the webhook that applies payments.
 
-"Buy credits" creates a Checkout Session whose `client_reference_id` is the user's id and whose
-`metadata.credits` is the pack size; Stripe sends `checkout.session.completed` to
-`POST /webhooks/stripe`, which checks the signature and grants exactly those credits once (the
-ledger key is the session id, so a second delivery grants nothing). A delayed payment (a bank debit)
-completes the session unpaid; the credits come with `checkout.session.async_payment_succeeded`.
+"Buy credits" creates a Checkout Session for the pack's Stripe price whose `client_reference_id` is the
+user's id; Stripe sends `checkout.session.completed` to `POST /webhooks/stripe`, which checks the
+signature, reads the session back from Stripe's API by its id, and grants what tiers.toml says that
+price sells, times the quantity, once (the ledger key is the session id, so a second delivery grants
+nothing). Nothing in the event's body decides who gets what: anyone holding the webhook secret can sign
+an event, but only Stripe holds a paid session (issue 11). A delayed payment (a bank debit) completes
+the session unpaid; the credits come with `checkout.session.async_payment_succeeded`.
 Subscription events put the customer's user on the tier whose `stripe_price` the subscription is for,
-and back on the default tier when it ends.
+and back on the default tier when it ends; they are applied in the order Stripe created them, so a late
+or re-delivered older event changes nothing.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import time
 
 import stripe
 from fastapi import Request
@@ -30,10 +34,20 @@ logger = logging.getLogger(__name__)
 LIVE_SUBSCRIPTION = ("active", "trialing", "past_due")
 NOT_STARTED = "incomplete"       # a subscription waiting for its first payment: no tier change either way
 PAID_CHECKOUT = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+SUBSCRIPTION_EVENTS = ("customer.subscription.created", "customer.subscription.updated",
+                       "customer.subscription.deleted")
+PAID = ("paid", "no_payment_required")
+SIGNATURE_TOLERANCE = 300   # seconds a signature may be old (Stripe's default): a replay after that is refused
+FUTURE_SKEW = 30            # seconds a signature may be dated ahead of this host's clock (clock drift)
 
 
 class WebhookRefused(Exception):
-    """The payload is not a genuine Stripe event (bad or missing signature, stale, not JSON)."""
+    """The payload is not a genuine Stripe event (bad or missing signature, stale or future-dated, not JSON)."""
+
+
+class StripeUnavailable(Exception):
+    """Stripe's API did not answer while an event was being checked; nothing changed, and the webhook
+    answers 503 so that Stripe delivers the event again later."""
 
 
 class Billing:
@@ -61,6 +75,8 @@ class Billing:
         if pack is None:
             raise AtelierError(f"Unknown credit pack {pack_id!r}; choose one of {[p.id for p in self.tiers.packs]}.",
                                code="unknown_pack", field="pack")
+        # The metadata is for people reading Stripe's dashboard; the webhook never reads it back (the
+        # customer's browser can see it, and anyone with the webhook secret can put anything there).
         return self._session(user, base_url, mode="payment", price=pack.price_id,
                              metadata={"credits": str(pack.credits), "pack": pack.id})
 
@@ -96,47 +112,138 @@ class Billing:
     # -- the webhook ---------------------------------------------------------------------------------
 
     def handle_webhook(self, payload: bytes, signature: str | None) -> str:
-        """Verify and apply one event; returns what was done. Raises WebhookRefused for anything that
-        is not signed with the webhook secret (nothing changes then)."""
+        """Verify and apply one event; returns what was done (for the log and the response).
+
+        Raises WebhookRefused, changing nothing, for anything not signed with the webhook secret, signed
+        more than SIGNATURE_TOLERANCE s ago, or dated more than FUTURE_SKEW s ahead (stripe's
+        construct_event checks only the first two, and a signature dated a day ahead could be replayed
+        for a day). Raises StripeUnavailable, changing nothing, when a checkout cannot be read back from
+        Stripe. Stripe's API is called before the transaction opens, so no database lock is held over
+        the network.
+        """
         try:
-            stripe.Webhook.construct_event(payload, signature, self.webhook_secret)
+            stripe.Webhook.construct_event(payload, signature, self.webhook_secret, tolerance=SIGNATURE_TOLERANCE)
         except (stripe.SignatureVerificationError, ValueError) as e:
             raise WebhookRefused(str(e)) from None
+        ahead = _signed_at(signature) - time.time()
+        if ahead > FUTURE_SKEW:
+            raise WebhookRefused(f"the signature is dated {ahead:.0f} s in the future (at most {FUTURE_SKEW} s is "
+                                 "accepted); if Stripe really sent it, set this host's clock right (NTP)")
         event = json.loads(payload)
-        kind, obj = event.get("type", ""), event.get("data", {}).get("object", {})
-        with database.atomic():
-            if kind in PAID_CHECKOUT:
-                return self._checkout_completed(obj)
-            if kind in ("customer.subscription.created", "customer.subscription.updated",
-                        "customer.subscription.deleted"):
-                return self._subscription_changed(obj, ended=kind.endswith("deleted"))
+        data = event.get("data") if isinstance(event, dict) else None
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict):
+            raise WebhookRefused("the payload is not a Stripe event (an object with data.object)")
+        kind = event.get("type", "")
+        if kind in PAID_CHECKOUT:
+            session = self._retrieve_session(obj.get("id"))
+            if session is None:
+                return "unknown session"
+            with database.atomic():
+                return self._checkout_completed(session, obj)
+        if kind in SUBSCRIPTION_EVENTS:
+            with database.atomic():
+                return self._subscription_changed(obj, ended=kind.endswith("deleted"), created=event.get("created"),
+                                                  event_id=str(event.get("id") or ""))
         return "ignored"
 
-    def _checkout_completed(self, session: dict) -> str:
+    def _retrieve_session(self, session_id) -> dict | None:
+        """The Checkout Session `session_id` as Stripe holds it, with its line items; None when Stripe has
+        no such session (a forged event). Raises StripeUnavailable when Stripe does not answer."""
+        if not isinstance(session_id, str) or not session_id.startswith("cs_"):
+            logger.warning("stripe: a checkout event names no session id (%r); nothing granted", session_id)
+            return None
+        try:
+            session = self.client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["line_items"]})
+        except stripe.InvalidRequestError as e:
+            logger.warning("stripe: checkout %s is not one Stripe has (%s); nothing granted", session_id, e)
+            return None
+        except stripe.StripeError as e:
+            logger.warning("stripe: could not read checkout %s back from Stripe: %s", session_id, e)
+            raise StripeUnavailable(f"Stripe did not answer for checkout {session_id}: {e}") from e
+        return session.to_dict()
+
+    def _checkout_completed(self, session: dict, told: dict) -> str:
+        """Apply a completed checkout: link the customer to the user, and for a paid credit pack grant the
+        pack's credits once. `session` is what Stripe's API returned, the only thing trusted; `told` is
+        the event's copy, which must name the same user (else someone edited it, and nothing happens)."""
+        session_id = session.get("id", "")
         user = _user(session.get("client_reference_id"))
         if user is None:
-            logger.warning("stripe: checkout %s names no known user", session.get("id"))
+            logger.warning("stripe: checkout %s names no known user", session_id)
             return "unknown user"
+        if told.get("client_reference_id") != session.get("client_reference_id"):
+            logger.warning("stripe: an event for checkout %s names user %r but the session is user %s's; nothing "
+                           "done", session_id, told.get("client_reference_id"), user.id)
+            return "wrong user"
         if session.get("customer") and user.stripe_customer != session["customer"]:
             User.update(stripe_customer=session["customer"]).where(User.id == user.id).execute()
         if session.get("mode") != "payment":
             return "customer linked"
-        if session.get("payment_status", "paid") not in ("paid", "no_payment_required"):
+        if session.get("payment_status") not in PAID:
             return "not paid yet"
-        amount = _number((session.get("metadata") or {}).get("credits"))
-        if amount <= 0:
-            logger.warning("stripe: checkout %s carries no credits in its metadata", session.get("id"))
-            return "no credits in metadata"
-        if not credits.grant(user, amount, f"stripe:{session['id']}", note=f"bought {amount:g} credits"):
+        amount = self._credits_sold(session)
+        if amount is None:
+            return "nothing to grant"
+        if not credits.grant(user, amount, f"stripe:{session_id}", note=f"bought {amount:g} credits"):
             return "already granted"
-        logger.info("stripe: granted %s credits to user %s (checkout %s)", amount, user.id, session["id"])
+        logger.info("stripe: granted %s credits to user %s (checkout %s)", amount, user.id, session_id)
         return "granted"
 
-    def _subscription_changed(self, subscription: dict, ended: bool) -> str:
+    def _credits_sold(self, session: dict) -> float | None:
+        """The credits a paid session bought: for each line item, the credits of the pack whose `price_id`
+        is the item's price, times its quantity. None (logged, nothing granted; the payment is kept in
+        Stripe for an admin to settle by hand) when any item is a price no pack has, a quantity is not a
+        positive whole number, or the sum is not finite and positive."""
+        session_id = session.get("id", "")
+        items = session.get("line_items") or {}
+        if items.get("has_more") or not items.get("data"):
+            logger.warning("stripe: checkout %s has %s line items; a pack sells one; nothing granted", session_id,
+                           "more than " + str(len(items.get("data") or [])) if items.get("has_more") else "no")
+            return None
+        total = 0.0
+        for item in items["data"]:
+            price = (item.get("price") or {}).get("id", "")
+            pack, quantity = self.tiers.pack_for_price(price), item.get("quantity")
+            if pack is None:
+                logger.warning("stripe: checkout %s sold price %r, which no pack in tiers.toml has; nothing granted",
+                               session_id, price)
+                return None
+            if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+                logger.warning("stripe: checkout %s sold pack %s in quantity %r; nothing granted", session_id,
+                               pack.id, quantity)
+                return None
+            if _number(pack.credits) <= 0:
+                logger.warning("stripe: pack %s sells %r credits; nothing granted for checkout %s (give it a "
+                               "positive number in tiers.toml)", pack.id, pack.credits, session_id)
+                return None
+            total += _number(pack.credits) * quantity
+        if not (math.isfinite(total) and total > 0):
+            logger.warning("stripe: checkout %s adds up to %r credits; nothing granted (check the packs' credits in "
+                           "tiers.toml)", session_id, total)
+            return None
+        return total
+
+    def _subscription_changed(self, subscription: dict, ended: bool, created, event_id: str) -> str:
+        """Put the subscription's user on the tier its price sells while it is live, on the default tier
+        when it is not (ended, canceled, unpaid...). Events are applied in Stripe's `created` order per
+        user: one older than the last applied (a late or re-delivered event) changes nothing. Events
+        created in the same second are applied as they come (Stripe's times are whole seconds)."""
         user = (User.get_or_none(User.stripe_customer == subscription.get("customer"))
-                if subscription.get("customer") else None) or _user(subscription.get("metadata", {}).get("user_id"))
+                if subscription.get("customer") else None) or _user((subscription.get("metadata") or {}).get("user_id"))
         if user is None:
             return "unknown customer"
+        if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
+            logger.warning("stripe: subscription event %s has no creation time (%r); ignored", event_id, created)
+            return "no event time"
+        # Lock the user's row (a no-op UPDATE; SQLite's IMMEDIATE transaction holds the whole database)
+        # and read it again, so two deliveries for one user are ordered one after the other.
+        User.update(stripe_event_id=User.stripe_event_id).where(User.id == user.id).execute()
+        user = User.get_by_id(user.id)
+        if created < user.stripe_event_created or (event_id and event_id == user.stripe_event_id):
+            logger.info("stripe: stale event %s (created %s) for user %s: event %s (created %s) was applied after "
+                        "it; ignored", event_id, created, user.id, user.stripe_event_id, user.stripe_event_created)
+            return "stale event"
         if not ended and subscription.get("status") == NOT_STARTED:
             return "not started"
         subscription_id = subscription.get("id", "")
@@ -145,21 +252,27 @@ class Billing:
             return "not the current subscription"      # an older one ending leaves the newer one's tier
         tier = self.tiers.default
         if live:
-            items = subscription.get("items", {}).get("data", [])
-            prices = [item.get("price", {}).get("id", "") for item in items]
+            items = (subscription.get("items") or {}).get("data") or []
+            prices = [(item.get("price") or {}).get("id", "") for item in items]
             tier = next((t for t in map(self.tiers.tier_for_price, prices) if t is not None), None)
             if tier is None:
                 return "unknown price"
-        User.update(stripe_subscription=subscription_id if live else "").where(User.id == user.id).execute()
+        User.update(stripe_subscription=subscription_id if live else "", stripe_event_created=created,
+                    stripe_event_id=event_id).where(User.id == user.id).execute()
         if user.tier != tier.name:
             User.update(tier=tier.name).where(User.id == user.id).execute()
             audit.record(None, "set_tier", user, before=user.tier, after=tier.name, source="stripe",
-                         subscription=subscription.get("id", ""))
+                         subscription=subscription_id)
         return f"tier {tier.name}"
 
 
+def _signed_at(header: str) -> int:
+    """The `t=` timestamp of a Stripe-Signature header that construct_event accepted (the first one, as it reads)."""
+    return int(next(part.split("=", 2)[1] for part in header.split(",") if part.split("=", 2)[0] == "t"))
+
+
 def _number(value) -> float:
-    """`value` as a number of credits; 0 for anything that is not one (so a bad event grants nothing)."""
+    """`value` as a number of credits; 0 for anything that is not a finite one (so a bad pack grants nothing)."""
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -175,7 +288,8 @@ def _user(user_id) -> User | None:
 
 
 def install_billing_routes(app, billing: Billing) -> None:
-    """POST /webhooks/stripe: 200 when applied (or ignored), 400 when the signature does not hold."""
+    """POST /webhooks/stripe: 200 when applied (or ignored), 400 when the signature does not hold, 503 when
+    Stripe's API could not be asked about the event (Stripe then delivers it again)."""
     @app.post("/webhooks/stripe")
     async def stripe_webhook(request: Request):
         payload = await request.body()
@@ -184,4 +298,8 @@ def install_billing_routes(app, billing: Billing) -> None:
         except WebhookRefused as e:
             logger.warning("stripe: refused a webhook: %s", e)
             return JSONResponse({"error": "signature verification failed"}, status_code=400)
+        except StripeUnavailable as e:
+            logger.warning("stripe: deferred a webhook: %s", e)
+            return JSONResponse({"error": "Stripe's API did not answer; deliver the event again later"},
+                                status_code=503)
         return {"ok": True, "result": result}

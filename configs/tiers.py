@@ -1,6 +1,7 @@
 """Tiers, credit packs and credit prices, read from `configs/tiers.toml` (stdlib only)."""
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -48,7 +49,10 @@ class Tier:
 
 @dataclass(frozen=True)
 class CreditPack:
-    """Credits sold in one Stripe Checkout: `price_id` is the Stripe price, `label` what the button says."""
+    """Credits sold in one Stripe Checkout: `price_id` is the Stripe price, `label` what the button says.
+    The webhook grants `credits` for each unit of `price_id` a paid Checkout Session sold, so the file is
+    the only place the number comes from; `load_tiers` refuses a pack whose credits are not a finite
+    positive number or whose price another pack already sells."""
 
     id: str
     credits: int
@@ -82,6 +86,10 @@ class Tiers:
     def pack(self, pack_id: str) -> CreditPack | None:
         return next((p for p in self.packs if p.id == pack_id), None)
 
+    def pack_for_price(self, price_id: str) -> CreditPack | None:
+        """The pack that Stripe price `price_id` sells; None for a price no pack has."""
+        return next((p for p in self.packs if price_id and p.price_id == price_id), None)
+
 
 def _only_known(cls, values: dict, where: str) -> dict:
     known = {f.name for f in fields(cls)}
@@ -89,6 +97,20 @@ def _only_known(cls, values: dict, where: str) -> dict:
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(known - {'name'})}.")
     return values
+
+
+def _pack(values: dict, where: str) -> CreditPack:
+    """One [[pack]] table; raises ValueError when its credits are not a finite positive number (what a
+    payment grants must never be NaN, infinite, zero or negative) or it names no Stripe price."""
+    pack = CreditPack(**_only_known(CreditPack, values, where))
+    amount = pack.credits
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount <= 0:
+        raise ValueError(f"{where} id = {pack.id!r}: credits = {amount!r}; give the positive number of credits the "
+                         "pack sells, such as credits = 100.")
+    if not isinstance(pack.price_id, str) or not pack.price_id:
+        raise ValueError(f"{where} id = {pack.id!r}: price_id = {pack.price_id!r}; give the Stripe price id that "
+                         "sells the pack (price_...).")
+    return pack
 
 
 def load_tiers(path: str | os.PathLike) -> Tiers:
@@ -99,6 +121,11 @@ def load_tiers(path: str | os.PathLike) -> Tiers:
                   for name, values in toml.get("tier", {}).items())
     if not tiers:
         raise ValueError(f"{path} defines no [tier.NAME] section; add at least one (the first is the default).")
-    packs = tuple(CreditPack(**_only_known(CreditPack, values, f"{path} [[pack]]")) for values in toml.get("pack", []))
+    packs = tuple(_pack(values, f"{path} [[pack]]") for values in toml.get("pack", []))
+    sold = [p.price_id for p in packs]
+    twice = sorted({price for price in sold if sold.count(price) > 1})
+    if twice:
+        raise ValueError(f"{path}: more than one [[pack]] has price_id {twice}; give each pack its own Stripe price "
+                         "(a payment for it must say which pack was bought).")
     prices = CreditPrices(**_only_known(CreditPrices, toml.get("credits", {}), f"{path} [credits]"))
     return Tiers(tiers=tiers, packs=packs, prices=prices)

@@ -41,6 +41,10 @@ class User(BaseModel):
     balance = DoubleField(default=0.0)
     stripe_customer = CharField(default="", index=True)
     stripe_subscription = CharField(default="")   # the live subscription that sets `tier`
+    # The last subscription event applied to this user (Stripe's `created`, Unix seconds, and its id):
+    # Stripe may deliver events late and out of order, and an older one must not undo a newer one.
+    stripe_event_created = BigIntegerField(default=0)
+    stripe_event_id = CharField(default="")
     created_at = DoubleField(default=time.time)
 
 

@@ -1,11 +1,13 @@
 """Stripe billing: Checkout Sessions for credit packs (against the Stripe stand-in), and the webhook over
-HTTP with events signed exactly as Stripe signs them: credits granted once however often an event comes,
-forged, tampered, unsigned and stale events refused without changing anything, and subscription events
-setting the tier."""
+HTTP with events signed exactly as Stripe signs them: credits granted once however often an event comes
+and only as our price table prices what Stripe says was paid (never what the event's body says: issue
+11), forged, tampered, unsigned, stale and future-dated events refused without changing anything, and
+subscription events setting the tier in the order Stripe created them."""
 import hashlib
 import hmac
 import json
 import time
+import urllib.parse
 import uuid
 
 import httpx
@@ -22,8 +24,11 @@ def signed(payload: str, secret: str = WEBHOOK_SECRET, at: int | None = None) ->
     return f"t={at},v1={digest}"
 
 
-def event(kind: str, obj: dict) -> str:
-    return json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind, "data": {"object": obj}})
+def event(kind: str, obj: dict, created: int | None = None) -> str:
+    """A Stripe event of type `kind` about `obj`, created at `created` (Unix seconds; default now)."""
+    created = int(time.time()) if created is None else created
+    return json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind, "created": created,
+                       "data": {"object": obj}})
 
 
 def deliver(app, payload: str, signature: str | None) -> httpx.Response:
@@ -33,9 +38,23 @@ def deliver(app, payload: str, signature: str | None) -> httpx.Response:
     return httpx.post(app.url + "webhooks/stripe", content=payload.encode(), headers=headers, timeout=30)
 
 
-def paid_checkout(user, session_id: str, credits: int = 100) -> dict:
+def checkout(app, fake_stripe, user, payment_status: str = "paid", **fields) -> dict:
+    """A Checkout Session for pack "small" opened by `user` through the app and completed on the fake Stripe
+    with `payment_status` (and any other `fields`); the session as Stripe holds it."""
+    url = app.account.checkout(user, "small", app.url)
+    return fake_stripe.complete(url.rsplit("/", 1)[1], payment_status=payment_status, **fields)
+
+
+def told(session: dict, **changes) -> dict:
+    """`session` as an event's body carries it (events never include line items), with `changes`."""
+    return {k: v for k, v in session.items() if k != "line_items"} | changes
+
+
+def forged_checkout(user, session_id: str, credits: str = "1000000") -> dict:
+    """A paid checkout as someone holding the webhook secret would write it, for a session Stripe never made."""
     return {"id": session_id, "object": "checkout.session", "mode": "payment", "payment_status": "paid",
-            "client_reference_id": str(user.id), "metadata": {"credits": str(credits), "pack": "small"}}
+            "status": "complete", "client_reference_id": str(user.id),
+            "metadata": {"credits": credits, "pack": "small", "user_id": str(user.id)}}
 
 
 def ledger(user) -> list:
@@ -50,8 +69,9 @@ def test_buy_credits_opens_a_checkout_session_for_the_pack(accounts_app, fake_st
     session = fake_stripe.sessions[-1]
     assert url == session["url"] and url.startswith("https://checkout.stripe.test/cs_test_")
     assert session["mode"] == "payment" and session["client_reference_id"] == str(user.id)
-    assert session["metadata"]["credits"] == "100"
-    assert session["line_items"]["0"] == {"price": "price_small", "quantity": "1"}
+    assert session["metadata"]["credits"] == "100" and session["payment_status"] == "unpaid"
+    [item] = session["line_items"]["data"]
+    assert (item["price"]["id"], item["quantity"]) == ("price_small", 1)
     assert session["success_url"].startswith(accounts_app.url)
     assert fake_stripe.requests[-1]["headers"]["authorization"] == f"Bearer {SECRET_KEY}"
 
@@ -61,16 +81,20 @@ def test_buy_credits_opens_a_checkout_session_for_the_pack(accounts_app, fake_st
     assert refused.value.code == "unknown_pack" and len(fake_stripe.sessions) == made
 
 
-def test_a_completed_checkout_grants_its_credits_exactly_once(accounts_app, make_user):
+def test_a_completed_checkout_grants_its_credits_exactly_once(accounts_app, fake_stripe, make_user):
     from auth import credits
 
     user, _ = make_user(balance=10, api_key=False)
-    session_id = f"cs_test_{uuid.uuid4().hex}"
-    payload = event("checkout.session.completed", paid_checkout(user, session_id))
+    session = checkout(accounts_app, fake_stripe, user)
+    session_id = session["id"]
+    payload = event("checkout.session.completed", told(session))
     for _ in range(2):                                     # Stripe may deliver an event twice
         response = deliver(accounts_app, payload, signed(payload))
         assert response.status_code == 200
-    again = event("checkout.session.completed", paid_checkout(user, session_id))     # new event, same session
+    asked = fake_stripe.requests[-1]                       # the session was read back from Stripe, line items too
+    assert asked["headers"]["authorization"] == f"Bearer {SECRET_KEY}"
+    assert urllib.parse.parse_qsl(asked["query"]) == [("expand[0]", "line_items")]
+    again = event("checkout.session.completed", told(session))     # new event, same session
     assert deliver(accounts_app, again, signed(again)).json()["result"] == "already granted"
 
     assert credits.balance(user) == 110
@@ -78,11 +102,12 @@ def test_a_completed_checkout_grants_its_credits_exactly_once(accounts_app, make
     assert len(grants) == 1 and grants[0].kind == "grant" and grants[0].amount == 100
 
 
-def test_forged_tampered_unsigned_and_stale_webhooks_are_refused_and_change_nothing(accounts_app, make_user):
+def test_forged_tampered_unsigned_and_stale_webhooks_are_refused_and_change_nothing(accounts_app, fake_stripe,
+                                                                                     make_user):
     from auth import credits
 
     user, _ = make_user(balance=10, api_key=False)
-    payload = event("checkout.session.completed", paid_checkout(user, f"cs_test_{uuid.uuid4().hex}"))
+    payload = event("checkout.session.completed", told(checkout(accounts_app, fake_stripe, user)))
     tampered = payload.replace('"credits": "100"', '"credits": "100000"')
     assert tampered != payload
     attempts = {
@@ -99,14 +124,144 @@ def test_forged_tampered_unsigned_and_stale_webhooks_are_refused_and_change_noth
         assert credits.balance(user) == 10 and len(ledger(user)) == entries, name
 
 
-def test_subscription_events_set_the_tier_and_are_audited(accounts_app, make_user):
+def test_a_signature_dated_in_the_future_is_refused(accounts_app, fake_stripe, make_user):
+    """construct_event checks only that a signature is not too old; one dated ahead (a stolen secret
+    signing events to replay later) is refused beyond 30 s of clock skew, and a few seconds are fine."""
+    from auth import credits
+
+    user, _ = make_user(balance=10, api_key=False)
+    payload = event("checkout.session.completed", told(checkout(accounts_app, fake_stripe, user)))
+    entries = len(ledger(user))
+    for ahead in (3600, 60):
+        response = deliver(accounts_app, payload, signed(payload, at=int(time.time()) + ahead))
+        assert response.status_code == 400, ahead
+        assert credits.balance(user) == 10 and len(ledger(user)) == entries, ahead
+    response = deliver(accounts_app, payload, signed(payload, at=int(time.time()) + 5))
+    assert (response.status_code, response.json()["result"]) == (200, "granted")
+    assert credits.balance(user) == 110
+
+
+def test_a_forged_checkout_for_a_session_stripe_does_not_have_grants_nothing(accounts_app, fake_stripe, make_user):
+    """Issue 11: an event signed with a stolen webhook secret, naming a made-up session and 1,000,000 credits."""
+    from auth import credits
+
+    user, _ = make_user(balance=5, api_key=False)
+    session_id = f"cs_test_{uuid.uuid4().hex}"
+    payload = event("checkout.session.completed", forged_checkout(user, session_id))
+    response = deliver(accounts_app, payload, signed(payload))
+    assert (response.status_code, response.json()["result"]) == (200, "unknown session")
+    assert fake_stripe.requests[-1]["headers"]["authorization"] == f"Bearer {SECRET_KEY}"   # Stripe was asked
+    assert credits.balance(user) == 5 and not [e for e in ledger(user) if e.key.startswith("stripe:")]
+
+
+def test_the_credits_come_from_the_price_table_not_the_event(accounts_app, fake_stripe, make_user):
+    """A genuine paid session for pack "small", whose event says 1,000,000 credits: 100 are granted, as
+    tiers.toml prices "price_small"; and the same session's event rewritten to name someone else, or
+    saying "paid" while Stripe says unpaid, grants nothing to anybody."""
+    from auth import credits
+
+    user, _ = make_user(balance=5, api_key=False)
+    thief, _ = make_user(balance=5, api_key=False)
+    session = checkout(accounts_app, fake_stripe, user, payment_status="unpaid")
+    lying = event("checkout.session.completed", told(session, payment_status="paid",
+                                                    metadata={"credits": "1000000", "pack": "small"}))
+    assert deliver(accounts_app, lying, signed(lying)).json()["result"] == "not paid yet"
+
+    fake_stripe.complete(session["id"])
+    stolen = event("checkout.session.completed", told(session, client_reference_id=str(thief.id)))
+    assert deliver(accounts_app, stolen, signed(stolen)).json()["result"] == "wrong user"
+    assert credits.balance(user) == 5 and credits.balance(thief) == 5
+
+    inflated = event("checkout.session.completed", told(session, metadata={"credits": "1000000", "pack": "small"}))
+    assert deliver(accounts_app, inflated, signed(inflated)).json()["result"] == "granted"
+    assert credits.balance(user) == 105 and credits.balance(thief) == 5
+    [grant] = [e for e in ledger(user) if e.key == f"stripe:{session['id']}"]
+    assert grant.amount == 100
+
+
+@pytest.mark.parametrize(("edit", "result", "granted"), [
+    ({"quantity": 3}, "granted", 300),
+    ({"price": {"id": "price_unknown", "object": "price"}}, "nothing to grant", 0),
+    ({"quantity": 0}, "nothing to grant", 0),
+    ({"quantity": -2}, "nothing to grant", 0),
+])
+def test_the_line_item_decides_what_is_granted(accounts_app, fake_stripe, make_user, edit, result, granted):
+    """Stripe's record of what was sold: each unit of a pack's price grants the pack's credits; a price no
+    pack has, or a quantity that is not a positive whole number, grants nothing."""
+    from auth import credits
+
+    user, _ = make_user(balance=10, api_key=False)
+    session = checkout(accounts_app, fake_stripe, user)
+    session["line_items"]["data"][0].update(edit)
+    payload = event("checkout.session.completed", told(session))
+    response = deliver(accounts_app, payload, signed(payload))
+    assert (response.status_code, response.json()["result"]) == (200, result)
+    assert credits.balance(user) == 10 + granted
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), 0, -100])
+def test_a_pack_without_a_finite_positive_number_of_credits_grants_nothing(accounts_app, fake_stripe, make_user,
+                                                                           amount):
+    """The loader refuses such a pack (next test); a Billing given one anyway still grants nothing."""
+    from auth import credits
+    from auth.billing import Billing
+    from configs.tiers import CreditPack, Tier, Tiers
+
+    tiers = Tiers(tiers=(Tier(name="free"),), packs=(CreditPack(id="small", credits=amount, price_id="price_small"),))
+    billing = Billing(SECRET_KEY, WEBHOOK_SECRET, tiers, api_base=fake_stripe.url)
+    user, _ = make_user(balance=10, api_key=False)
+    payload = event("checkout.session.completed", told(checkout(accounts_app, fake_stripe, user)))
+    assert billing.handle_webhook(payload.encode(), signed(payload)) == "nothing to grant"
+    assert credits.balance(user) == 10
+
+
+@pytest.mark.parametrize("credits", ["nan", "inf", "-inf", "0", "-5", '"100"', "true"])
+def test_the_tiers_file_refuses_a_pack_without_a_finite_positive_number_of_credits(tmp_path, credits):
+    from configs.tiers import load_tiers
+
+    path = tmp_path / "tiers.toml"
+    path.write_text(f'[tier.free]\n\n[[pack]]\nid = "small"\ncredits = {credits}\nprice_id = "price_small"\n')
+    with pytest.raises(ValueError, match=r"\[\[pack\]\] id = 'small': credits = .*give the positive number"):
+        load_tiers(path)
+
+
+def test_the_tiers_file_refuses_two_packs_for_one_price(tmp_path):
+    from configs.tiers import load_tiers
+
+    path = tmp_path / "tiers.toml"
+    path.write_text('[tier.free]\n\n[[pack]]\nid = "small"\ncredits = 100\nprice_id = "price_x"\n\n'
+                    '[[pack]]\nid = "large"\ncredits = 1000\nprice_id = "price_x"\n')
+    with pytest.raises(ValueError, match=r"more than one \[\[pack\]\] has price_id \['price_x'\]"):
+        load_tiers(path)
+    path.write_text('[tier.free]\n\n[[pack]]\nid = "small"\ncredits = 100\nprice_id = "price_x"\n')
+    assert load_tiers(path).pack_for_price("price_x").credits == 100
+
+
+def test_a_checkout_is_applied_later_when_stripe_does_not_answer(accounts_app, fake_stripe, make_user):
+    """Stripe down while an event is checked: 503 and nothing changes, so Stripe delivers it again; then granted."""
+    from auth import credits
+
+    user, _ = make_user(balance=10, api_key=False)
+    payload = event("checkout.session.completed", told(checkout(accounts_app, fake_stripe, user)))
+    fake_stripe.down = True
+    try:
+        response = deliver(accounts_app, payload, signed(payload))
+    finally:
+        fake_stripe.down = False
+    assert response.status_code == 503 and credits.balance(user) == 10
+    assert deliver(accounts_app, payload, signed(payload)).json()["result"] == "granted"
+    assert credits.balance(user) == 110
+
+
+def test_subscription_events_set_the_tier_and_are_audited(accounts_app, fake_stripe, make_user):
     from storage.models import AuditEvent, User
 
     user, _ = make_user(api_key=False)
     customer = f"cus_{uuid.uuid4().hex[:14]}"
-    linked = event("checkout.session.completed", {
-        "id": f"cs_test_{uuid.uuid4().hex}", "object": "checkout.session", "mode": "subscription",
-        "client_reference_id": str(user.id), "customer": customer, "subscription": "sub_1", "metadata": {}})
+    url = accounts_app.account.subscribe(user, "pro", accounts_app.url)
+    session = fake_stripe.complete(url.rsplit("/", 1)[1], customer=customer, subscription="sub_1")
+    assert session["mode"] == "subscription"
+    linked = event("checkout.session.completed", told(session))
     assert deliver(accounts_app, linked, signed(linked)).json()["result"] == "customer linked"
     assert User.get_by_id(user.id).stripe_customer == customer
 
@@ -157,31 +312,70 @@ def test_a_subscription_for_an_unknown_customer_or_price_changes_nothing(account
     assert User.get_by_id(user.id).tier == "free"
 
 
-def test_a_delayed_payment_grants_its_credits_when_it_succeeds(accounts_app, make_user):
+def test_a_delayed_payment_grants_its_credits_when_it_succeeds(accounts_app, fake_stripe, make_user):
     from auth import credits
 
     user, _ = make_user(balance=10, api_key=False)
-    session = paid_checkout(user, f"cs_test_{uuid.uuid4().hex}") | {"payment_status": "unpaid"}
-    completed = event("checkout.session.completed", session)
+    session = checkout(accounts_app, fake_stripe, user, payment_status="unpaid")
+    completed = event("checkout.session.completed", told(session))
     assert deliver(accounts_app, completed, signed(completed)).json()["result"] == "not paid yet"
     assert credits.balance(user) == 10
 
-    succeeded = event("checkout.session.async_payment_succeeded", session | {"payment_status": "paid"})
+    fake_stripe.complete(session["id"])                   # the bank debit went through
+    succeeded = event("checkout.session.async_payment_succeeded", told(session))
     assert deliver(accounts_app, succeeded, signed(succeeded)).json()["result"] == "granted"
     assert deliver(accounts_app, succeeded, signed(succeeded)).json()["result"] == "already granted"
     assert credits.balance(user) == 110
 
 
 @pytest.mark.parametrize("amount", ["lots", "nan", "-5", None])
-def test_a_checkout_without_a_number_of_credits_grants_nothing(accounts_app, make_user, amount):
+def test_the_metadata_credits_are_never_read(accounts_app, fake_stripe, make_user, amount):
+    """Metadata the customer's browser can see and a key holder can write: whatever it says, the pack's 100."""
     from auth import credits
 
     user, _ = make_user(balance=10, api_key=False)
-    session = paid_checkout(user, f"cs_test_{uuid.uuid4().hex}") | {"metadata": {"credits": amount}}
-    payload = event("checkout.session.completed", session)
+    session = checkout(accounts_app, fake_stripe, user)
+    session["metadata"] = {"credits": amount}             # even Stripe's own copy
+    payload = event("checkout.session.completed", told(session))
     response = deliver(accounts_app, payload, signed(payload))
-    assert (response.status_code, response.json()["result"]) == (200, "no credits in metadata")
-    assert credits.balance(user) == 10
+    assert (response.status_code, response.json()["result"]) == (200, "granted")
+    assert credits.balance(user) == 110
+
+
+def test_a_stale_subscription_event_does_not_restore_a_cancelled_plan(accounts_app, make_user):
+    """Issue 11: updated (pro) -> deleted (free) -> the first event delivered again -> still free. Events
+    apply in Stripe's `created` order, whatever order they arrive in, and a canceled subscription's own
+    state never puts a tier back."""
+    from storage.models import AuditEvent, User
+
+    user, _ = make_user(api_key=False)
+    subscription = {"id": f"sub_{uuid.uuid4().hex[:14]}", "object": "subscription", "customer": None,
+                    "status": "active", "items": {"data": [{"price": {"id": "price_pro"}}]},
+                    "metadata": {"user_id": str(user.id)}}
+    now = int(time.time())
+    updated = event("customer.subscription.updated", subscription, created=now - 60)
+    deleted = event("customer.subscription.deleted", subscription | {"status": "canceled"}, created=now - 30)
+    assert deliver(accounts_app, updated, signed(updated)).json()["result"] == "tier pro"
+    assert deliver(accounts_app, deleted, signed(deleted)).json()["result"] == "tier free"
+    response = deliver(accounts_app, updated, signed(updated))                  # Stripe retries the first one
+    assert (response.status_code, response.json()["result"]) == (200, "stale event")
+    assert User.get_by_id(user.id).tier == "free"
+
+    canceled = event("customer.subscription.updated", subscription | {"status": "canceled"}, created=now)
+    assert deliver(accounts_app, canceled, signed(canceled)).json()["result"] == "tier free"
+    undated = json.dumps(json.loads(event("customer.subscription.updated", subscription)) | {"created": None})
+    assert deliver(accounts_app, undated, signed(undated)).json()["result"] == "no event time"
+    assert User.get_by_id(user.id).tier == "free"
+    changes = AuditEvent.select().where((AuditEvent.target == user.id) & (AuditEvent.action == "set_tier"))
+    assert [json.loads(c.details)["after"] for c in changes.order_by(AuditEvent.id)] == ["pro", "free"]
+
+    late, _ = make_user(api_key=False)                   # the same two events arriving in the wrong order
+    other = subscription | {"id": f"sub_{uuid.uuid4().hex[:14]}", "metadata": {"user_id": str(late.id)}}
+    deleted = event("customer.subscription.deleted", other | {"status": "canceled"}, created=now - 30)
+    updated = event("customer.subscription.updated", other, created=now - 60)
+    assert deliver(accounts_app, deleted, signed(deleted)).json()["result"] == "tier free"
+    assert deliver(accounts_app, updated, signed(updated)).json()["result"] == "stale event"
+    assert User.get_by_id(late.id).tier == "free"
 
 
 def test_a_subscription_waiting_for_its_first_payment_keeps_the_current_tier(accounts_app, make_user):

@@ -59,6 +59,7 @@ def test_an_older_database_is_upgraded_in_place(url):
     with db.connection_context(), db.bind_ctx(MODELS):
         user = User.get(User.email == "old@test")
         assert (user.name, user.role, user.tier, user.balance) == ("Old", "admin", "pro", 12.5)
+        assert (user.stripe_event_created, user.stripe_event_id) == (0, "")      # 0006_stripe_event_order's
         job = Job.get_by_id("j" * 32)      # every column the code knows is there
         assert (job.owner_id, job.status, job.credits, job.attempts, job.worker, job.finished_at) == \
             (user.id, "succeeded", 2.0, 1, "old-host:1", 3.0)
