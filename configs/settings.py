@@ -29,6 +29,7 @@ class Limits:
     max_upload_bytes: int = 50 * 1024 * 1024
     max_frames: int = 128          # frames of one video (made, or after interpolation)
     max_fps: int = 60              # frames per second of a video made
+    max_nodes: int = 64            # nodes in one workflow (steps in one replayed plan), whatever the tier
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,11 @@ class Tier:
     monthly_credits:       granted at the start of each calendar month (UTC).
     max_side:              widest image side a request may ask for; 0 = only the global limits.
     max_frames:            most frames of one video; 0 = only the global limits.
+    max_nodes:             most nodes in one workflow (steps in one replayed plan); 0 = only the global
+                           [limits] max_nodes. Bounds how long one job may hold a worker.
     priority:              queue priority; higher tiers' jobs start first.
-    generations_per_hour:  jobs a user may submit in any hour; 0 = no limit.
+    generations_per_hour:  generations a user may submit in any hour, counted per job as its steps that
+                           make images or video, at least 1 (a 5-step workflow uses 5); 0 = no limit.
     api_calls_per_minute:  API calls a user may make in any minute; 0 = no limit.
     stripe_price:          the Stripe subscription price id that puts a user on this tier.
     """
@@ -41,6 +44,7 @@ class Tier:
     monthly_credits: float = 0.0
     max_side: int = 0
     max_frames: int = 0
+    max_nodes: int = 0
     priority: int = 0
     generations_per_hour: int = 0
     api_calls_per_minute: int = 0

@@ -70,7 +70,7 @@ class Compiler(VideoNodes):
         self.extras = extras
 
     def compile(self, spec: WorkflowSpec, describe: Describe | None = None, tier_max_side: int = 0,
-                tier: str = "", tier_max_frames: int = 0) -> ExecutionPlan:
+                tier: str = "", tier_max_frames: int = 0, tier_max_nodes: int = 0) -> ExecutionPlan:
         """Validate `spec` and return its plan; raises InvalidRequest listing every problem.
 
         Args:
@@ -80,7 +80,10 @@ class Compiler(VideoNodes):
             tier_max_side: the widest image side the caller's tier allows (0 = only the global limits).
             tier: the tier's name, for the message.
             tier_max_frames: the most frames of one video the caller's tier allows (0 = the global limit).
+            tier_max_nodes: the most nodes in one workflow the caller's tier allows (0 = the global limit);
+                checked first, on its own, so that a huge graph is refused without being looked at.
         """
+        self.check_nodes(len(spec.nodes), tier_max_nodes, tier)
         nodes = self._ordered(spec)
         made: dict[str, Made] = {}
         steps, problems, notes = [], [], []
@@ -98,6 +101,21 @@ class Compiler(VideoNodes):
         if problems:
             raise InvalidRequest(problems)
         return ExecutionPlan(steps=tuple(steps), credits=sum(price(s, self.prices) for s in steps), notes=tuple(notes))
+
+    def check_nodes(self, count: int, tier_max_nodes: int = 0, tier: str = "") -> None:
+        """Raise InvalidRequest if a workflow of `count` nodes (or a plan of `count` steps) is bigger than
+        the caller's tier allows (`tier_max_nodes`, 0 = no tier cap; `tier` names it in the message) or than
+        [limits] max_nodes. Each node may hold a worker for minutes, so this bounds how long one job can
+        keep everyone else's waiting (issue 11: a 1000-node workflow held the only worker for an hour)."""
+        if tier_max_nodes and tier_max_nodes < self.limits.max_nodes and count > tier_max_nodes:
+            raise InvalidRequest([Problem("tier_max_nodes", "nodes",
+                                          f"Your {tier or 'current'} tier runs workflows of up to {tier_max_nodes} "
+                                          f"nodes; this one has {count}. Split it into smaller workflows, or "
+                                          "change tier in the Account tab.")])
+        if count > self.limits.max_nodes:
+            raise InvalidRequest([Problem("too_many_nodes", "nodes",
+                                          f"A workflow may have up to {self.limits.max_nodes} nodes; this one has "
+                                          f"{count}. Split it into smaller workflows.")])
 
     # -- the graph -------------------------------------------------------------------------------
 

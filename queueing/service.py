@@ -17,7 +17,7 @@ from pipelines import image_ops
 from pipelines.compiler import Compiler
 from pipelines.facts import InputFacts
 from pipelines.errors import AtelierError, NotFound
-from pipelines.plan import ExecutionPlan
+from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep
 from pipelines.spec import WorkflowSpec
 from queueing import settlement
 from storage import jobs
@@ -120,7 +120,7 @@ class JobService:
             return self.compiler.compile(spec, describe=self.describe(user))
         tier = self.policy.tier(user)
         return self.compiler.compile(spec, describe=self.describe(user), tier_max_side=tier.max_side, tier=tier.name,
-                                     tier_max_frames=tier.max_frames)
+                                     tier_max_frames=tier.max_frames, tier_max_nodes=tier.max_nodes)
 
     def submit(self, user: User, spec: WorkflowSpec) -> Job:
         """Compile `spec` and queue it; raises InvalidRequest (or a role, rate or credit error) before
@@ -130,21 +130,33 @@ class JobService:
         return self._queue(user, plan, spec=spec.to_json())
 
     def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
-        """Queue an already compiled plan as it is (seeds and model hashes included)."""
+        """Queue an already compiled plan as it is (seeds and model hashes included). Its steps count
+        against the same node limits as a workflow's nodes: a plan may come from a file's metadata."""
         self._admit(user)
+        tier = self.policy.tier(user) if self.policy is not None else None
+        self.compiler.check_nodes(len(plan.steps), tier.max_nodes if tier else 0, tier.name if tier else "")
         return self._queue(user, plan, spec="", replay_of=replay_of)
 
     def _admit(self, user: User) -> None:
+        """Refuse, before anything is compiled or stored, a user who may not generate at all (a viewer)."""
         if self.policy is not None:
             self.policy.check_generate(user)
-            credits.monthly_grant(user, self.policy.tier(user).monthly_credits)
 
     def _queue(self, user: User, plan: ExecutionPlan, spec: str, replay_of: str = "") -> Job:
+        """Store `plan` as a job and enqueue it. The tier's hourly allowance is counted, the job row
+        inserted and its credits reserved in one transaction, so concurrent submissions by one user can
+        never pass together a limit (generations per hour, or the balance) that they could not one by one."""
         charge = plan.credits if self.policy is not None else 0.0
+        generations = generations_of(plan)
+        if self.policy is not None:
+            credits.monthly_grant(user, self.policy.tier(user).monthly_credits)   # a new month's credits first
         with database.atomic():
+            if self.policy is not None:
+                self.policy.check_hourly(user, generations)   # holds the user's row until this commits
             priority = self.policy.priority(user) if self.policy is not None else 0
             job = jobs.create_job(user, spec=spec, plan=plan.to_json(), plan_hash=plan.plan_hash, credits=charge,
-                                  priority=priority, replay_of=replay_of, nodes=len(plan.steps))
+                                  priority=priority, replay_of=replay_of, nodes=len(plan.steps),
+                                  generations=generations)
             credits.reserve(user, job.id, charge)
         try:
             self.enqueue(job.id, job.priority)
@@ -256,6 +268,12 @@ class JobService:
         position = _output_position(json.loads(job.plan), original.step_id, original.output_index)
         new_id = ids[position] if position is not None and position < len(ids) else ""
         return {"artifact_id": new_id, "original_id": original.id, "identical": new_id == original.id}
+
+
+def generations_of(plan: ExecutionPlan) -> int:
+    """How many of a tier's hourly generations `plan` uses: one per step that makes images or a video
+    (loading a stored image or video makes nothing), and at least one, since every job takes a worker."""
+    return max(1, sum(not isinstance(step, (LoadImageStep, LoadVideoStep)) for step in plan.steps))
 
 
 def _output_position(plan: dict, step_id: str, index: int) -> int | None:

@@ -15,9 +15,10 @@ from storage.models import FINISHED, Job, User
 
 
 def create_job(owner: User, *, spec: str, plan: str, plan_hash: str, credits: float = 0.0,
-               priority: int = 0, replay_of: str = "", nodes: int = 1) -> Job:
+               priority: int = 0, replay_of: str = "", nodes: int = 1, generations: int = 1) -> Job:
     return Job.create(id=uuid.uuid4().hex, owner=owner, spec=spec, plan=plan, plan_hash=plan_hash,
-                      credits=credits, priority=priority, replay_of=replay_of, progress_nodes=nodes)
+                      credits=credits, priority=priority, replay_of=replay_of, progress_nodes=nodes,
+                      generations=generations)
 
 
 def claim(job_id: str, worker: str, lease_seconds: float | None = None) -> Job | None:

@@ -107,6 +107,7 @@ class Job(BaseModel):
     plan_hash = CharField(max_length=64, index=True)
     credits = DoubleField(default=0.0)       # what it cost (0 in local mode)
     priority = IntegerField(default=0)
+    generations = IntegerField(default=1)    # of the tier's hourly allowance: its steps that make images or video
     progress_step = IntegerField(default=0)
     progress_steps = IntegerField(default=0)
     progress_node = IntegerField(default=0)

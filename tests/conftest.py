@@ -299,6 +299,7 @@ stripe_price = "price_pro"
 monthly_credits = 100
 generations_per_hour = 3
 api_calls_per_minute = 6
+max_nodes = 4
 
 [[pack]]
 id = "small"

@@ -64,6 +64,7 @@ def test_an_older_database_is_upgraded_in_place(url):
         assert (job.owner_id, job.status, job.credits, job.attempts, job.worker, job.finished_at) == \
             (user.id, "succeeded", 2.0, 1, "old-host:1", 3.0)
         assert job.progress_phase == ""                                           # 0003_video's default
+        assert job.generations == 1                     # 0009_job_generations: an older job counts as one
         art = Artifact.get_by_id("a" * 64)
         assert (art.job_id, art.width, art.size, art.frames, art.fps) == ("j" * 32, 64, 3, 0, 0.0)
         assert User.select().count() == 1 and Job.select().count() == 1
