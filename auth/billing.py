@@ -7,9 +7,11 @@ price sells, times the quantity, once (the ledger key is the session id, so a se
 nothing). Nothing in the event's body decides who gets what: anyone holding the webhook secret can sign
 an event, but only Stripe holds a paid session (issue 11). A delayed payment (a bank debit) completes
 the session unpaid; the credits come with `checkout.session.async_payment_succeeded`.
-Subscription events put the customer's user on the tier whose `stripe_price` the subscription is for,
-and back on the default tier when it ends; they are applied in the order Stripe created them, so a late
-or re-delivered older event changes nothing.
+Subscription events are trusted the same way: only the subscription's id is read from the event, the
+subscription is read back from Stripe, and its current state puts its user (the one linked to its
+customer, or the `user_id` our checkout wrote into its metadata) on the tier whose `stripe_price` it is
+for while it is live, and back on the default tier when it is not. They are also applied in the order
+Stripe created them, so a late or re-delivered older event changes nothing.
 """
 from __future__ import annotations
 
@@ -117,9 +119,9 @@ class Billing:
         Raises WebhookRefused, changing nothing, for anything not signed with the webhook secret, signed
         more than SIGNATURE_TOLERANCE s ago, or dated more than FUTURE_SKEW s ahead (stripe's
         construct_event checks only the first two, and a signature dated a day ahead could be replayed
-        for a day). Raises StripeUnavailable, changing nothing, when a checkout cannot be read back from
-        Stripe. Stripe's API is called before the transaction opens, so no database lock is held over
-        the network.
+        for a day). Raises StripeUnavailable, changing nothing, when a checkout or subscription cannot be
+        read back from Stripe. Stripe's API is called before the transaction opens, so no database lock is
+        held over the network.
         """
         try:
             stripe.Webhook.construct_event(payload, signature, self.webhook_secret, tolerance=SIGNATURE_TOLERANCE)
@@ -142,9 +144,15 @@ class Billing:
             with database.atomic():
                 return self._checkout_completed(session, obj)
         if kind in SUBSCRIPTION_EVENTS:
+            created, event_id = event.get("created"), str(event.get("id") or "")
+            if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
+                logger.warning("stripe: subscription event %s has no creation time (%r); ignored", event_id, created)
+                return "no event time"
+            subscription = self._retrieve_subscription(obj.get("id"))
+            if subscription is None:
+                return "unknown subscription"
             with database.atomic():
-                return self._subscription_changed(obj, ended=kind.endswith("deleted"), created=event.get("created"),
-                                                  event_id=str(event.get("id") or ""))
+                return self._subscription_changed(subscription, created, event_id)
         return "ignored"
 
     def _retrieve_session(self, session_id) -> dict | None:
@@ -162,6 +170,23 @@ class Billing:
             logger.warning("stripe: could not read checkout %s back from Stripe: %s", session_id, e)
             raise StripeUnavailable(f"Stripe did not answer for checkout {session_id}: {e}") from e
         return session.to_dict()
+
+    def _retrieve_subscription(self, subscription_id) -> dict | None:
+        """The subscription `subscription_id` as Stripe holds it now; None when Stripe has no such
+        subscription (a forged event). Raises StripeUnavailable when Stripe does not answer."""
+        if not isinstance(subscription_id, str) or not subscription_id.startswith("sub_"):
+            logger.warning("stripe: a subscription event names no subscription id (%r); nothing changed",
+                           subscription_id)
+            return None
+        try:
+            subscription = self.client.v1.subscriptions.retrieve(subscription_id)
+        except stripe.InvalidRequestError as e:
+            logger.warning("stripe: subscription %s is not one Stripe has (%s); nothing changed", subscription_id, e)
+            return None
+        except stripe.StripeError as e:
+            logger.warning("stripe: could not read subscription %s back from Stripe: %s", subscription_id, e)
+            raise StripeUnavailable(f"Stripe did not answer for subscription {subscription_id}: {e}") from e
+        return subscription.to_dict()
 
     def _checkout_completed(self, session: dict, told: dict) -> str:
         """Apply a completed checkout: link the customer to the user, and for a paid credit pack grant the
@@ -224,18 +249,37 @@ class Billing:
             return None
         return total
 
-    def _subscription_changed(self, subscription: dict, ended: bool, created, event_id: str) -> str:
-        """Put the subscription's user on the tier its price sells while it is live, on the default tier
-        when it is not (ended, canceled, unpaid...). Events are applied in Stripe's `created` order per
-        user: one older than the last applied (a late or re-delivered event) changes nothing. Events
-        created in the same second are applied as they come (Stripe's times are whole seconds)."""
-        user = (User.get_or_none(User.stripe_customer == subscription.get("customer"))
-                if subscription.get("customer") else None) or _user((subscription.get("metadata") or {}).get("user_id"))
+    def _subscription_changed(self, subscription: dict, created: int, event_id: str) -> str:
+        """Put the user of `subscription` (what Stripe's API returned, the only thing trusted) on the tier its
+        price sells while it is live, on the default tier when it is not (canceled, unpaid...).
+
+        Its user is the one whose `stripe_customer` is its customer; failing that (the first event, before
+        the checkout linked the customer) the user its metadata's `user_id` names, which our checkout set
+        (`subscription_data`) and a customer cannot edit, and only while that user has no other customer
+        linked. Its customer is then linked to that user.
+
+        The state applied is the subscription's current one, so a re-delivered event can no longer bring
+        back a plan that has ended since. Events are still applied in Stripe's `created` order per user
+        (one older than the last applied, or the same one again, changes nothing), for what reading the
+        state does not settle: a user with two live subscriptions (a new plan bought before the old one
+        ended) stays on the one whose event came last, and an older event that read Stripe before a newer
+        one was applied does not write that reading over it. Events created in the same second are applied
+        as they come (Stripe's times are whole seconds)."""
+        subscription_id, customer = subscription.get("id", ""), subscription.get("customer") or ""
+        user = User.get_or_none(User.stripe_customer == customer) if customer else None
         if user is None:
-            return "unknown customer"
-        if isinstance(created, bool) or not isinstance(created, int) or created <= 0:
-            logger.warning("stripe: subscription event %s has no creation time (%r); ignored", event_id, created)
-            return "no event time"
+            user = _user((subscription.get("metadata") or {}).get("user_id"))
+            if user is None:
+                logger.warning("stripe: subscription %s is for customer %r, whom no user has; nothing changed",
+                               subscription_id, customer)
+                return "unknown customer"
+            if user.stripe_customer and user.stripe_customer != customer:
+                logger.warning("stripe: subscription %s names user %s but is for customer %r, and the user is "
+                               "customer %r; nothing changed (link the right customer by hand)", subscription_id,
+                               user.id, customer, user.stripe_customer)
+                return "wrong user"
+            if customer:
+                User.update(stripe_customer=customer).where(User.id == user.id).execute()
         # Lock the user's row (a no-op UPDATE; SQLite's IMMEDIATE transaction holds the whole database)
         # and read it again, so two deliveries for one user are ordered one after the other.
         User.update(stripe_event_id=User.stripe_event_id).where(User.id == user.id).execute()
@@ -244,10 +288,10 @@ class Billing:
             logger.info("stripe: stale event %s (created %s) for user %s: event %s (created %s) was applied after "
                         "it; ignored", event_id, created, user.id, user.stripe_event_id, user.stripe_event_created)
             return "stale event"
-        if not ended and subscription.get("status") == NOT_STARTED:
+        status = subscription.get("status")
+        if status == NOT_STARTED:
             return "not started"
-        subscription_id = subscription.get("id", "")
-        live = not ended and subscription.get("status") in LIVE_SUBSCRIPTION
+        live = status in LIVE_SUBSCRIPTION
         if not live and user.stripe_subscription not in ("", subscription_id):
             return "not the current subscription"      # an older one ending leaves the newer one's tier
         tier = self.tiers.default
@@ -263,6 +307,8 @@ class Billing:
             User.update(tier=tier.name).where(User.id == user.id).execute()
             audit.record(None, "set_tier", user, before=user.tier, after=tier.name, source="stripe",
                          subscription=subscription_id)
+        logger.info("stripe: user %s on tier %s (subscription %s %s, event %s)", user.id, tier.name, subscription_id,
+                    status, event_id)
         return f"tier {tier.name}"
 
 

@@ -2,7 +2,8 @@
 HTTP with events signed exactly as Stripe signs them: credits granted once however often an event comes
 and only as our price table prices what Stripe says was paid (never what the event's body says: issue
 11), forged, tampered, unsigned, stale and future-dated events refused without changing anything, and
-subscription events setting the tier in the order Stripe created them."""
+subscription events setting the tier from the subscription as Stripe holds it (never as the event says),
+in the order Stripe created them."""
 import hashlib
 import hmac
 import json
@@ -55,6 +56,13 @@ def forged_checkout(user, session_id: str, credits: str = "1000000") -> dict:
     return {"id": session_id, "object": "checkout.session", "mode": "payment", "payment_status": "paid",
             "status": "complete", "client_reference_id": str(user.id),
             "metadata": {"credits": credits, "pack": "small", "user_id": str(user.id)}}
+
+
+def subscribed(fake_stripe, user, price: str = "price_pro", customer: str = "", status: str = "active") -> dict:
+    """A subscription to `price` that Stripe holds, started for `user` as our checkout starts one (its
+    metadata names the user), by `customer` (a new one by default), with `status`."""
+    return fake_stripe.subscribe(customer or f"cus_{uuid.uuid4().hex[:14]}", price, metadata={"user_id": str(user.id)},
+                                 status=status)
 
 
 def ledger(user) -> list:
@@ -259,57 +267,69 @@ def test_subscription_events_set_the_tier_and_are_audited(accounts_app, fake_str
     user, _ = make_user(api_key=False)
     customer = f"cus_{uuid.uuid4().hex[:14]}"
     url = accounts_app.account.subscribe(user, "pro", accounts_app.url)
-    session = fake_stripe.complete(url.rsplit("/", 1)[1], customer=customer, subscription="sub_1")
+    session = fake_stripe.complete(url.rsplit("/", 1)[1], customer=customer)
     assert session["mode"] == "subscription"
+    subscription = fake_stripe.subscriptions[session["subscription"]]     # the checkout started it
+    assert (subscription["customer"], subscription["status"]) == (customer, "active")
+    assert subscription["metadata"] == {"user_id": str(user.id)}
     linked = event("checkout.session.completed", told(session))
     assert deliver(accounts_app, linked, signed(linked)).json()["result"] == "customer linked"
     assert User.get_by_id(user.id).stripe_customer == customer
 
-    subscription = {"id": f"sub_{uuid.uuid4().hex[:14]}", "object": "subscription", "customer": customer,
-                    "status": "active", "items": {"data": [{"price": {"id": "price_pro"}}]}, "metadata": {}}
     created = event("customer.subscription.created", subscription)
     assert deliver(accounts_app, created, signed(created)).json()["result"] == "tier pro"
+    assert fake_stripe.requests[-1]["path"] == f"/v1/subscriptions/{subscription['id']}"   # read back from Stripe
     assert User.get_by_id(user.id).tier == "pro"
     change = AuditEvent.select().where((AuditEvent.target == user.id) & (AuditEvent.action == "set_tier")).get()
     details = json.loads(change.details)
     assert (details["before"], details["after"], details["source"]) == ("free", "pro", "stripe")
 
-    deleted = event("customer.subscription.deleted", subscription | {"status": "canceled"})
+    fake_stripe.cancel_subscription(subscription["id"])
+    deleted = event("customer.subscription.deleted", subscription)
     assert deliver(accounts_app, deleted, signed(deleted)).json()["result"] == "tier free"
     assert User.get_by_id(user.id).tier == "free"
     assert AuditEvent.select().where((AuditEvent.target == user.id) & (AuditEvent.action == "set_tier")).count() == 2
 
 
-def test_an_old_subscription_ending_keeps_the_newer_ones_tier(accounts_app, make_user):
+def test_an_old_subscription_ending_keeps_the_newer_ones_tier(accounts_app, fake_stripe, make_user):
     from storage.models import User
 
     user, _ = make_user(api_key=False)
-    old, new = ({"id": f"sub_{uuid.uuid4().hex[:14]}", "object": "subscription", "customer": None, "status": "active",
-                 "items": {"data": [{"price": {"id": price}}]}, "metadata": {"user_id": str(user.id)}}
-                for price in ("price_standard", "price_pro"))
-    for kind, subscription in (("created", old), ("created", new), ("deleted", old | {"status": "canceled"})):
+    customer = f"cus_{uuid.uuid4().hex[:14]}"
+    old, new = (subscribed(fake_stripe, user, price, customer=customer) for price in ("price_standard", "price_pro"))
+    for kind, subscription in (("created", old), ("created", new), ("deleted", old)):
+        if kind == "deleted":
+            fake_stripe.cancel_subscription(subscription["id"])
         payload = event(f"customer.subscription.{kind}", subscription)
         assert deliver(accounts_app, payload, signed(payload)).status_code == 200
     assert User.get_by_id(user.id).tier == "pro"
-    ended = event("customer.subscription.deleted", new | {"status": "canceled"})
+    fake_stripe.cancel_subscription(new["id"])
+    ended = event("customer.subscription.deleted", new)
     assert deliver(accounts_app, ended, signed(ended)).json()["result"] == "tier free"
     assert User.get_by_id(user.id).tier == "free"
 
 
-def test_a_subscription_for_an_unknown_customer_or_price_changes_nothing(accounts_app, make_user):
+def test_a_subscription_for_an_unknown_customer_or_price_changes_nothing(accounts_app, fake_stripe, make_user):
+    """A subscription whose customer no user has, one for a price no tier sells, and one whose metadata
+    names a user who is already another customer: nobody's tier changes."""
     from storage.models import User
 
     user, _ = make_user(api_key=False)
-    stranger = {"id": "sub_x", "object": "subscription", "customer": "cus_nobody", "status": "active",
-                "items": {"data": [{"price": {"id": "price_pro"}}]}, "metadata": {}}
+    stranger = fake_stripe.subscribe("cus_nobody", "price_pro")
     payload = event("customer.subscription.created", stranger)
     assert deliver(accounts_app, payload, signed(payload)).json()["result"] == "unknown customer"
 
-    odd_price = stranger | {"customer": None, "metadata": {"user_id": str(user.id)},
-                            "items": {"data": [{"price": {"id": "price_unknown"}}]}}
+    odd_price = subscribed(fake_stripe, user, "price_unknown")
     payload = event("customer.subscription.updated", odd_price)
     assert deliver(accounts_app, payload, signed(payload)).json()["result"] == "unknown price"
     assert User.get_by_id(user.id).tier == "free"
+
+    linked, _ = make_user(api_key=False)
+    User.update(stripe_customer=f"cus_{uuid.uuid4().hex[:14]}").where(User.id == linked.id).execute()
+    elsewhere = subscribed(fake_stripe, linked)          # another customer's subscription naming `linked`
+    payload = event("customer.subscription.created", elsewhere)
+    assert deliver(accounts_app, payload, signed(payload)).json()["result"] == "wrong user"
+    assert User.get_by_id(linked.id).tier == "free"
 
 
 def test_a_delayed_payment_grants_its_credits_when_it_succeeds(accounts_app, fake_stripe, make_user):
@@ -342,26 +362,25 @@ def test_the_metadata_credits_are_never_read(accounts_app, fake_stripe, make_use
     assert credits.balance(user) == 110
 
 
-def test_a_stale_subscription_event_does_not_restore_a_cancelled_plan(accounts_app, make_user):
+def test_a_stale_subscription_event_does_not_restore_a_cancelled_plan(accounts_app, fake_stripe, make_user):
     """Issue 11: updated (pro) -> deleted (free) -> the first event delivered again -> still free. Events
     apply in Stripe's `created` order, whatever order they arrive in, and a canceled subscription's own
     state never puts a tier back."""
     from storage.models import AuditEvent, User
 
     user, _ = make_user(api_key=False)
-    subscription = {"id": f"sub_{uuid.uuid4().hex[:14]}", "object": "subscription", "customer": None,
-                    "status": "active", "items": {"data": [{"price": {"id": "price_pro"}}]},
-                    "metadata": {"user_id": str(user.id)}}
+    subscription = subscribed(fake_stripe, user)
     now = int(time.time())
     updated = event("customer.subscription.updated", subscription, created=now - 60)
-    deleted = event("customer.subscription.deleted", subscription | {"status": "canceled"}, created=now - 30)
     assert deliver(accounts_app, updated, signed(updated)).json()["result"] == "tier pro"
+    fake_stripe.cancel_subscription(subscription["id"])
+    deleted = event("customer.subscription.deleted", subscription, created=now - 30)
     assert deliver(accounts_app, deleted, signed(deleted)).json()["result"] == "tier free"
     response = deliver(accounts_app, updated, signed(updated))                  # Stripe retries the first one
     assert (response.status_code, response.json()["result"]) == (200, "stale event")
     assert User.get_by_id(user.id).tier == "free"
 
-    canceled = event("customer.subscription.updated", subscription | {"status": "canceled"}, created=now)
+    canceled = event("customer.subscription.updated", subscription, created=now)
     assert deliver(accounts_app, canceled, signed(canceled)).json()["result"] == "tier free"
     undated = json.dumps(json.loads(event("customer.subscription.updated", subscription)) | {"created": None})
     assert deliver(accounts_app, undated, signed(undated)).json()["result"] == "no event time"
@@ -370,20 +389,110 @@ def test_a_stale_subscription_event_does_not_restore_a_cancelled_plan(accounts_a
     assert [json.loads(c.details)["after"] for c in changes.order_by(AuditEvent.id)] == ["pro", "free"]
 
     late, _ = make_user(api_key=False)                   # the same two events arriving in the wrong order
-    other = subscription | {"id": f"sub_{uuid.uuid4().hex[:14]}", "metadata": {"user_id": str(late.id)}}
-    deleted = event("customer.subscription.deleted", other | {"status": "canceled"}, created=now - 30)
+    other = subscribed(fake_stripe, late)
     updated = event("customer.subscription.updated", other, created=now - 60)
+    fake_stripe.cancel_subscription(other["id"])
+    deleted = event("customer.subscription.deleted", other, created=now - 30)
     assert deliver(accounts_app, deleted, signed(deleted)).json()["result"] == "tier free"
     assert deliver(accounts_app, updated, signed(updated)).json()["result"] == "stale event"
     assert User.get_by_id(late.id).tier == "free"
 
 
-def test_a_subscription_waiting_for_its_first_payment_keeps_the_current_tier(accounts_app, make_user):
+def test_a_cancelled_plan_stays_cancelled_when_an_older_event_comes_again_in_the_same_second(accounts_app,
+                                                                                             fake_stripe, make_user):
+    """Issue 11, where the `created` order cannot tell: updated (pro) and deleted (free) created in the same
+    second, then the first delivered again. It is applied, but with the subscription as Stripe holds it
+    now (canceled), so the user stays free."""
+    from storage.models import AuditEvent, User
+
+    user, _ = make_user(api_key=False)
+    subscription = subscribed(fake_stripe, user)
+    now = int(time.time())
+    updated = event("customer.subscription.updated", subscription, created=now)
+    assert deliver(accounts_app, updated, signed(updated)).json()["result"] == "tier pro"
+    fake_stripe.cancel_subscription(subscription["id"])
+    deleted = event("customer.subscription.deleted", subscription, created=now)
+    assert deliver(accounts_app, deleted, signed(deleted)).json()["result"] == "tier free"
+    response = deliver(accounts_app, updated, signed(updated))       # its body still says active and pro
+    assert (response.status_code, response.json()["result"]) == (200, "tier free")
+    assert User.get_by_id(user.id).tier == "free"
+    changes = AuditEvent.select().where((AuditEvent.target == user.id) & (AuditEvent.action == "set_tier"))
+    assert [json.loads(c.details)["after"] for c in changes.order_by(AuditEvent.id)] == ["pro", "free"]
+
+
+def test_a_forged_subscription_event_for_a_subscription_stripe_does_not_have_changes_nothing(accounts_app,
+                                                                                             fake_stripe, make_user):
+    """Issue 11: a `customer.subscription.created` signed with a stolen webhook secret, naming the signer's
+    own user and the pro price, for a subscription nobody paid for."""
+    from storage.models import User
+
+    user, _ = make_user(api_key=False)
+    forged = {"id": f"sub_{uuid.uuid4().hex[:24]}", "object": "subscription", "customer": None, "status": "active",
+              "items": {"data": [{"price": {"id": "price_pro"}}]}, "metadata": {"user_id": str(user.id)}}
+    payload = event("customer.subscription.created", forged)
+    response = deliver(accounts_app, payload, signed(payload))
+    assert (response.status_code, response.json()["result"]) == (200, "unknown subscription")
+    assert fake_stripe.requests[-1]["path"] == f"/v1/subscriptions/{forged['id']}"      # Stripe was asked
+    no_id = event("customer.subscription.created", forged | {"id": None})
+    assert deliver(accounts_app, no_id, signed(no_id)).json()["result"] == "unknown subscription"
+    after = User.get_by_id(user.id)
+    assert (after.tier, after.stripe_customer, after.stripe_subscription, after.stripe_event_id) == ("free", "", "", "")
+
+
+def test_a_forged_subscription_event_naming_another_user_changes_nothing_for_them(accounts_app, fake_stripe,
+                                                                                  make_user):
+    """Real subscriptions, sent by someone holding the webhook secret as someone else's: the owner's pro
+    plan named for the signer, and the signer's own standard plan sent as the owner's, ended. Stripe's copy
+    decides whose it is and what it is, so each user keeps what they pay for."""
+    from storage.models import AuditEvent, User
+
+    owner, _ = make_user(api_key=False)
+    signer, _ = make_user(api_key=False)
+    real = subscribed(fake_stripe, owner)
+    genuine = event("customer.subscription.created", real)
+    assert deliver(accounts_app, genuine, signed(genuine)).json()["result"] == "tier pro"
+
+    for customer in (None, f"cus_{uuid.uuid4().hex[:14]}"):
+        forged = event("customer.subscription.updated", real | {"customer": customer,
+                                                               "metadata": {"user_id": str(signer.id)}})
+        assert deliver(accounts_app, forged, signed(forged)).json()["result"] == "tier pro"     # the owner's, again
+    after = User.get_by_id(signer.id)
+    assert (after.tier, after.stripe_customer, after.stripe_subscription) == ("free", "", "")
+
+    own = subscribed(fake_stripe, signer, "price_standard")
+    forged = event("customer.subscription.deleted", own | {"customer": real["customer"], "status": "canceled",
+                                                          "metadata": {"user_id": str(owner.id)}})
+    assert deliver(accounts_app, forged, signed(forged)).json()["result"] == "tier standard"   # the signer's own
+    after = User.get_by_id(owner.id)
+    assert (after.tier, after.stripe_customer, after.stripe_subscription) == ("pro", real["customer"], real["id"])
+    changes = AuditEvent.select().where((AuditEvent.target == owner.id) & (AuditEvent.action == "set_tier"))
+    assert [json.loads(c.details)["after"] for c in changes] == ["pro"]
+
+
+def test_a_subscription_event_is_applied_later_when_stripe_does_not_answer(accounts_app, fake_stripe, make_user):
+    """Stripe down while a subscription event is checked: 503 and nothing changes, so Stripe delivers it
+    again; then applied."""
+    from storage.models import User
+
+    user, _ = make_user(api_key=False)
+    payload = event("customer.subscription.created", subscribed(fake_stripe, user))
+    fake_stripe.down = True
+    try:
+        response = deliver(accounts_app, payload, signed(payload))
+    finally:
+        fake_stripe.down = False
+    assert response.status_code == 503
+    after = User.get_by_id(user.id)
+    assert (after.tier, after.stripe_customer, after.stripe_subscription, after.stripe_event_id) == ("free", "", "", "")
+    assert deliver(accounts_app, payload, signed(payload)).json()["result"] == "tier pro"
+    assert User.get_by_id(user.id).tier == "pro"
+
+
+def test_a_subscription_waiting_for_its_first_payment_keeps_the_current_tier(accounts_app, fake_stripe, make_user):
     from storage.models import User
 
     user, _ = make_user(tier="standard", api_key=False)
-    waiting = {"id": "sub_waiting", "object": "subscription", "customer": None, "status": "incomplete",
-               "items": {"data": [{"price": {"id": "price_pro"}}]}, "metadata": {"user_id": str(user.id)}}
+    waiting = subscribed(fake_stripe, user, status="incomplete")
     payload = event("customer.subscription.created", waiting)
     assert deliver(accounts_app, payload, signed(payload)).json()["result"] == "not started"
     assert User.get_by_id(user.id).tier == "standard"
