@@ -68,7 +68,8 @@ def build(settings: Settings) -> Atelier:
     def enqueue(job_id: str, priority: int) -> None:
         run_job(job_id, priority=priority)
 
-    service = JobService(compiler, enqueue, blobs, policy=policy if settings.accounts else None)
+    service = JobService(compiler, enqueue, blobs, policy=policy if settings.accounts else None,
+                         worker_wait=settings.worker_wait_seconds, lease_seconds=settings.job_lease_seconds)
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
     web_auth = WebAuth(accounts, settings.accounts, lambda artifact: str(blobs.path(artifact.blob_key)),
                        providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
@@ -102,13 +103,15 @@ def make_fastapi(atelier: Atelier):
 
     from auth import session_secret
     from queueing import start_embedded_consumer
+    from queueing.reconcile import Reconciler
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
         consumer = None
         executor = atelier.executor
         if executor is not None and atelier.settings.queue_workers > 0:
-            executor.start(atelier.service.enqueue, atelier.settings.queue_workers)
+            executor.start(atelier.service.enqueue, atelier.settings.queue_workers,
+                           reconciler=Reconciler(atelier.huey, atelier.settings.requeue_grace_seconds))
             consumer, _ = start_embedded_consumer(atelier.huey, atelier.settings.queue_workers)
             # Import torch and build the engine now, so the first job doesn't wait for it.
             threading.Thread(target=executor.warm_up, name="engine-warmup", daemon=True).start()
@@ -120,11 +123,14 @@ def make_fastapi(atelier: Atelier):
 
     app = FastAPI(lifespan=lifespan)
 
-    from queueing.observability import Readiness, blob_check, database_check, install_ops_routes, queue_check
+    from queueing.observability import (Readiness, blob_check, database_check, install_ops_routes, queue_check,
+                                        workers_check)
     from storage.db import database
 
+    runs_jobs = atelier.executor is not None and atelier.settings.queue_workers > 0
     readiness = Readiness({"database": database_check(database), "queue": queue_check(atelier.huey),
-                           "blobs": blob_check(atelier.service.blobs)})
+                           "blobs": blob_check(atelier.service.blobs),
+                           "workers": workers_check(database, atelier.settings.job_lease_seconds, runs_jobs)})
     install_ops_routes(app, atelier.metrics, readiness, metrics_token=os.environ.get("ATELIER_METRICS_TOKEN", ""))
 
     settings = atelier.settings

@@ -72,6 +72,10 @@ class Settings:
     queue_workers:       [queue] consumer threads inside `python app.py`.
     job_lease_seconds:   [queue] how long a worker holds a job without renewing it (its heartbeat renews it);
                          a job whose lease ran out is retried once by another worker, then failed.
+    requeue_grace_seconds: [queue] a job queued in its row but missing from the queue this long after its id
+                         was enqueued (Redis restarted empty) is enqueued again by a worker's heartbeat.
+    worker_wait_seconds: [queue] a synchronous call (/txt2img...) whose job is still queued after this long
+                         while no worker is running fails saying so; the job stays queued for a later worker.
     blobs_url:           [blobs] blob store; "" = <data_dir>/blobs.
     device:              [engine] "auto", "cuda", "mps" or "cpu".
     model_cache_size:    [engine] loaded pipelines kept in memory.
@@ -99,6 +103,8 @@ class Settings:
     queue_url: str = ""
     queue_workers: int = 1
     job_lease_seconds: float = 60.0
+    requeue_grace_seconds: float = 60.0
+    worker_wait_seconds: float = 5.0
     blobs_url: str = ""
     device: str = "auto"
     model_cache_size: int = 2
@@ -159,6 +165,8 @@ ENVIRONMENT = [
     ("ATELIER_QUEUE_URL", "queue", "url", "queue_url"),
     ("ATELIER_QUEUE_WORKERS", "queue", "workers", "queue_workers"),
     ("ATELIER_JOB_LEASE_SECONDS", "queue", "job_lease_seconds", "job_lease_seconds"),
+    ("ATELIER_REQUEUE_GRACE_SECONDS", "queue", "requeue_grace_seconds", "requeue_grace_seconds"),
+    ("ATELIER_WORKER_WAIT_SECONDS", "queue", "worker_wait_seconds", "worker_wait_seconds"),
     ("ATELIER_BLOBS", "blobs", "url", "blobs_url"),
     ("ATELIER_DEVICE", "engine", "device", "device"),
     ("ATELIER_MODEL_CACHE_SIZE", "engine", "model_cache_size", "model_cache_size"),
@@ -208,4 +216,10 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
     settings = Settings(**values)
     if settings.auth_mode not in AUTH_MODES:
         raise ValueError(f"ATELIER_AUTH_MODE / [auth] mode must be one of {AUTH_MODES}, got {settings.auth_mode!r}")
+    if settings.requeue_grace_seconds <= 0:
+        raise ValueError(f"ATELIER_REQUEUE_GRACE_SECONDS / [queue] requeue_grace_seconds must be positive, got "
+                         f"{settings.requeue_grace_seconds!r}")
+    if settings.worker_wait_seconds < 0:
+        raise ValueError(f"ATELIER_WORKER_WAIT_SECONDS / [queue] worker_wait_seconds must be 0 or more, got "
+                         f"{settings.worker_wait_seconds!r}")
     return settings

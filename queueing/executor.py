@@ -99,11 +99,12 @@ class JobExecutor:
         self._runner = None
         self._runner_lock = threading.Lock()
 
-    def start(self, enqueue: Callable[[str, int], None], threads: int = 1) -> None:
-        """Start the heartbeat; `enqueue(job_id, priority)` puts jobs back on the queue."""
+    def start(self, enqueue: Callable[[str, int], None], threads: int = 1, reconciler=None) -> None:
+        """Start the heartbeat; `enqueue(job_id, priority)` puts jobs back on the queue, and `reconciler` (a
+        queueing.reconcile.Reconciler, or None) finds the queued jobs the queue lost, at every beat."""
         self.enqueue = enqueue
         self.heartbeat = Heartbeat(self.worker, self.lease_seconds, enqueue, tuple(sorted(self.models)), threads,
-                                   metrics=self.metrics)
+                                   metrics=self.metrics, reconciler=reconciler)
         self.heartbeat.start()
 
     def stop_soon(self) -> None:

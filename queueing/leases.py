@@ -9,7 +9,10 @@ that runs jobs) beats every quarter lease:
 3. it reaps: a running job whose lease ran out (its worker was killed, or lost the machine) goes back
    to the queue for one more attempt, or fails after its second (its credits are released). The
    conditional UPDATE in `storage.jobs.requeue` lets exactly one process win each job, and only the
-   winner enqueues it again.
+   winner enqueues it again;
+4. it reconciles (`queueing.reconcile`, when given a `Reconciler`): a job that is queued in its row but
+   missing from the queue past a grace period (Redis restarted empty) is enqueued again, by one
+   process. The first beat, at `start`, does all four, so a worker that starts finds such jobs at once.
 
 A worker that comes back after its lease was handed on finds it no longer holds the job: it stops at
 its next step and stores nothing (`storage.jobs.still_held`).
@@ -43,16 +46,20 @@ class Heartbeat:
         enqueue: (job id, priority) -> None, to put a handed-on job back on the queue.
         models: catalogue ids this worker serves (empty: all).
         threads: jobs it runs at once.
+        metrics: this process's queueing.metrics.Metrics, told of jobs requeued and failed; None: none.
+        reconciler: a queueing.reconcile.Reconciler over this process's queue, run at every beat; None
+            (default): lost queued jobs are left to other processes.
     """
 
     def __init__(self, name: str, lease_seconds: float, enqueue: Callable[[str, int], None],
-                 models: tuple[str, ...] = (), threads: int = 1, metrics=None):
+                 models: tuple[str, ...] = (), threads: int = 1, metrics=None, reconciler=None):
         self.name = name
         self.lease_seconds = lease_seconds
         self.enqueue = enqueue
         self.models = tuple(models)
         self.threads = threads
         self.metrics = metrics
+        self.reconciler = reconciler
         self._held: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -99,7 +106,9 @@ class Heartbeat:
                 logger.exception("heartbeat %s: beat failed; trying again next time", self.name)
 
     def beat(self) -> list[tuple[str, str]]:
-        """One beat: record this worker, renew its leases, reap expired ones. Returns what was reaped."""
+        """One beat: record this worker, renew its leases, reap expired ones, re-enqueue queued jobs the
+        queue lost. Returns what was reaped and re-enqueued, as (job id, "requeued", "failed" or
+        "reenqueued")."""
         held = self.held
         with database.connection_context():
             now = time.time()
@@ -107,7 +116,8 @@ class Heartbeat:
                            running=json.dumps(held), started_at=self.started_at, heartbeat_at=now)
              .on_conflict(conflict_target=[Worker.name],
                           update={Worker.models: json.dumps(list(self.models)), Worker.threads: self.threads,
-                                  Worker.running: json.dumps(held), Worker.heartbeat_at: now})
+                                  Worker.running: json.dumps(held), Worker.heartbeat_at: now,
+                                  Worker.stopping_at: None})      # the same "host:pid" started again
              .execute())
             jobs.renew_leases(self.name, held, self.lease_seconds)
             reaped = reap(self.enqueue, now)
@@ -117,7 +127,23 @@ class Heartbeat:
                         self.metrics.job_requeued("lease_expired")
                     else:
                         self.metrics.job_finished(job_id)
-            return reaped
+            return reaped + [(job_id, "reenqueued") for job_id in self._reconcile(now)]
+
+    def _reconcile(self, now: float) -> list[str]:
+        """The reconciler's run; a queue that does not answer is logged and tried again next beat, so
+        it never stops the leases from being renewed."""
+        if self.reconciler is None:
+            return []
+        try:
+            done = self.reconciler.run(self.enqueue, now)
+        except Exception as e:              # noqa: BLE001 - Redis down: the next beat looks again
+            logger.warning("heartbeat %s: could not look for queued jobs missing from the queue (%s: %s); "
+                           "trying again next beat", self.name, type(e).__name__, e)
+            return []
+        if self.metrics is not None:
+            for _ in done:
+                self.metrics.job_requeued("lost_by_queue")
+        return done
 
 
 def reap(enqueue: Callable[[str, int], None], now: float | None = None) -> list[tuple[str, str]]:
@@ -141,9 +167,21 @@ def reap(enqueue: Callable[[str, int], None], now: float | None = None) -> list[
 
 
 def live_workers(within: float) -> list[Worker]:
-    """Workers that beat in the last `within` seconds, newest first."""
+    """Workers that beat in the last `within` seconds, newest first (stopping ones included)."""
     return list(Worker.select().where(Worker.heartbeat_at >= time.time() - within)
                 .order_by(Worker.heartbeat_at.desc()))
+
+
+def serving_workers(within: float) -> list[Worker]:
+    """Workers that take jobs: they beat in the last `within` seconds (pass the lease: a worker beats
+    every quarter of it) and were not told to stop. Newest first."""
+    return [w for w in live_workers(within) if w.stopping_at is None]
+
+
+def serves(worker: Worker, models: set[str]) -> bool:
+    """Whether `worker` runs jobs that need the catalogue ids `models` (a worker with none listed serves all)."""
+    listed = set(json.loads(worker.models or "[]"))
+    return not listed or models <= listed
 
 
 def queue_depth() -> dict[int, int]:

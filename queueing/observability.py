@@ -1,5 +1,6 @@
 """The operator's routes beside the app: `/healthz` (the process is up), `/readyz` (it can do its
-work: the database, the queue and the blob store answer) and `/metrics` (Prometheus).
+work: the database, the queue and the blob store answer; and which workers are running) and
+`/metrics` (Prometheus).
 
 A load balancer restarts what fails /healthz and stops sending traffic to what fails /readyz, so
 /healthz checks nothing outside the process, and /readyz runs every check each time, each in its own
@@ -8,8 +9,16 @@ N s" at once instead of hanging with it, and a probe that is still hung from the
 on again rather than started twice. A check is any callable that raises when the thing it checks
 is not usable; `database_check`, `queue_check` and `blob_check` build the three the app needs.
 
+`workers_check` reports the workers running (a recent heartbeat, not told to stop): their count and
+names. It fails only when the worker table cannot be read, never for want of workers: a web process
+with no worker still serves pages, galleries and finished jobs, and a load balancer that dropped every
+web process while the workers restart would take the whole site down with them (and an orchestrator
+that starts workers after the web is ready would never start them). Where the process runs no jobs
+itself (ATELIER_WEB_ONLY=1) and no worker is running, the report carries a `warning` saying so; jobs
+submitted meanwhile stay queued, and a synchronous call says "No worker is running" (JobService.wait).
+
     readiness = Readiness({"database": database_check(database), "queue": queue_check(huey),
-                           "blobs": blob_check(blobs)})
+                           "blobs": blob_check(blobs), "workers": workers_check(database, 60, runs_jobs=False)})
     install_ops_routes(fastapi_app, metrics, readiness)
 """
 from __future__ import annotations
@@ -25,6 +34,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client.exposition import choose_encoder
 
+from queueing.leases import serving_workers
 from queueing.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -34,12 +44,16 @@ PROBE = b"atelier readiness probe\n"
 
 
 def database_check(db) -> Check:
-    """Runs `SELECT 1` on the peewee database `db` (a Database or the `storage.db.database` proxy),
-    in a connection it opens and closes itself, so a dead connection is never reused."""
+    """Reads the peewee database `db` (a Database or the `storage.db.database` proxy): the count of
+    applied migrations and the newest job row, in a connection it opens and closes itself, so a dead
+    connection is never reused. `SELECT 1` would not do: SQLite answers it without reading the file,
+    so a file that is not a database any more, or is truncated or malformed, passed (issue 11, item 5).
+    Both reads are cheap whatever the size of the tables (a tiny table, and one row by an index)."""
     def check() -> None:
         opened = db.is_closed()
         try:
-            db.execute_sql("SELECT 1").fetchone()
+            db.execute_sql("SELECT COUNT(*) FROM schema_migration").fetchone()
+            db.execute_sql("SELECT id FROM job ORDER BY created_at DESC LIMIT 1").fetchone()
         finally:
             if opened and not db.is_closed():
                 db.close()
@@ -66,6 +80,29 @@ def blob_check(blobs) -> Check:
         key = blobs.put(PROBE, ".txt")
         if blobs.get(key) != PROBE:
             raise RuntimeError(f"the probe blob {key} came back different")
+    return check
+
+
+def workers_check(db, within: float, runs_jobs: bool) -> Check:
+    """Reports the workers running, from the worker table of the peewee database `db`: {"count",
+    "names"} (newest heartbeat first), plus a "warning" when there are none and `runs_jobs` is False.
+    Never fails for want of workers (see the module docstring).
+
+    Args:
+        db: the database (or the `storage.db.database` proxy) the Worker model is bound to.
+        within: seconds since a worker's last heartbeat for it to count (the job lease: a worker beats
+            every quarter of it).
+        runs_jobs: whether this process runs jobs itself (an in-process consumer); False for a web-only
+            process.
+    """
+    def check() -> dict:
+        with db.connection_context():
+            names = [w.name for w in serving_workers(within)]
+        report = {"count": len(names), "names": names}
+        if not names and not runs_jobs:
+            report["warning"] = ("No worker is running: jobs stay queued until `python -m queueing.worker` "
+                                 "starts.")
+        return report
     return check
 
 

@@ -19,7 +19,8 @@ from pipelines.facts import InputFacts
 from pipelines.errors import AtelierError, NotFound
 from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep
 from pipelines.spec import WorkflowSpec
-from queueing import settlement
+from queueing import leases, settlement
+from queueing.executor import models_of
 from storage import jobs
 from storage.artifacts import find_artifact, lineage_of, recent_artifacts, recipe_of, store_artifact
 from storage.blobs import BlobStore
@@ -31,6 +32,7 @@ from storage.video import MP4_MIME, encode_gif, encode_webp, read_mp4
 logger = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, int], None]
+WORKER_LOOK_INTERVAL = 1.0      # seconds between two looks for a running worker while a job stays queued
 
 
 def progress_of(job: Job) -> dict:
@@ -67,13 +69,20 @@ class JobService:
         policy: role and tier rules; with one, jobs cost credits (reserved at submit, captured on
             success, released otherwise) and tiers set limits and priority. None in local mode: nothing
             is charged (`credits` is 0) and only the global limits apply.
+        worker_wait: seconds `wait` lets a job stay queued before it looks for a running worker that
+            serves it, and fails saying none is when there is none (`queue.worker_wait_seconds`). None
+            (default): `wait` never looks.
+        lease_seconds: the job lease; a worker whose last heartbeat is older is not running.
     """
 
-    def __init__(self, compiler: Compiler, enqueue: Enqueue, blobs: BlobStore, policy: Policy | None = None):
+    def __init__(self, compiler: Compiler, enqueue: Enqueue, blobs: BlobStore, policy: Policy | None = None,
+                 worker_wait: float | None = None, lease_seconds: float = 60.0):
         self.compiler = compiler
         self.enqueue = enqueue
         self.blobs = blobs
         self.policy = policy
+        self.worker_wait = worker_wait
+        self.lease_seconds = lease_seconds
 
     def upload(self, user: User, data: bytes, name: str = "The image") -> Artifact:
         """Store an image a person sent (kind "upload"), after checking it; raises AtelierError if it is
@@ -189,8 +198,17 @@ class JobService:
 
     def wait(self, user: User, job_id: str, on_progress: Callable[[Job], None] = lambda job: None,
              poll: float = 0.05, timeout: float | None = None) -> Job:
-        """Poll the job row until it finishes, calling `on_progress` whenever its progress changes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        """Poll the job row until it finishes, calling `on_progress` whenever its progress changes.
+
+        Raises AtelierError with code "timeout" after `timeout` seconds (None: no limit), and with code
+        "no_worker" when the job is still queued `worker_wait` seconds into the wait (see the class) and
+        no running worker serves it: a web-only process (ATELIER_WEB_ONLY=1) with no worker would
+        otherwise hold the call open for good. Either way the job stays queued with its credits
+        reserved, runs when a worker starts, and /job_status follows it.
+        """
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        look_for_workers = None if self.worker_wait is None else now + self.worker_wait
         last = None
         while True:
             job = self.job(user, job_id)
@@ -200,9 +218,27 @@ class JobService:
                 last = seen
             if job.status in FINISHED:
                 return job
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
                 raise AtelierError(f"Job {job_id} is still {job.status}; check /job_status later.", code="timeout")
+            if job.status == "queued" and look_for_workers is not None and now >= look_for_workers:
+                self._needs_a_worker(job)
+                look_for_workers = now + WORKER_LOOK_INTERVAL
             time.sleep(poll)
+
+    def _needs_a_worker(self, job: Job) -> None:
+        """Raise AtelierError ("no_worker") unless a running worker serves every model `job` needs."""
+        workers = leases.serving_workers(self.lease_seconds)
+        if not workers:
+            logger.info("job %s: still queued and no worker is running", job.id)
+            raise AtelierError(f"No worker is running to take this job; it stays queued as {job.id} and will run "
+                               f"when one starts (check /job_status).", code="no_worker", field="job_id")
+        needed = models_of(json.loads(job.plan))
+        if not any(leases.serves(worker, needed) for worker in workers):
+            logger.info("job %s: still queued and no running worker serves %s", job.id, sorted(needed))
+            raise AtelierError(f"No running worker serves {', '.join(sorted(needed))}, which this job needs; it "
+                               f"stays queued as {job.id} and will run when one that does starts (check "
+                               f"/job_status).", code="no_worker", field="job_id")
 
     def artifact(self, user: User, artifact_id) -> Artifact:
         artifact = find_artifact(user, artifact_id)

@@ -3,7 +3,9 @@ web process, on this machine or another one.
 
 It reads the same settings as `python app.py` (configs/default.toml plus ATELIER_* variables), so point
 both at the same database, queue and blob store. It beats a heartbeat (the Worker row the Admin tab
-lists), renews the leases of the jobs it runs, and hands on the jobs of workers that died. With
+lists), renews the leases of the jobs it runs, hands on the jobs of workers that died, and, when it
+starts and at every beat, puts back on the queue the queued jobs the queue lost (Redis restarted
+empty; see queueing/reconcile.py). With
 `--models` it only runs jobs whose models are all in the list; others wait for a worker that serves
 them. SIGTERM (or SIGINT) stops it gracefully: a running job stops at its next step and goes back to
 the queue for another worker; a second signal stops it at once.
@@ -22,7 +24,9 @@ from queueing.executor import JobExecutor, build_runner
 from queueing.huey_app import make_huey
 from queueing.logs import configure_logging, install_huey_job_context
 from queueing.metrics import Metrics, serve_worker_metrics
+from queueing.reconcile import Reconciler
 from queueing.tasks import register_tasks
+from storage import jobs
 from storage.blobs import open_blob_store
 from storage.db import SchemaTooNew, open_database
 
@@ -74,8 +78,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         serve_worker_metrics(args.metrics_port, metrics)
     run_job = register_tasks(huey, executor)
+
+    def enqueue(job_id: str, priority: int) -> None:
+        # Stamped first: a job this worker hands on (one it does not serve) never looks lost meanwhile.
+        jobs.mark_enqueued(job_id)
+        run_job(job_id, priority=priority)
+
     executor.warm_up()
-    executor.start(lambda job_id, priority: run_job(job_id, priority=priority), args.workers)
+    executor.start(enqueue, args.workers, reconciler=Reconciler(huey, settings.requeue_grace_seconds))
     logger.info("worker %s: serving %s with %d thread(s), leases of %g s", executor.worker,
                 args.models or "every model", args.workers, settings.job_lease_seconds)
     consumer = WorkerConsumer(huey, executor, workers=args.workers, worker_type="thread", periodic=False)

@@ -3,7 +3,9 @@
 Every transition is one conditional UPDATE, so two workers (or a worker and a cancel) never both
 win: a job is claimed once and finished once. A running job is leased to its worker until
 `lease_until`; the worker renews the lease while it runs, and a job whose lease ran out goes back to
-the queue (or fails) through `requeue`, which only one process can win.
+the queue (or fails) through `requeue`, which only one process can win. A queued job's `enqueued_at`
+says when its id was last put on the queue; a job the queue lost (Redis restarted empty) is put back
+through `reenqueue`, which also only one process can win.
 """
 from __future__ import annotations
 
@@ -58,10 +60,36 @@ def requeue(job: Job, *, worker: str | None = None, expired_before: float | None
     if expired_before is not None:
         condition &= Job.lease_until < expired_before
     values = {"status": "queued", "worker": "", "lease_until": None, "started_at": None, "progress_step": 0,
-              "progress_steps": 0, "progress_node": 0, "progress_phase": ""}
+              "progress_steps": 0, "progress_node": 0, "progress_phase": "", "enqueued_at": time.time()}
     if not count_attempt:
         values["attempts"] = Job.attempts - 1
     return bool(Job.update(**values).where(condition).execute())
+
+
+def _last_enqueued_before(before: float):
+    """Rows whose id was last enqueued before `before`; a row from before migration 0008 has no
+    `enqueued_at`, and its `created_at` stands in for it."""
+    return ((Job.enqueued_at < before) | (Job.enqueued_at.is_null() & (Job.created_at < before)))
+
+
+def stale_queued(before: float, limit: int | None = None) -> list[Job]:
+    """Queued jobs whose id was last put on the queue before `before`, oldest first (at most `limit`):
+    the ones the queue may have lost (the caller checks whether the queue still has them)."""
+    return list(Job.select().where((Job.status == "queued") & _last_enqueued_before(before))
+                .order_by(Job.created_at).limit(limit))
+
+
+def reenqueue(job_id: str, before: float) -> bool:
+    """Mark a queued job as enqueued now, if it is still queued and was last enqueued before `before`;
+    the caller then puts its id on the queue. False if another process did it first (its mark is newer
+    than `before`) or the job is no longer queued."""
+    return bool(Job.update(enqueued_at=time.time())
+                .where((Job.id == job_id) & (Job.status == "queued") & _last_enqueued_before(before)).execute())
+
+
+def mark_enqueued(job_id: str) -> None:
+    """Record that a queued job's id is being put on the queue again now (a worker handing it on)."""
+    Job.update(enqueued_at=time.time()).where((Job.id == job_id) & (Job.status == "queued")).execute()
 
 
 def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int, phase: str = "") -> None:

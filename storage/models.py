@@ -121,6 +121,7 @@ class Job(BaseModel):
     attempts = IntegerField(default=0)
     worker = CharField(default="")
     lease_until = DoubleField(null=True)     # a running job's worker renews this; past it, the worker is gone
+    enqueued_at = DoubleField(null=True, default=time.time)  # its id last put on the queue (queueing.reconcile)
     created_at = DoubleField(default=time.time, index=True)
     started_at = DoubleField(null=True)
     finished_at = DoubleField(null=True)

@@ -196,3 +196,23 @@ def test_other_urls_are_unchanged(tmp_path):
         assert db.pragma("journal_mode") == "wal" and db.pragma("foreign_keys") == 1
     with pytest.raises(ValueError, match="no database name"):
         connect_database("postgresql://user:secret@host")
+
+def test_a_queued_job_from_before_0008_can_be_found_lost_and_enqueued_again_once(url):
+    """0008_enqueued_at (issue 11, item 6): an older queued job has no `enqueued_at`; its `created_at`
+    stands in, so the reconciler still finds it if the queue lost it, and only one process wins it."""
+    from storage import jobs
+
+    db = make_old_database(url)
+    with db.connection_context():
+        Table("job").bind(db).insert(id="q" * 32, owner_id=1, status="queued", spec="{}", plan="{}",
+                                     plan_hash="p" * 64, credits=0.0, priority=0, progress_step=0, progress_steps=0,
+                                     progress_node=0, progress_nodes=1, cancel_requested=False, error="",
+                                     outputs="[]", result="{}", replay_of="", attempts=0, worker="",
+                                     created_at=time.time() - 600).execute()
+    migrate(db)
+    with db.connection_context(), db.bind_ctx(MODELS):
+        assert Job.get_by_id("q" * 32).enqueued_at is None
+        before = time.time() - 60
+        assert [job.id for job in jobs.stale_queued(before)] == ["q" * 32]       # the finished one is not
+        assert jobs.reenqueue("q" * 32, before) and not jobs.reenqueue("q" * 32, before)
+        assert Job.get_by_id("q" * 32).enqueued_at > before and jobs.stale_queued(before) == []
