@@ -18,8 +18,9 @@ from peewee import fn
 from auth import credits
 from configs import Tiers
 from pipelines.errors import AtelierError
+from storage.artifacts import move_holdings
 from storage.db import database
-from storage.models import ROLES, ArtifactOwner, Job, OAuthIdentity, Session, ShareLink, User
+from storage.models import ROLES, Job, OAuthIdentity, Session, ShareLink, User
 
 logger = logging.getLogger(__name__)
 
@@ -151,10 +152,7 @@ class Accounts:
             return
         with database.atomic():
             Job.update(owner=user).where(Job.owner == guest).execute()
-            for holding in ArtifactOwner.select().where(ArtifactOwner.owner == guest):
-                ArtifactOwner.insert(artifact=holding.artifact_id, owner=user, created_at=holding.created_at) \
-                    .on_conflict_ignore().execute()
-            ArtifactOwner.delete().where(ArtifactOwner.owner == guest).execute()
+            move_holdings(guest, user)        # each as the guest held it: what the guest made stays made
             ShareLink.update(owner=user).where(ShareLink.owner == guest).execute()
             credits.move_all(guest, user, f"guest-merge:{guest.id}")
         logger.info("user %s: took over guest %s", user.id, guest.id)

@@ -1,6 +1,10 @@
 """Share links: a read-only view of some of a user's artifacts for anyone holding the link's token.
 
-Tokens are 32 random bytes (unguessable); the owner lists and revokes them in the Account tab.
+Tokens are 32 random bytes (unguessable); the owner lists and revokes them in the Account tab. A link
+made with "show the recipe" off serves each file without the recipe inside it (a PNG's `parameters`
+and `atelier` text chunks, an MP4's metadata keys), the pictures unchanged; a link with it on serves
+the stored file, and its page shows how the first picture was made, but only from the link owner's
+own job: bytes they uploaded carry nothing of theirs to show.
 """
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import secrets
 import time
 
 from pipelines.errors import AtelierError, NotFound
-from storage.artifacts import find_artifact
-from storage.models import Artifact, ShareLink, User
+from storage.artifacts import find_artifact, own_holding
+from storage.models import Artifact, ArtifactOwner, ShareLink, User
 
 MAX_SHARED = 50
 
@@ -52,3 +56,13 @@ def open_share(token) -> tuple[ShareLink, list[Artifact]] | None:
         return None
     found = (find_artifact(link.owner, artifact_id) for artifact_id in link.artifacts)
     return link, [a for a in found if a is not None]
+
+
+def recipe_source(link: ShareLink, artifact: Artifact) -> ArtifactOwner | None:
+    """The link owner's holding of `artifact` if one of their own jobs made it and the link shows the
+    recipe: the job whose settings the share page may show. None otherwise."""
+    if not link.show_recipe:
+        return None
+    holding = own_holding(link.owner, artifact.id)
+    made_by_them = holding is not None and holding.made and holding.job is not None
+    return holding if made_by_them and holding.job.owner_id == link.owner_id else None

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable
 
 from fastapi import Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -23,8 +23,8 @@ from auth.accounts import Accounts, AuthError
 from auth.pages import login_page, not_found_page, share_page
 from auth.users import local_owner
 from pipelines.errors import AtelierError
-from storage.artifacts import find_artifact
-from storage.models import Artifact, User
+from storage.artifacts import find_artifact, without_recipe
+from storage.models import Artifact, ArtifactOwner, User
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,8 @@ class WebAuth:
             if found is None:
                 return HTMLResponse(not_found_page(), status_code=404)
             link, artifacts = found
-            recipe = _recipe_summary(artifacts[0]) if link.show_recipe and artifacts else None
+            source = sharing.recipe_source(link, artifacts[0]) if artifacts else None
+            recipe = _recipe_summary(source) if source is not None else None
             return share_page(token, [{"artifact_id": a.id, "mime": a.mime} for a in artifacts], recipe)
 
         @app.get("/share/{token}/file/{artifact_id}")
@@ -217,7 +218,15 @@ class WebAuth:
             artifact = next((a for a in found[1] if a.id == artifact_id), None) if found else None
             if artifact is None:
                 return HTMLResponse(not_found_page(), status_code=404)
-            return FileResponse(self.file_path(artifact), media_type=artifact.mime)
+            if found[0].show_recipe:
+                return FileResponse(self.file_path(artifact), media_type=artifact.mime)
+            try:        # the recipe stays private: the same pictures, without the text inside the file
+                data = without_recipe(pathlib.Path(self.file_path(artifact)).read_bytes(), artifact.mime)
+            except (ValueError, RuntimeError) as e:
+                logger.warning("share link %s: artifact %s could not be served without its recipe: %s",
+                               found[0].id, artifact.id, e)
+                return HTMLResponse(not_found_page(), status_code=404)
+            return Response(data, media_type=artifact.mime)
 
         # Added last, so it is the outermost middleware and every route above sees request.session.
         app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE, max_age=max_age,
@@ -229,14 +238,13 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _recipe_summary(artifact: Artifact) -> dict | None:
-    """What a visitor of a share link sees of how an image was made: its job's last step, settings only."""
-    if artifact.job is None:
-        return None
-    step = json.loads(artifact.job.plan)["steps"][-1]
+def _recipe_summary(holding: ArtifactOwner) -> dict:
+    """What a visitor of a share link sees of how an image was made: the last step of the link owner's
+    job that made it (`sharing.recipe_source`), settings only."""
+    step = json.loads(holding.job.plan)["steps"][-1]
     shown = {k: step[k] for k in ("kind", "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale",
                                   "sampler", "schedule") if k in step}
     if step.get("model"):
         shown["model"] = step["model"]["id"]
-    shown["seed"] = artifact.seed
+    shown["seed"] = holding.seed
     return shown

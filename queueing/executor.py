@@ -28,7 +28,7 @@ from queueing import settlement
 from queueing.logs import job_context
 from queueing.leases import Heartbeat
 from storage import jobs
-from storage.artifacts import encode_png, store_artifact
+from storage.artifacts import encode_png, find_holding, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import Artifact, Job
@@ -245,7 +245,7 @@ class JobExecutor:
         """Store every output (PNG or MP4) with its recipe and lineage; returns their ids in order."""
         recipe = plan.recipe()
         stored = {(s.id, 0): s.artifact_id for s in plan.steps if isinstance(s, (LoadImageStep, LoadVideoStep))}
-        original = Artifact.get_or_none(Artifact.id == job.replay_of) if job.replay_of else None
+        original = find_holding(job.owner, job.replay_of) if job.replay_of else None   # as the job's owner holds it
         ids = []
         for output in result.outputs:
             step = plan.step(output.step_id)
@@ -256,7 +256,7 @@ class JobExecutor:
             }
             parents = tuple((stored[(step_id, index)], relation) for step_id, index, relation in output.parents)
             if original is not None and (original.step_id, original.output_index) == (step.id, output.index):
-                parents += ((original.id, "replay_of"),)
+                parents += ((original.artifact_id, "replay_of"),)
             made = {"owner": job.owner, "job": job, "plan_hash": plan.plan_hash, "step_id": step.id,
                     "output_index": output.index, "seed": output.seed}
             if output.video is not None:

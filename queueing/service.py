@@ -13,20 +13,19 @@ from collections.abc import Callable
 
 from auth.policy import Policy
 from auth import credits
-from pipelines import image_ops
 from pipelines.compiler import Compiler
 from pipelines.facts import InputFacts
 from pipelines.errors import AtelierError, NotFound
 from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep
 from pipelines.spec import WorkflowSpec
-from queueing import leases, settlement
+from queueing import leases, settlement, uploads
 from queueing.executor import models_of
+from queueing.uploads import Upload
 from storage import jobs
-from storage.artifacts import find_artifact, lineage_of, recent_artifacts, recipe_of, store_artifact
+from storage.artifacts import find_artifact, find_holding, lineage_of, recent_artifacts, recipe_of
 from storage.blobs import BlobStore
 from storage.db import database
-from storage.models import FINISHED, Artifact, Job, Lineage, User
-from storage.uploads import UploadRejected, decode_image, inspect_upload, inspect_video_upload
+from storage.models import FINISHED, Artifact, ArtifactOwner, Job, User
 from storage.video import MP4_MIME, encode_gif, encode_webp, read_mp4
 
 logger = logging.getLogger(__name__)
@@ -86,57 +85,60 @@ class JobService:
 
     def upload(self, user: User, data: bytes, name: str = "The image") -> Artifact:
         """Store an image a person sent (kind "upload"), after checking it; raises AtelierError if it is
-        not a usable image. Sending the same bytes twice gives the same artifact."""
-        try:
-            mime, suffix, width, height = inspect_upload(data, self.compiler.limits.max_pixels, name)
-        except UploadRejected as e:
-            raise AtelierError(str(e), code="bad_image", field="image") from None
-        return store_artifact(self.blobs, data, owner=user, kind="upload", mime=mime, suffix=suffix, width=width,
-                              height=height)
+        not a usable image. Sending the same bytes twice gives the same artifact. A request that sends
+        images checks them with `check_upload` instead, and `submit` stores them if it is accepted."""
+        return uploads.keep(self.blobs, user, self.check_upload(data, name))
 
     def upload_video(self, user: User, data: bytes, name: str = "The video") -> Artifact:
         """Store an MP4 a person sent (kind "upload"), after checking it; raises AtelierError if it is not a
         usable video. Sending the bytes of an existing artifact gives that artifact."""
-        limits = self.compiler.limits
-        try:
-            width, height, frames, fps = inspect_video_upload(data, limits.max_pixels, limits.max_frames, name)
-        except UploadRejected as e:
-            raise AtelierError(str(e), code="bad_video", field="video") from None
-        return store_artifact(self.blobs, data, owner=user, kind="upload", mime=MP4_MIME, suffix=".mp4",
-                              width=width, height=height, frames=frames, fps=fps)
+        return uploads.keep(self.blobs, user, self.check_video_upload(data, name))
 
-    def describe(self, user: User):
+    def check_upload(self, data: bytes, name: str = "The image") -> Upload:
+        """An image a person sent, checked (raises AtelierError if it is not usable) but not stored: give it
+        to `quote` and `submit` with the spec that loads it by its `artifact_id`."""
+        return uploads.check_image(data, self.compiler.limits.max_pixels, name)
+
+    def check_video_upload(self, data: bytes, name: str = "The video") -> Upload:
+        """An MP4 a person sent, checked (raises AtelierError if it is not usable) but not stored."""
+        return uploads.check_video(data, self.compiler.limits.max_pixels, self.compiler.limits.max_frames, name)
+
+    def describe(self, user: User, pending: tuple[Upload, ...] = ()):
         """(artifact id, used as "image", "mask" or "video") -> InputFacts, for the compiler; None for ids
-        that are not `user`'s images (or videos). Only masks are decoded (to see whether they are empty);
-        sizes come from the row."""
+        that are neither `user`'s images (or videos) nor among the `pending` uploads. Only masks are
+        decoded (to see whether they are empty); sizes come from the row or the upload's check."""
+        waiting = {upload.artifact_id: upload for upload in pending}
+
         def facts(artifact_id: str, use: str) -> InputFacts | None:
+            if artifact_id in waiting:
+                return uploads.facts(waiting[artifact_id], use)
             artifact = find_artifact(user, artifact_id)
             wanted = "video/" if use == "video" else "image/"
             if artifact is None or not artifact.mime.startswith(wanted):
                 return None
-            empty = False
-            if use == "mask":
-                image = decode_image(self.blobs.get(artifact.blob_key))
-                empty = image_ops.is_empty(image_ops.to_mask(image, image.size)[0])
+            empty = use == "mask" and uploads.mask_empty(self.blobs.get(artifact.blob_key))
             return InputFacts(width=artifact.width, height=artifact.height, mask_empty=empty,
                               frames=artifact.frames, fps=artifact.fps)
         return facts
 
-    def quote(self, user: User, spec: WorkflowSpec) -> ExecutionPlan:
+    def quote(self, user: User, spec: WorkflowSpec, pending: tuple[Upload, ...] = ()) -> ExecutionPlan:
         """Compile `spec` for `user` (their tier's limits apply) without queueing it: the price, or the
-        problems. Raises InvalidRequest."""
+        problems. `pending`: uploads the spec loads that are checked but not stored (`check_upload`).
+        Raises InvalidRequest."""
+        describe = self.describe(user, pending)
         if self.policy is None:
-            return self.compiler.compile(spec, describe=self.describe(user))
+            return self.compiler.compile(spec, describe=describe)
         tier = self.policy.tier(user)
-        return self.compiler.compile(spec, describe=self.describe(user), tier_max_side=tier.max_side, tier=tier.name,
+        return self.compiler.compile(spec, describe=describe, tier_max_side=tier.max_side, tier=tier.name,
                                      tier_max_frames=tier.max_frames, tier_max_nodes=tier.max_nodes)
 
-    def submit(self, user: User, spec: WorkflowSpec) -> Job:
+    def submit(self, user: User, spec: WorkflowSpec, pending: tuple[Upload, ...] = ()) -> Job:
         """Compile `spec` and queue it; raises InvalidRequest (or a role, rate or credit error) before
-        anything is stored."""
+        anything is stored. `pending`: the uploads the spec loads that are checked but not stored yet
+        (`check_upload`); they are stored with the job row, so a refused request stores none of them."""
         self._admit(user)
-        plan = self.quote(user, spec)
-        return self._queue(user, plan, spec=spec.to_json())
+        plan = self.quote(user, spec, pending)
+        return self._queue(user, plan, spec=spec.to_json(), pending=pending)
 
     def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
         """Queue an already compiled plan as it is (seeds and model hashes included). Its steps count
@@ -151,10 +153,12 @@ class JobService:
         if self.policy is not None:
             self.policy.check_generate(user)
 
-    def _queue(self, user: User, plan: ExecutionPlan, spec: str, replay_of: str = "") -> Job:
+    def _queue(self, user: User, plan: ExecutionPlan, spec: str, replay_of: str = "",
+               pending: tuple[Upload, ...] = ()) -> Job:
         """Store `plan` as a job and enqueue it. The tier's hourly allowance is counted, the job row
         inserted and its credits reserved in one transaction, so concurrent submissions by one user can
-        never pass together a limit (generations per hour, or the balance) that they could not one by one."""
+        never pass together a limit (generations per hour, or the balance) that they could not one by one.
+        The `pending` uploads the plan loads are stored in that transaction too, after those checks."""
         charge = plan.credits if self.policy is not None else 0.0
         generations = generations_of(plan)
         if self.policy is not None:
@@ -167,6 +171,8 @@ class JobService:
                                   priority=priority, replay_of=replay_of, nodes=len(plan.steps),
                                   generations=generations)
             credits.reserve(user, job.id, charge)
+            for upload in pending:             # only now, and before a worker can look for them
+                uploads.keep(self.blobs, user, upload)
         try:
             self.enqueue(job.id, job.priority)
         except Exception as e:
@@ -241,37 +247,52 @@ class JobService:
                                f"/job_status).", code="no_worker", field="job_id")
 
     def artifact(self, user: User, artifact_id) -> Artifact:
+        """One of `user`'s artifacts, as a file (type, size, where it is stored); how they hold it (kind,
+        job, seed) is `holding`. Raises NotFound for ids they don't hold."""
         artifact = find_artifact(user, artifact_id)
         if artifact is None:
             raise NotFound(f"No artifact {artifact_id!r}. Check the id; the Gallery lists yours.",
                            field="artifact_id")
         return artifact
 
-    def recent_artifacts(self, user: User, limit: int = 100) -> list[Artifact]:
-        """The user's artifacts, newest first."""
+    def holding(self, user: User, artifact_id) -> ArtifactOwner:
+        """How `user` holds one of their artifacts: kind, the job of theirs that made it, its place in that
+        job's plan and its seed (`.artifact` is the file). Raises NotFound for ids they don't hold."""
+        holding = find_holding(user, artifact_id)
+        if holding is None:
+            raise NotFound(f"No artifact {artifact_id!r}. Check the id; the Gallery lists yours.",
+                           field="artifact_id")
+        return holding
+
+    def recent_artifacts(self, user: User, limit: int = 100) -> list[ArtifactOwner]:
+        """The user's holdings (`.artifact` is each file), newest first."""
         return recent_artifacts(user, limit)
 
     def artifact_path(self, artifact: Artifact) -> str:
         return str(self.blobs.path(artifact.blob_key))
 
     def artifact_info(self, user: User, artifact_id) -> dict:
-        artifact = self.artifact(user, artifact_id)
-        parents, children = lineage_of(artifact)
-        info = {"artifact_id": artifact.id, "kind": artifact.kind, "mime": artifact.mime, "size": artifact.size,
-                "width": artifact.width, "height": artifact.height, "seed": artifact.seed,
-                "job_id": artifact.job_id, "plan_hash": artifact.plan_hash, "created_at": artifact.created_at,
-                "recipe": recipe_of(self.blobs, artifact), "parents": parents, "children": children}
+        """An artifact as `user` holds it: the file's facts, and how they came by it (kind, job, plan hash,
+        seed, recipe, the parents and children their own jobs made). Bytes someone else made and this
+        user uploaded are their "upload", with no job, recipe or lineage of the other's."""
+        holding = self.holding(user, artifact_id)
+        artifact = holding.artifact
+        parents, children = lineage_of(holding)
+        info = {"artifact_id": artifact.id, "kind": holding.kind, "mime": artifact.mime, "size": artifact.size,
+                "width": artifact.width, "height": artifact.height, "seed": holding.seed,
+                "job_id": holding.job_id, "plan_hash": holding.plan_hash, "created_at": holding.created_at,
+                "recipe": recipe_of(self.blobs, holding), "parents": parents, "children": children}
         if artifact.mime == MP4_MIME:
             info["video"] = {"frames": artifact.frames, "fps": artifact.fps,
                              "duration": round(artifact.frames / artifact.fps, 3) if artifact.fps else 0.0}
-            poster = self.poster(artifact)
+            poster = self.poster(holding)
             info["poster_id"] = poster.id if poster is not None else ""
         return info
 
-    def poster(self, video: Artifact) -> Artifact | None:
-        """The stored first frame of a video that was made here (None for uploaded videos)."""
-        edge = Lineage.get_or_none((Lineage.parent == video.id) & (Lineage.relation == "poster_of"))
-        return edge.child if edge is not None else None
+    def poster(self, video: ArtifactOwner) -> Artifact | None:
+        """The stored first frame of a video its holder made here (None for uploaded videos)."""
+        posters = [e["artifact_id"] for e in lineage_of(video)[1] if e["relation"] == "poster_of"]
+        return Artifact.get_or_none(Artifact.id == posters[0]) if posters else None
 
     def animation(self, user: User, artifact_id, fmt: str) -> bytes:
         """One of `user`'s videos as a looping animation for sharing: fmt "gif" or "webp"."""
@@ -287,23 +308,29 @@ class JobService:
         return encoders[fmt](frames, fps)
 
     def replay(self, user: User, artifact_id) -> Job:
-        """Queue the plan that made `artifact_id` again, unchanged."""
-        artifact = self.artifact(user, artifact_id)
-        recipe = recipe_of(self.blobs, artifact)
+        """Queue the plan that made `artifact_id` again, unchanged: the recipe of the caller's own job
+        that made it. An upload has none, whoever made its bytes."""
+        holding = self.holding(user, artifact_id)
+        if not holding.made:
+            raise AtelierError(f"Artifact {artifact_id} has no recipe of yours to replay: you hold it as an upload, "
+                               "not as something one of your jobs made. Replay what you made (the Gallery lists it), "
+                               "or use this image as the input of a new request.", code="no_recipe",
+                               field="artifact_id")
+        recipe = recipe_of(self.blobs, holding)
         if "plan" not in recipe:
-            raise AtelierError(f"Artifact {artifact_id} has no recipe to replay (it was uploaded, not made).",
+            raise AtelierError(f"Artifact {artifact_id} has no recipe to replay: its file carries none.",
                                code="no_recipe", field="artifact_id")
         plan = ExecutionPlan.from_dict(recipe["plan"])
-        return self.submit_plan(user, plan, replay_of=artifact.id)
+        return self.submit_plan(user, plan, replay_of=holding.artifact_id)
 
     def replay_outcome(self, user: User, job: Job) -> dict:
         """For a finished replay job: the artifact standing where the original stood, and whether
         its bytes are identical to the original's."""
-        original = self.artifact(user, job.replay_of)
+        original = self.holding(user, job.replay_of)
         ids = job.artifact_ids
         position = _output_position(json.loads(job.plan), original.step_id, original.output_index)
         new_id = ids[position] if position is not None and position < len(ids) else ""
-        return {"artifact_id": new_id, "original_id": original.id, "identical": new_id == original.id}
+        return {"artifact_id": new_id, "original_id": original.artifact_id, "identical": new_id == original.artifact_id}
 
 
 def generations_of(plan: ExecutionPlan) -> int:

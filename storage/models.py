@@ -132,22 +132,17 @@ class Job(BaseModel):
 
 
 class Artifact(BaseModel):
-    """A stored file; its id is the sha256 of its bytes. `owner` made or sent it first; everyone who
-    made or sent the same bytes holds it through an ArtifactOwner row."""
+    """A stored file, as bytes: its id is the sha256 of its bytes, and it says only what the bytes are
+    (type, size, picture size, frames). Who holds it, and how each holder came by it (made by one of
+    their jobs, or sent), is in its ArtifactOwner rows: the same bytes may be one user's picture and
+    another's upload."""
 
     id = CharField(primary_key=True, max_length=64)
-    owner = ForeignKeyField(User, backref="artifacts", on_delete="CASCADE")
-    kind = CharField()                        # image, video, poster (a video's first frame), upload
     mime = CharField()
     size = IntegerField()
     width = IntegerField(default=0)
     height = IntegerField(default=0)
     blob_key = CharField()
-    job = ForeignKeyField(Job, null=True, backref="artifacts", on_delete="SET NULL")
-    plan_hash = CharField(max_length=64, default="")
-    step_id = CharField(default="")
-    output_index = IntegerField(default=0)
-    seed = BigIntegerField(null=True)         # up to 2**32 - 1, past a PostgreSQL integer
     frames = IntegerField(default=0)          # videos: number of frames and frames per second
     fps = DoubleField(default=0.0)
     created_at = DoubleField(default=time.time, index=True)
@@ -166,11 +161,25 @@ class Lineage(BaseModel):
 
 
 class ArtifactOwner(BaseModel):
-    """`owner` may see `artifact` (made it, sent it, or had it moved over from a guest session)."""
+    """`owner` holds `artifact` (made it, sent it, or had it moved over from a guest session), and how,
+    as this owner alone sees it: `kind` and, for what one of the owner's jobs made, that `job` and the
+    place in its plan. Two users holding the same bytes have two rows and see only their own: one
+    user's upload of another's picture is an "upload", with no job and no recipe."""
 
     artifact = ForeignKeyField(Artifact, backref="holders", on_delete="CASCADE")
     owner = ForeignKeyField(User, backref="holdings", on_delete="CASCADE")
+    kind = CharField(default="upload")        # image, video, poster (a video's first frame), upload
+    job = ForeignKeyField(Job, null=True, backref="holdings", on_delete="SET NULL")   # the owner's job that made it
+    plan_hash = CharField(max_length=64, default="")
+    step_id = CharField(default="")
+    output_index = IntegerField(default=0)
+    seed = BigIntegerField(null=True)         # up to 2**32 - 1, past a PostgreSQL integer
     created_at = DoubleField(default=time.time, index=True)
+
+    @property
+    def made(self) -> bool:
+        """Whether one of the owner's jobs made it (so its recipe and lineage are the owner's)."""
+        return self.kind != "upload"
 
     class Meta:
         indexes = ((("artifact", "owner"), True),)

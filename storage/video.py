@@ -174,6 +174,18 @@ def mp4_metadata(data: bytes) -> dict[str, str]:
     return {k: v for k, v in _parse_ffmetadata(text).items() if k not in _CONTAINER_KEYS}
 
 
+def mp4_without_metadata(data: bytes) -> bytes:
+    """The MP4 `data` with no metadata keys (no recipe) and no chapters: its streams copied as they are
+    (nothing decoded or encoded again, so every frame is the same), in a new container."""
+    with tempfile.TemporaryDirectory(prefix="atelier-mp4-") as folder:
+        path, out_path = pathlib.Path(folder, "in.mp4"), pathlib.Path(folder, "out.mp4")
+        path.write_bytes(data)
+        _ffmpeg(["-i", str(path), "-map", "0", "-map_metadata", "-1", "-map_chapters", "-1", "-c", "copy",
+                 "-fflags", "+bitexact", "-flags:v", "+bitexact", "-movflags", "+faststart", "-f", "mp4",
+                 str(out_path)])
+        return out_path.read_bytes()
+
+
 def video_info(data: bytes) -> dict:
     """What ffmpeg reports about the first video stream: `codec`, `pix_fmt`, `fps`, `size`, `duration`."""
     return _decode(data, max_frames=1)[1]

@@ -12,7 +12,7 @@ import pytest
 from pipelines import InvalidRequest
 from pipelines.errors import AtelierError
 from pipelines.spec import Img2Img, Inpaint, Link, LoadImage, LoadMask, Node, Outpaint, Txt2Img, Upscale, WorkflowSpec
-from storage.artifacts import lineage_of
+from storage.artifacts import find_holding, lineage_of
 from storage.models import Artifact, User
 
 
@@ -66,7 +66,8 @@ def mask(atelier, owner):
 
 
 def test_uploads_are_artifacts_of_kind_upload(atelier, owner, source):
-    assert (source.kind, source.mime, source.width, source.height) == ("upload", "image/png", 64, 64)
+    assert (find_holding(owner, source.id).kind, source.mime, source.width, source.height) == \
+        ("upload", "image/png", 64, 64)
     assert atelier.service.upload(owner, png(gradient())).id == source.id      # same bytes, same artifact
 
 
@@ -74,7 +75,7 @@ def test_img2img_at_strength_0_returns_the_input(atelier, owner, source):
     job = run(atelier, owner, load("src", source.id),
               Node("1", Img2Img(prompt="a fox", strength=0.0), (("image", edge("src")),)))
     assert np.array_equal(pixels(atelier, job.artifact_ids[0]), np.asarray(gradient()).astype(int))
-    parents, _ = lineage_of(Artifact.get_by_id(job.artifact_ids[0]))
+    parents, _ = lineage_of(find_holding(owner, job.artifact_ids[0]))
     assert parents == [{"artifact_id": source.id, "relation": "source"}]
 
 
@@ -98,7 +99,7 @@ def test_inpaint_leaves_unmasked_pixels_alone(atelier, owner, source, mask, mode
     inside = np.asarray(square_mask()) > 0
     assert np.array_equal(result[~inside], original[~inside])
     assert np.abs(result[inside] - original[inside]).max() > 20
-    parents, _ = lineage_of(Artifact.get_by_id(job.artifact_ids[0]))
+    parents, _ = lineage_of(find_holding(owner, job.artifact_ids[0]))
     assert sorted((p["relation"], p["artifact_id"]) for p in parents) == [("mask", mask.id), ("source", source.id)]
 
 
@@ -160,7 +161,7 @@ def test_upscale_with_lanczos_records_upscale_of(atelier, owner, source):
     job = run(atelier, owner, load("src", source.id), Node("1", Upscale(scale=2.5), (("image", edge("src")),)))
     artifact = Artifact.get_by_id(job.artifact_ids[0])
     assert (artifact.width, artifact.height) == (160, 160)
-    assert lineage_of(artifact)[0] == [{"artifact_id": source.id, "relation": "upscale_of"}]
+    assert lineage_of(find_holding(owner, artifact.id))[0] == [{"artifact_id": source.id, "relation": "upscale_of"}]
 
 
 def test_hires_fix_chain_records_the_whole_lineage(atelier, owner):
@@ -171,9 +172,9 @@ def test_hires_fix_chain_records_the_whole_lineage(atelier, owner):
     assert len(job.artifact_ids) == 6                      # 2 generated, 2 upscaled, 2 refined
     generated, upscaled, refined = job.artifact_ids[:2], job.artifact_ids[2:4], job.artifact_ids[4:]
     assert Artifact.get_by_id(refined[1]).width == 128
-    assert lineage_of(Artifact.get_by_id(refined[1]))[0] == [{"artifact_id": upscaled[1], "relation": "source"}]
-    assert lineage_of(Artifact.get_by_id(upscaled[1]))[0] == [{"artifact_id": generated[1], "relation": "upscale_of"}]
-    assert lineage_of(Artifact.get_by_id(generated[0]))[1] == [{"artifact_id": upscaled[0], "relation": "upscale_of"}]
+    assert lineage_of(find_holding(owner, refined[1]))[0] == [{"artifact_id": upscaled[1], "relation": "source"}]
+    assert lineage_of(find_holding(owner, upscaled[1]))[0] == [{"artifact_id": generated[1], "relation": "upscale_of"}]
+    assert lineage_of(find_holding(owner, generated[0]))[1] == [{"artifact_id": upscaled[0], "relation": "upscale_of"}]
 
 
 def test_graph_errors_name_the_node_and_the_fix(atelier, owner, source):
@@ -287,8 +288,8 @@ def test_controlnet_changes_the_output_and_is_recorded(atelier, owner):
     edge_map = pixels(atelier, edges_id)
     assert set(np.unique(edge_map)) <= {0, 255} and edge_map.max() == 255
     assert np.abs(pixels(atelier, image_id) - pixels(atelier, plain.artifact_ids[0])).max() > 5
-    assert lineage_of(Artifact.get_by_id(image_id))[0] == [{"artifact_id": edges_id, "relation": "control"}]
-    assert lineage_of(Artifact.get_by_id(edges_id))[0] == [{"artifact_id": guide.id, "relation": "source"}]
+    assert lineage_of(find_holding(owner, image_id))[0] == [{"artifact_id": edges_id, "relation": "control"}]
+    assert lineage_of(find_holding(owner, edges_id))[0] == [{"artifact_id": guide.id, "relation": "source"}]
     from pipelines.infotext import parse_infotext
     from storage.artifacts import png_texts
     params = parse_infotext(png_texts(atelier.service.blobs.get(Artifact.get_by_id(image_id).blob_key))["parameters"])
@@ -307,7 +308,7 @@ def test_controlnet_on_img2img(atelier, owner, source):
               Node("1", Img2Img(prompt="x", strength=0.8, seed=2, control_model="demo-controlnet-canny",
                                 control_start=0.0, control_end=0.5),
                    (("image", edge("src")), ("control", edge("edges", "images")))))
-    parents = lineage_of(Artifact.get_by_id(job.artifact_ids[1]))[0]
+    parents = lineage_of(find_holding(owner, job.artifact_ids[1]))[0]
     assert sorted(p["relation"] for p in parents) == ["control", "source"]
 
 
@@ -333,7 +334,7 @@ def test_an_upscaler_model_works_in_tiles_and_replays_identically(atelier, owner
               Node("1", Upscale(scale=3.0, upscaler="demo-upscaler-x4", tile_size=32, seed=6), (("image", edge("src")),)))
     artifact = Artifact.get_by_id(job.artifact_ids[0])
     assert (artifact.width, artifact.height) == (192, 192)
-    assert lineage_of(artifact)[0] == [{"artifact_id": source.id, "relation": "upscale_of"}]
+    assert lineage_of(find_holding(owner, artifact.id))[0] == [{"artifact_id": source.id, "relation": "upscale_of"}]
     from pipelines.infotext import parse_infotext
     from storage.artifacts import png_texts
     params = parse_infotext(png_texts(atelier.service.blobs.get(artifact.blob_key))["parameters"])

@@ -35,7 +35,9 @@ def test_a_job_becomes_an_artifact_with_its_recipe(atelier, owner):
     data = atelier.service.blobs.get(artifact.blob_key)
     import hashlib
     assert hashlib.sha256(data).hexdigest() == artifact.id
-    assert (artifact.seed, artifact.width, artifact.height, artifact.mime) == (8, 64, 64, "image/png")
+    holding = atelier.service.holding(owner, artifact.id)
+    assert (holding.kind, holding.plan_hash, holding.seed) == ("image", job.plan_hash, 8)
+    assert (artifact.width, artifact.height, artifact.mime) == (64, 64, "image/png")
     texts = png_texts(data)
     params = parse_infotext(texts["parameters"])
     assert params["prompt"] == "a red fox"

@@ -13,7 +13,7 @@ from playhouse.migrations import Migration, Runner
 
 from storage.db import (MIGRATIONS, SchemaTooNew, ThreadPooledPostgresqlDatabase, connect_database, database,
                         migrate, open_database, schema_status)
-from storage.models import MODELS, Artifact, Job, User
+from storage.models import MODELS, Artifact, ArtifactOwner, Job, Lineage, User
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMES = [m.name for m in Migration.load_directory(str(MIGRATIONS))]
@@ -66,7 +66,9 @@ def test_an_older_database_is_upgraded_in_place(url):
         assert job.progress_phase == ""                                           # 0003_video's default
         assert job.generations == 1                     # 0009_job_generations: an older job counts as one
         art = Artifact.get_by_id("a" * 64)
-        assert (art.job_id, art.width, art.size, art.frames, art.fps) == ("j" * 32, 64, 3, 0, 0.0)
+        assert (art.width, art.size, art.frames, art.fps) == (64, 3, 0, 0.0)
+        made = ArtifactOwner.get(ArtifactOwner.artifact == art.id)                   # 0007_per_owner_artifacts
+        assert (made.owner_id, made.kind, made.job_id, made.seed) == (user.id, "image", "j" * 32, 7)
         assert User.select().count() == 1 and Job.select().count() == 1
 
 
@@ -196,6 +198,49 @@ def test_other_urls_are_unchanged(tmp_path):
         assert db.pragma("journal_mode") == "wal" and db.pragma("foreign_keys") == 1
     with pytest.raises(ValueError, match="no database name"):
         connect_database("postgresql://user:secret@host")
+
+
+def test_per_owner_artifacts_give_the_maker_its_job_and_everyone_else_an_upload(url):
+    """0007 (issue 11): the maker's holding gets the artifact's kind, job, place in the plan and seed;
+    someone who uploaded the same bytes holds an upload with no job; uploads stay uploads; a guest's
+    artifact goes to the account its job moved to; Artifact keeps only what the bytes are."""
+    db = make_old_database(url)         # user 1 made "a" with job "j"; no holding rows for it yet
+    rows = {name: Table(name).bind(db) for name in ("user", "job", "artifact", "artifact_owner", "lineage")}
+    with db.connection_context():
+        for email in ("uploader@test", "guest@test"):                     # users 2 and 3
+            rows["user"].insert(email=email, name="", role="user", tier="free", created_at=1.0, password_hash="",
+                                is_guest=email.startswith("guest"), balance=0.0, stripe_customer="",
+                                stripe_subscription="").execute()
+        # Job "k" of user 1 made "g"; the guest (user 3) who ran it logged in as user 1, so the job and
+        # the holding moved to user 1 while the artifact's `owner` stayed the guest.
+        rows["job"].insert(id="k" * 32, owner_id=1, status="succeeded", spec="{}", plan="{}", plan_hash="q" * 64,
+                           credits=0.0, priority=0, progress_step=0, progress_steps=0, progress_node=0,
+                           progress_nodes=0, cancel_requested=False, error="", outputs="[]", result="{}",
+                           replay_of="", attempts=1, worker="", created_at=4.0).execute()
+        for artifact_id, owner, job, made in [("u" * 64, 2, None, {}),
+                                              ("g" * 64, 3, "k" * 32, {"plan_hash": "q" * 64, "step_id": "n2",
+                                                                       "output_index": 1, "seed": 9})]:
+            rows["artifact"].insert(id=artifact_id, owner_id=owner, kind="image" if job else "upload", mime="image/png",
+                                    size=3, width=64, height=64, blob_key=artifact_id + ".png", job_id=job,
+                                    **({"plan_hash": "", "step_id": "", "output_index": 0, "seed": None} | made),
+                                    created_at=5.0).execute()
+        for artifact_id, owner in [("a" * 64, 2), ("u" * 64, 2), ("u" * 64, 1), ("g" * 64, 1)]:
+            rows["artifact_owner"].insert(artifact_id=artifact_id, owner_id=owner, created_at=6.0).execute()
+        rows["lineage"].insert(child_id="a" * 64, parent_id="u" * 64, relation="source").execute()
+    migrate(db)
+    with db.connection_context(), db.bind_ctx(MODELS):
+        held = {(h.artifact_id[0], h.owner_id): (h.kind, h.job_id, h.plan_hash[:1], h.step_id, h.output_index, h.seed)
+                for h in ArtifactOwner.select()}
+        assert held == {("a", 1): ("image", "j" * 32, "p", "n1", 0, 7),          # added: the maker had none
+                        ("a", 2): ("upload", None, "", "", 0, None),              # the same bytes, uploaded
+                        ("u", 2): ("upload", None, "", "", 0, None),
+                        ("u", 1): ("upload", None, "", "", 0, None),
+                        ("g", 1): ("image", "k" * 32, "q", "n2", 1, 9)}            # made by the job user 1 holds
+        assert {c.name for c in db.get_columns("artifact")} == {"id", "mime", "size", "width", "height", "blob_key",
+                                                                "frames", "fps", "created_at"}
+        assert [(e.child_id[0], e.parent_id[0]) for e in Lineage.select()] == [("a", "u")]
+        assert Artifact.select().count() == 3
+
 
 def test_a_queued_job_from_before_0008_can_be_found_lost_and_enqueued_again_once(url):
     """0008_enqueued_at (issue 11, item 6): an older queued job has no `enqueued_at`; its `created_at`

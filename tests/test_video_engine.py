@@ -59,9 +59,9 @@ def test_img2vid_makes_an_mp4_of_the_requested_frames_fps_and_size(atelier, owne
     assert (len(frames), fps, frames[0].size) == (8, 7.0, (64, 64))         # the test catalogue's defaults
     info = video_info(data)
     assert (info["codec"].split()[0], info["pix_fmt"].split("(")[0]) == ("h264", "yuv420p")
-    artifact = Artifact.get_by_id(video_id)
-    assert (artifact.kind, artifact.mime, artifact.frames, artifact.fps, artifact.seed) == ("video", "video/mp4", 8,
-                                                                                           7.0, 5)
+    artifact, holding = Artifact.get_by_id(video_id), atelier.service.holding(owner, video_id)
+    assert (holding.kind, artifact.mime, artifact.frames, artifact.fps, holding.seed) == ("video", "video/mp4", 8,
+                                                                                         7.0, 5)
     recipe = json.loads(mp4_metadata(data)["atelier"])
     assert recipe["plan_hash"] == job.plan_hash and recipe["plan"]["steps"][-1]["kind"] == "img2vid"
     assert "Motion bucket id: 127" in mp4_metadata(data)["parameters"]
@@ -75,14 +75,15 @@ def test_a_made_video_has_a_poster_and_lineage_to_its_image(atelier, owner, svd_
     assert {"artifact_id": source, "relation": "source"} in info["parents"]
     assert info["video"] == {"frames": 8, "fps": 7.0, "duration": round(8 / 7, 3)}
     poster = Artifact.get_by_id(info["poster_id"])
-    assert (poster.kind, poster.mime, poster.width, poster.height) == ("poster", "image/png", 64, 64)
+    assert (atelier.service.holding(owner, poster.id).kind, poster.mime, poster.width, poster.height) == \
+        ("poster", "image/png", 64, 64)
     assert {"artifact_id": poster.id, "relation": "poster_of"} in info["children"]
     frames = [np.asarray(f, dtype=int) for f in read_mp4(blob(atelier.service, video_id))[0]]
     still = np.asarray(PIL.Image.open(io.BytesIO(blob(atelier.service, poster.id))).convert("RGB"), dtype=int)
     distances = [np.abs(frame - still).mean() for frame in frames]
     assert distances[0] == min(distances) and distances[0] < 10   # the first frame, before H.264 (noise codes badly)
     assert json.loads(png_texts(blob(atelier.service, poster.id))["atelier"])["plan_hash"] == job.plan_hash
-    assert poster.id not in [a.id for a in atelier.service.recent_artifacts(owner)]
+    assert poster.id not in [h.artifact_id for h in atelier.service.recent_artifacts(owner)]
 
 
 def test_replaying_a_video_gives_identical_bytes(atelier, owner, svd_video):

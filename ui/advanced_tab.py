@@ -1,6 +1,8 @@
 """The Advanced tab: every txt2img parameter, with the chosen model's defaults filled in."""
 from __future__ import annotations
 
+import dataclasses
+
 import gradio as gr
 
 from pipelines.spec import Txt2Img
@@ -89,13 +91,15 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
         if path and net != "None":
             with open(path, "rb") as f:
                 data = f.read()
-        spec = editing_spec(ctx.service, user, params, control=data,
-                            canny=(int(low_value), int(high_value)) if how == "canny" else None)
-        return with_hires_fix(spec, up_scale, up_name, up_strength, None) if use_hires else spec
+        draft = editing_spec(ctx.service, user, params, control=data,
+                             canny=(int(low_value), int(high_value)) if how == "canny" else None)
+        if use_hires:
+            draft = dataclasses.replace(draft, spec=with_hires_fix(draft.spec, up_scale, up_name, up_strength, None))
+        return draft
 
     ran = wire(ctx, generate, cancel, inputs + guidance + extras, make_spec, gallery, summary, info)
-    # Pricing a request with a control image stores that image (as Generate would: same bytes, same
-    # artifact), because the compiler prices only images it can find.
+    # Pricing a request with a control image checks that image and prices it as Generate would, but
+    # stores nothing: the image is stored only when Generate's request is accepted.
     priced_by = [prompt.blur, model.change, width.change, height.change, steps.change, batch.change, loras.change,
                  control_model.change, control_image.change, hires.change, hires_scale.change,
                  hires_upscaler.change, *price_on]

@@ -2,13 +2,15 @@
 
 Each endpoint is a plain typed function; `expose` gives it hidden input components built from its
 signature, so every parameter's API default is the function's own default (None or "" = the model's
-default), whatever the visible tabs show. Image inputs are files, stored byte for byte as uploads.
+default), whatever the visible tabs show. Image inputs are files, checked on arrival and stored byte
+for byte as uploads once the request is accepted (a refused one stores nothing).
 
 Each generation endpoint returns (files, info): the stored files byte for byte and a dict with
 job_id, artifact_ids, seeds, plan_hash and credits.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import typing
@@ -58,11 +60,12 @@ def build(ctx: UIContext) -> None:
                                     batch_size, style),
                          **control(control_model, control_scale, control_start, control_end))
         control_bytes = read_file(control_image, "control image") if control_image else None
-        spec = editing_spec(service, user, params, control=control_bytes, canny=(whole(canny_low),
-                                                                                  whole(canny_high)))
+        draft = editing_spec(service, user, params, control=control_bytes, canny=(whole(canny_low),
+                                                                                   whole(canny_high)))
         if hires_fix:
-            spec = with_hires_fix(spec, hires_scale, hires_upscaler, hires_strength, hires_steps)
-        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+            draft = dataclasses.replace(draft, spec=with_hires_fix(draft.spec, hires_scale, hires_upscaler,
+                                                                   hires_strength, hires_steps))
+        return wait_for_result(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def img2img(image: ImageFile, prompt: str = "", strength: float = 0.75, negative_prompt: str = "",
@@ -79,9 +82,9 @@ def build(ctx: UIContext) -> None:
                                     batch_size, style),
                          **control(control_model, control_scale, control_start, control_end))
         control_bytes = read_file(control_image, "control image") if control_image else None
-        spec = editing_spec(service, user, params, read_file(image, "image"), control=control_bytes,
-                            canny=(whole(canny_low), whole(canny_high)))
-        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+        draft = editing_spec(service, user, params, read_file(image, "image"), control=control_bytes,
+                             canny=(whole(canny_low), whole(canny_high)))
+        return wait_for_result(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def inpaint(image: ImageFile, mask: ImageFile, prompt: str = "", strength: float = 0.75, mask_blur: int = 4,
@@ -96,8 +99,8 @@ def build(ctx: UIContext) -> None:
                          full_res_padding=whole(full_res_padding), masked_content=masked_content,
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                     batch_size, style))
-        spec = editing_spec(service, user, params, read_file(image, "image"), read_file(mask, "mask"))
-        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+        draft = editing_spec(service, user, params, read_file(image, "image"), read_file(mask, "mask"))
+        return wait_for_result(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def outpaint(image: ImageFile, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0, prompt: str = "",
@@ -111,8 +114,8 @@ def build(ctx: UIContext) -> None:
                           feather=whole(feather), strength=strength, masked_content=masked_content,
                           **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                      batch_size, style))
-        spec = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+        draft = editing_spec(service, user, params, read_file(image, "image"))
+        return wait_for_result(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def upscale(image: ImageFile, scale: float = 2.0, upscaler: str = "lanczos", steps: int | None = None,
@@ -122,8 +125,8 @@ def build(ctx: UIContext) -> None:
         user = caller(request)
         params = Upscale(scale=scale, upscaler=upscaler, steps=whole(steps), seed=whole(seed),
                          tile_size=whole(tile_size))
-        spec = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_result(service, user, service.submit(user, spec).id, progress)
+        draft = editing_spec(service, user, params, read_file(image, "image"))
+        return wait_for_result(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def img2vid(image: ImageFile, frames: int | None = None, fps: int | None = None, motion_bucket_id: int = 127,
@@ -140,8 +143,8 @@ def build(ctx: UIContext) -> None:
                          noise_aug_strength=noise_aug_strength, decode_chunk_size=whole(decode_chunk_size),
                          steps=whole(steps), cfg_scale=cfg_scale, min_cfg_scale=min_cfg_scale,
                          seed=-1 if seed is None else whole(seed))
-        spec = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_video(service, user, service.submit(user, spec).id, progress)
+        draft = editing_spec(service, user, params, read_file(image, "image"))
+        return wait_for_video(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def txt2vid(prompt: str, negative_prompt: str = "", frames: int | None = None, fps: int | None = None,
@@ -167,8 +170,8 @@ def build(ctx: UIContext) -> None:
         user = caller(request)
         data = read_video(video) if video else None
         params = Interpolate(factor=whole(factor), method=method or "flow")
-        spec = video_spec(service, user, params, data, (artifact_id or "").strip())
-        return wait_for_video(service, user, service.submit(user, spec).id, progress)
+        draft = video_spec(service, user, params, data, (artifact_id or "").strip())
+        return wait_for_video(service, user, draft.submit(service, user).id, progress)
 
     @user_errors
     def export_video(artifact_id: str, format: str = "gif", request: gr.Request = None):

@@ -17,9 +17,11 @@ from auth import AccountService
 from configs import ModelEntry, Style
 from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
+from pipelines.plan import ExecutionPlan
 from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Txt2Img, Upscale,
                             WorkflowSpec)
 from queueing.service import JobService, progress_of
+from queueing.uploads import Upload
 from storage.blobs import write_whole
 from storage.models import Job, User
 
@@ -140,26 +142,54 @@ def control(control_model, control_scale, control_start, control_end) -> dict:
             "control_end": control_end}
 
 
+@dataclass(frozen=True)
+class Draft:
+    """A request as a form or an API call builds it: the spec, and the uploads it loads, checked but not
+    stored yet (queueing.uploads). The service stores the uploads only if it accepts the spec, so a
+    refused request (or a price shown while the form is filled in) leaves nothing behind."""
+
+    spec: WorkflowSpec
+    uploads: tuple[Upload, ...] = ()
+
+    def submit(self, service: JobService, user: User) -> Job:
+        return service.submit(user, self.spec, self.uploads)
+
+    def quote(self, service: JobService, user: User) -> ExecutionPlan:
+        return service.quote(user, self.spec, self.uploads)
+
+
+def as_draft(request: WorkflowSpec | Draft) -> Draft:
+    """A tab's request as a Draft: specs that send no images come as plain WorkflowSpecs."""
+    return request if isinstance(request, Draft) else Draft(request)
+
+
 def editing_spec(service: JobService, user: User, params, image: bytes | None = None, mask: bytes | None = None,
-                 control: bytes | None = None, canny: tuple[int, int] | None = None) -> WorkflowSpec:
-    """Store `image`, `mask` and `control` (those given) as uploads and return the spec that loads them into
-    one `params` node; the control image goes through a canny node when `canny` gives its thresholds."""
-    nodes, inputs = [], []
+                 control: bytes | None = None, canny: tuple[int, int] | None = None) -> Draft:
+    """The request that loads `image`, `mask` and `control` (those given) into one `params` node; the control
+    image goes through a canny node when `canny` gives its thresholds. Each image is checked here (raises
+    AtelierError naming the one that is not usable) and stored only when the request is submitted and
+    accepted (`Draft.submit`)."""
+    nodes, inputs, uploads = [], [], []
+
+    def load(data: bytes, name: str) -> str:
+        uploads.append(service.check_upload(data, name))
+        return uploads[-1].artifact_id
+
     if image is not None:
-        nodes.append(Node("image", LoadImage(artifact_id=service.upload(user, image, "The image").id)))
+        nodes.append(Node("image", LoadImage(artifact_id=load(image, "The image"))))
         inputs.append(("image", Link("image", "image")))
     if mask is not None:
-        nodes.append(Node("mask", LoadMask(artifact_id=service.upload(user, mask, "The mask").id)))
+        nodes.append(Node("mask", LoadMask(artifact_id=load(mask, "The mask"))))
         inputs.append(("mask", Link("mask", "mask")))
     if control is not None:
-        nodes.append(Node("guide", LoadImage(artifact_id=service.upload(user, control, "The control image").id)))
+        nodes.append(Node("guide", LoadImage(artifact_id=load(control, "The control image"))))
         if canny is not None:
             nodes.append(Node("edges", Canny(low=canny[0], high=canny[1]), (("image", Link("guide", "image")),)))
             inputs.append(("control", Link("edges", "images")))
         else:
             inputs.append(("control", Link("guide", "image")))
     nodes.append(Node("1", params, tuple(inputs)))
-    return WorkflowSpec(nodes=tuple(nodes))
+    return Draft(WorkflowSpec(nodes=tuple(nodes)), tuple(uploads))
 
 
 def is_video(artifact) -> bool:
@@ -167,21 +197,24 @@ def is_video(artifact) -> bool:
 
 
 def video_spec(service: JobService, user: User, params, video: bytes | None = None,
-               artifact_id: str = "") -> WorkflowSpec:
-    """The spec that loads a video into one `params` node (an Interpolate): `video` bytes, stored as an
-    upload, or else `artifact_id`, one of the user's videos. Another user's id, or an unknown one, is
-    "not found"; an image's id gets a message saying a video is needed."""
+               artifact_id: str = "") -> Draft:
+    """The request that loads a video into one `params` node (an Interpolate): `video` bytes, checked here
+    and stored as an upload when the request is accepted, or else `artifact_id`, one of the user's videos.
+    Another user's id, or an unknown one, is "not found"; an image's id gets a message saying a video is
+    needed."""
+    uploads = ()
     if video is not None:
-        artifact_id = service.upload_video(user, video, "The video").id
+        uploads = (service.check_video_upload(video, "The video"),)
+        artifact_id = uploads[0].artifact_id
     elif not artifact_id:
         raise gr.Error("Give a video first: upload an MP4, or pass the artifact_id of one of your videos.")
     else:
         artifact = service.artifact(user, artifact_id)
         if not is_video(artifact):
-            raise gr.Error(f"Artifact {artifact_id[:16]}… is {artifact.kind} ({artifact.mime}), not a video; "
+            raise gr.Error(f"Artifact {artifact_id[:16]}… is an image ({artifact.mime}), not a video; "
                            "interpolation takes a video.")
     nodes = (Node("video", LoadVideo(artifact_id=artifact_id)), Node("1", params, (("video", Link("video", "video")),)))
-    return WorkflowSpec(nodes=nodes)
+    return Draft(WorkflowSpec(nodes=nodes), uploads)
 
 
 def with_hires_fix(spec: WorkflowSpec, scale: float, upscaler: str, strength: float, steps) -> WorkflowSpec:
@@ -216,10 +249,10 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
     """The finished job's files (the stored files themselves) with captions, and its info dict."""
     files, seeds = [], []
     for artifact_id in job.artifact_ids:
-        artifact = service.artifact(user, artifact_id)
-        caption = f"seed {artifact.seed}" if artifact.seed is not None else f"{artifact.step_id} (no seed)"
-        files.append((service.artifact_path(artifact), caption))
-        seeds.append(artifact.seed)
+        holding = service.holding(user, artifact_id)
+        caption = f"seed {holding.seed}" if holding.seed is not None else f"{holding.step_id} (no seed)"
+        files.append((service.artifact_path(holding.artifact), caption))
+        seeds.append(holding.seed)
     info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
             "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job),

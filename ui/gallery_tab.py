@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gradio as gr
 
-from storage.artifacts import find_artifact, lineage_of
 from ui.common import UIContext, is_video, replay_and_wait, user_errors
 from ui.generate import video_line
 
@@ -39,18 +38,18 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
     @user_errors
     def load(request: gr.Request = None):
         user = ctx.current_user(request)
-        artifacts = service.recent_artifacts(user)
-        return [thumbnail(user, a) for a in artifacts], [a.id for a in artifacts]
+        holdings = service.recent_artifacts(user)
+        return [thumbnail(h) for h in holdings], [h.artifact_id for h in holdings]
 
-    def thumbnail(user, artifact) -> tuple[str, str]:
-        """(file, caption) for the grid: a video shows as its poster (its first frame) where it has one."""
+    def thumbnail(holding) -> tuple[str, str]:
+        """(file, caption) for the grid, as the user holds the artifact: a seed only for what their own
+        job made; a video shows as its poster (its first frame) where they made one."""
+        artifact = holding.artifact
         if not is_video(artifact):
-            caption = f"seed {artifact.seed}" if artifact.seed is not None else artifact.kind
+            caption = f"seed {holding.seed}" if holding.seed is not None else holding.kind
             return service.artifact_path(artifact), caption
-        posters = [e["artifact_id"] for e in lineage_of(artifact)[1] if e["relation"] == "poster_of"]
-        poster = find_artifact(user, posters[0]) if posters else None
-        path = service.artifact_path(poster or artifact)
-        return path, f"video · {artifact.frames} frames"
+        poster = service.poster(holding)
+        return service.artifact_path(poster or artifact), f"video · {artifact.frames} frames"
 
     def show(artifact_id: str, request: gr.Request):
         info = service.artifact_info(ctx.current_user(request), artifact_id)
@@ -100,7 +99,7 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         info = service.artifact_info(ctx.current_user(request), artifact_id)
         plan = info["recipe"].get("plan")
         if not plan:
-            raise gr.Error("This artifact has no recipe (it was uploaded, not made).")
+            raise gr.Error("This artifact has no recipe of yours: you uploaded it; none of your jobs made it.")
         step = next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])
         if step["kind"] != "txt2img":
             raise gr.Error(f"This image came from {step['kind']}; Use these settings fills the txt2img form. "

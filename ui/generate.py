@@ -7,7 +7,7 @@ import logging
 import gradio as gr
 
 from pipelines.errors import AtelierError
-from ui.common import UIContext, user_errors, wait_for_result
+from ui.common import UIContext, as_draft, user_errors, wait_for_result
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +70,11 @@ def credits_text(amount: float) -> str:
 
 
 def price_text(ctx: UIContext, user, spec) -> str:
-    """"Costs N credits · you have M" for `spec()` (or "Free: local mode"), or what is wrong with the
-    request; never raises, since it runs on every change of the form."""
+    """"Costs N credits · you have M" for `spec()` (a WorkflowSpec or a ui.common.Draft; or "Free: local
+    mode"), or what is wrong with the request; never raises, since it runs on every change of the form.
+    Pricing stores nothing, not even the images the request would upload."""
     try:
-        plan = ctx.service.quote(user, spec())
+        plan = as_draft(spec()).quote(ctx.service, user)
     except (AtelierError, gr.Error) as e:
         return f"⚠ {e.message}"
     except Exception:
@@ -127,7 +128,8 @@ def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
 
 def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button], inputs: list, make_spec,
          gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=wait_for_result) -> gr.events.Dependency:
-    """Run `make_spec(user, *inputs)` as a job when `generate` is clicked; `cancel` (one button or several)
+    """Run `make_spec(user, *inputs)` (a WorkflowSpec, or a ui.common.Draft when it sends images) as a job
+    when `generate` is clicked; `cancel` (one button or several)
     stops it at its next step. `result(service, user, job_id, progress)` waits for the job and returns
     (what `gallery` shows, info): the files for a gallery (the default), one video for a player
     (`ui.common.wait_for_video`). Returns the click event, so callers can chain on it (`.then`)."""
@@ -138,7 +140,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
     @user_errors
     def run(request: gr.Request, progress=gr.Progress(), *values):
         user = ctx.current_user(request)
-        job = service.submit(user, make_spec(user, *values))
+        job = as_draft(make_spec(user, *values)).submit(service, user)
         yield job.id, gr.update(), f"Queued job `{job.id}`…", gr.update()
         shown, details = result(service, user, job.id, progress)
         yield "", shown, info_markdown(details), details

@@ -159,7 +159,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     t2v_ran = wire(ctx, t2v_go, cancels, t2v, t2v_spec, *shown, result=wait_for_video)
     wire_price(ctx, t2v_price, t2v, t2v_spec, [t2v[0].blur, *(c.change for c in t2v[2:]), t2v_page.select,
                                                *price_on], after=(t2v_ran,))
-    # Pricing stores the image as an upload, as Generate would.
+    # Pricing checks the image as Generate would, and stores nothing.
     wire_price(ctx, i2v_price, i2v_inputs, i2v_spec, [c.change for c in i2v_inputs] + [i2v_page.select],
                after=(i2v_ran,), first_missing="Add an image to see the price.")
 
