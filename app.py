@@ -73,7 +73,7 @@ def build(settings: Settings) -> Atelier:
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
     web_auth = WebAuth(accounts, settings.accounts, lambda artifact: str(blobs.path(artifact.blob_key)),
                        providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
-                       blob_root=str(blobs.root))
+                       blob_root=str(blobs.root), gradio_folders=(gradio_upload_folder(),))
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
                     schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,
@@ -84,6 +84,14 @@ def build(settings: Settings) -> Atelier:
     demo = build_ui(ctx)
     demo.queue(default_concurrency_limit=8, max_size=256)
     return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account, metrics)
+
+
+def gradio_upload_folder() -> str:
+    """Where Gradio keeps uploads and the copies of files it serves (GRADIO_TEMP_DIR, else a folder in
+    the system's temporary folder)."""
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
 
 
 def make_billing(settings: Settings, tiers):
@@ -143,9 +151,22 @@ def make_fastapi(atelier: Atelier):
     atelier.web_auth.install(app, session_secret(settings.session_secret, settings.data_dir),
                              https_only=settings.public_url.startswith("https://"),
                              max_age=int(settings.session_days * 86400), public_url=settings.public_url)
-    return gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
-                               max_file_size=settings.limits.max_upload_bytes,
-                               auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
+    app = gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
+                              max_file_size=settings.limits.max_upload_bytes,
+                              auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
+    serve_as_launched(atelier.demo)
+    return app
+
+
+def serve_as_launched(demo) -> None:
+    """Make Gradio check the files named in requests, as it does for a launched app.
+
+    `gr.mount_gradio_app` leaves `demo.has_launched` False (only `launch()` sets it), and Gradio 6.31's
+    `processing_utils._check_allowed` returns at once while it is False: any handler input carrying a
+    FileData with a server path (`/etc/passwd`, the database, the session secret) was copied into
+    Gradio's cache and served back to the caller. Set, inputs must come from Gradio's upload folder and
+    outputs from `allowed_paths`. tests/test_file_access.py fails if a Gradio upgrade changes this."""
+    demo.has_launched = True
 
 
 def open_share_link(host: str, port: int) -> None:

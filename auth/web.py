@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from auth import api_keys, sharing
+from auth.file_access import FileGuard
 from auth.accounts import Accounts, AuthError
 from auth.pages import login_page, not_found_page, share_page
 from auth.users import local_owner
@@ -29,7 +30,6 @@ from storage.models import Artifact, ArtifactOwner, User
 logger = logging.getLogger(__name__)
 
 SESSION_COOKIE = "atelier_session"
-FILE_ROUTES = ("/gradio_api/file=", "/file=")
 
 
 def session_secret(configured: str, data_dir: pathlib.Path) -> str:
@@ -52,17 +52,20 @@ class WebAuth:
         accounts_mode: False in local mode (no login; everyone is the local owner).
         file_path: the local path of an artifact's file (for share links).
         providers: (name, label) of the OAuth providers offered on the login page.
-        blob_root: the folder of stored files; Gradio's file route serves one of them only to a user
+        blob_root: the folder of stored files; Gradio's file routes serve one of them only to a user
             who holds its artifact.
+        gradio_folders: Gradio's upload folder (and any other of its own folders whose files it hands
+            out under secret names); the file routes serve nothing else (auth.file_access).
     """
 
     def __init__(self, accounts: Accounts, accounts_mode: bool, file_path: Callable[[Artifact], str],
-                 providers: tuple[tuple[str, str], ...] = (), blob_root: str = ""):
+                 providers: tuple[tuple[str, str], ...] = (), blob_root: str = "",
+                 gradio_folders: tuple[str, ...] = ()):
         self.accounts = accounts
         self.accounts_mode = accounts_mode
         self.file_path = file_path
         self.providers = providers
-        self.blob_root = pathlib.Path(blob_root).resolve() if blob_root else None
+        self.files = FileGuard(blob_root, gradio_folders, self._holds) if blob_root else None
 
     # -- who is calling ----------------------------------------------------------------------------
 
@@ -95,20 +98,9 @@ class WebAuth:
         self.accounts.end_session(request.session.get("token"))
         request.session["token"] = self.accounts.start_session(user)
 
-    def may_read_file(self, request, path: str) -> bool:
-        """Whether the caller may fetch `path` through Gradio's file route: anything outside the blob
-        folder (Gradio's own cache, whose paths carry a per-process secret), and blobs of artifacts
-        the caller holds."""
-        if self.blob_root is None:
-            return True
-        try:
-            resolved = pathlib.Path(path).resolve()
-        except (OSError, ValueError):
-            return False
-        if not resolved.is_relative_to(self.blob_root):
-            return True
-        user = self.user_from_request(request)
-        return user is not None and find_artifact(user, resolved.name[:64]) is not None
+    def _holds(self, request, artifact_id: str) -> bool:
+        user = self.user_from_request(request) if self.accounts_mode else local_owner()
+        return user is not None and find_artifact(user, artifact_id) is not None
 
     def guest_of(self, request) -> User | None:
         """The guest this browser is logged in as, if it is a guest."""
@@ -192,16 +184,6 @@ class WebAuth:
                     self.log_in(request, self.accounts.create_guest())
                 return await call_next(request)
 
-            @app.middleware("http")
-            async def owned_files_only(request: Request, call_next):
-                # Gradio serves anything under allowed_paths to any logged-in caller; a stored
-                # file is someone's, so it is "not found" for everyone else.
-                path = request.url.path
-                for prefix in FILE_ROUTES:
-                    if path.startswith(prefix) and not self.may_read_file(request, urllib.parse.unquote(path[len(prefix):])):
-                        return HTMLResponse(not_found_page(), status_code=404)
-                return await call_next(request)
-
         @app.get("/share/{token}", response_class=HTMLResponse)
         def shared(token: str):
             found = sharing.open_share(token)
@@ -227,6 +209,17 @@ class WebAuth:
                                found[0].id, artifact.id, e)
                 return HTMLResponse(not_found_page(), status_code=404)
             return Response(data, media_type=artifact.mime)
+
+        if self.files is not None:
+            @app.middleware("http")
+            async def named_files_checked(request: Request, call_next):
+                # Gradio serves whatever its file routes name that its own rules allow; a stored file
+                # is someone's, and nothing else on the server is anyone's (auth.file_access).
+                path = request.scope["path"]          # decoded, as Gradio's router matches it
+                if self.files.named_file(path) is not None and not await run_in_threadpool(
+                        self.files.may_read, request, path):
+                    return HTMLResponse(not_found_page(), status_code=404)
+                return await call_next(request)
 
         # Added last, so it is the outermost middleware and every route above sees request.session.
         app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE, max_age=max_age,

@@ -248,8 +248,8 @@ def serve(settings):
 
     built = app.build(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app.make_fastapi(built), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    built.asgi = app.make_fastapi(built)
+    server = uvicorn.Server(uvicorn.Config(built.asgi, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
