@@ -38,7 +38,10 @@ def main() -> None:
 
     data = tempfile.mkdtemp(prefix="atelier-pickup-")
     environ = {"ATELIER_DATA_DIR": data, "ATELIER_DEVICE": "cpu", "ATELIER_QUEUE_URL": args.queue_url,
-               "ATELIER_WEB_ONLY": "1" if args.separate_worker else ""}
+               "ATELIER_WEB_ONLY": "1" if args.separate_worker else "",
+               # A separate worker says it is running only once its engine is built (torch imported),
+               # so the first call must not give up on it with "no worker is running" meanwhile.
+               "ATELIER_WORKER_WAIT_SECONDS": "300"}
     atelier = app.build(load_settings(environ=environ))
     if args.separate_worker:
         worker = subprocess.Popen([sys.executable, "-m", "queueing.worker"], cwd=ROOT, env={**os.environ, **environ},
