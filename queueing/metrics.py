@@ -149,7 +149,8 @@ class Metrics:
             "atelier_model_load_seconds", "Seconds to load a model into the model cache, by model family.",
             ["family"], buckets=MODEL_LOAD_BUCKETS, registry=self.registry)
         self.requeues = Counter(
-            "atelier_job_requeues", "Running jobs put back in the queue, by why (lease_expired, shutdown).",
+            "atelier_job_requeues", "Jobs put back in the queue, by why: lease_expired (a running job's worker "
+            "died), shutdown (its worker was told to stop), lost_by_queue (a queued job the queue no longer held).",
             ["reason"], registry=self.registry)
         for status in FINISHED:         # every series exists from the start, so rate() has a zero to start from
             self.job_duration.labels(status=status)
