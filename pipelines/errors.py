@@ -60,3 +60,11 @@ class JobCancelled(AtelierError):
     """The job was cancelled; raised inside the runner to stop at the next step."""
 
     code = "cancelled"
+
+
+class BadModelFile(AtelierError, ValueError):
+    """A LoRA, embedding or model file that cannot be used: unreadable, truncated, or not made for the
+    model. The message names the file and says what to do with it. Also a ValueError, as the loaders'
+    other refusals of a file are."""
+
+    code = "bad_model_file"

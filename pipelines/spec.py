@@ -19,9 +19,14 @@ import json
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from pipelines import json_guard
 from pipelines.errors import InvalidRequest, Problem
 
 SPEC_VERSION = 1
+# Said when a workflow's JSON is too large or too deep: a spec nests 6 levels (spec, nodes, a node, its
+# params, its loras, one LoRA), and a node takes about 400 bytes.
+WORKFLOW_ADVICE = ("Check the JSON your script sends: a workflow nests 6 levels at most, and a thousand nodes "
+                   "take about 400 kB.")
 MaskedContent = Literal["original", "noise", "fill"]
 
 
@@ -347,11 +352,10 @@ class WorkflowSpec:
 
     @classmethod
     def from_json(cls, text: str) -> "WorkflowSpec":
-        try:
-            data = json.loads(text)
-        except (TypeError, ValueError) as e:
-            raise InvalidRequest([Problem("bad_json", "spec", f"The workflow is not valid JSON: {e}.")]) from None
-        return cls.from_dict(data)
+        """Build a spec from JSON text sent by a caller; raises InvalidRequest for text that is not JSON,
+        larger than `json_guard.MAX_BYTES` or nested deeper than `json_guard.MAX_DEPTH`, checked before
+        it is parsed, or for a malformed spec."""
+        return cls.from_dict(json_guard.loads(text, what="The workflow", field="spec", advice=WORKFLOW_ADVICE))
 
 
 def _node_from_dict(index: int, raw, problems: list[Problem]) -> Node | None:

@@ -1,27 +1,34 @@
 """LoRA tags in prompts, LoRA/embedding files and their A1111 hashes, and applying them to the tiny
-SD1.5 pipeline for one job with an exact return to the base output afterwards."""
+SD1.5 pipeline for one job with an exact return to the base output afterwards; broken files are left
+out when a folder is scanned, and a job that meets one fails with its name and what to do (issue 11)."""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")          # before anything imports huggingface_hub
 
 import hashlib
 import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils import convert_state_dict_to_kohya
+from gradio_client.exceptions import AppError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from pipelines.demo_model import build_sd15
+from pipelines.errors import AtelierError, BadModelFile
 from pipelines.loras import (
     applied_embeddings,
     applied_loras,
     lora_shorthash,
+    safetensors_header,
     scan_folder,
 )
 from pipelines.prompt_syntax import LoraUse, extract_loras
+from pipelines.spec import Txt2Img, WorkflowSpec
 from tests.extras import random_lora
 
 PROMPT = "a photo of a cat"
@@ -184,3 +191,108 @@ def test_embedding_by_its_token(pipe, files):
             applied_embeddings(pipe, [(files["style_a"], "style")]):
         pytest.fail("the body must not run")
     assert len(pipe.tokenizer) == n_tokens
+
+
+# -- broken files: skipped when the folder is scanned, named when a job meets one ----------------------
+
+
+def broken_copies(source: str, folder, stem: str = "") -> dict[str, str]:
+    """A truncated copy of the safetensors file `source` and a file of random bytes, in `folder`; their paths
+    by kind of damage."""
+    data = open(source, "rb").read()
+    truncated, garbage = folder / f"{stem}truncated.safetensors", folder / f"{stem}garbage.safetensors"
+    truncated.write_bytes(data[:len(data) - 100])
+    garbage.write_bytes(np.random.default_rng(5).bytes(4096))
+    return {"truncated": str(truncated), "garbage": str(garbage)}
+
+
+def test_a_header_is_sound_exactly_when_the_safetensors_library_opens_the_file(tmp_path):
+    source = tmp_path / "small.safetensors"
+    save_file({"a": torch.randn(3, 5), "b": torch.ones(2, dtype=torch.bfloat16), "c": torch.zeros(0)}, source,
+              metadata={"note": "x"})
+    data = source.read_bytes()
+    header, data_start = safetensors_header(source)
+    assert set(header) == {"a", "b", "c", "__metadata__"} and data_start == 8 + int.from_bytes(data[:8], "little")
+    damaged = tmp_path / "damaged.safetensors"
+    for variant in [data[:n] for n in range(len(data))] + [data + b"\0"]:
+        damaged.write_bytes(variant)
+        with pytest.raises(BadModelFile, match=r"^damaged\.safetensors is not a safetensors file: "):
+            safetensors_header(damaged)
+        with pytest.raises(SafetensorError), safe_open(str(damaged), framework="pt"):
+            pass
+
+
+def test_truncated_and_garbage_files_are_skipped_with_one_warning_each(files, tmp_path, caplog):
+    broken = broken_copies(files["style_a"], tmp_path)
+    shutil.copy(files["style_a"], tmp_path / "sound.safetensors")
+    with caplog.at_level("WARNING", logger="pipelines.loras"):
+        for kind in ("lora", "embedding", "lora"):
+            assert sorted(scan_folder(tmp_path, kind)) == ["sound"]
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 2, warned                        # once per file, however often the folder is scanned
+    truncated = next(m for m in warned if "truncated.safetensors" in m)
+    garbage = next(m for m in warned if "garbage.safetensors" in m)
+    assert truncated.startswith(f"{broken['truncated']}: skipped, not listed: truncated.safetensors is not a "
+                                "safetensors file: ") and "(it is truncated)" in truncated
+    assert garbage.startswith(f"{broken['garbage']}: skipped, not listed: garbage.safetensors is not a safetensors "
+                              "file: its header length reads")
+    assert all(m.endswith("Download it again or remove it.") for m in warned)
+
+
+def test_a_file_broken_after_the_scan_fails_naming_it_and_what_to_do(pipe, files, base, tmp_path):
+    loras, embeddings = tmp_path / "loras", tmp_path / "embeddings"
+    loras.mkdir(), embeddings.mkdir()
+    lora, embedding = loras / "brittle.safetensors", embeddings / "brittle_emb.safetensors"
+    shutil.copy(files["style_a"], lora)
+    shutil.copy(files["tinyemb"], embedding)
+    assert "brittle" in scan_folder(loras, "lora") and "brittle_emb" in scan_folder(embeddings, "embedding")
+    for path in (lora, embedding):
+        path.write_bytes(path.read_bytes()[:-64])
+    remedy = "Download it again or remove it from the {} folder, then run the job again."
+    with pytest.raises(BadModelFile, match=r"^brittle\.safetensors is not a safetensors file: .*\(it is truncated\)\. "
+                       + re.escape(remedy.format("loras")) + "$") as info, applied_loras(pipe, [(str(lora), 1.0)]):
+        pytest.fail("the body must not run")
+    assert isinstance(info.value, AtelierError) and info.value.code == "bad_model_file"   # the job's own error
+    with pytest.raises(BadModelFile, match=re.escape(remedy.format("embeddings"))), \
+            applied_embeddings(pipe, [(str(embedding), "brittle_emb")]):
+        pytest.fail("the body must not run")
+    with pytest.raises(BadModelFile, match="not_a_lora.safetensors is not a LoRA this model can load"), \
+            applied_loras(pipe, [(files["not_a_lora"], 1.0)]):
+        pytest.fail("the body must not run")
+    assert np.array_equal(render(pipe), base)
+
+
+def test_a_prompt_naming_a_broken_lora_is_told_it_is_not_there(client, extras):
+    broken = broken_copies(str(extras.loras_dir / "ink.safetensors"), extras.loras_dir, stem="ink_")
+    try:
+        for name in ("ink_truncated", "ink_garbage"):
+            with pytest.raises(AppError, match=rf"LoRA '{name}' not found; available: \['ink', 'paper'\]"):
+                client.predict(prompt=f"a cat <lora:{name}:0.8>", api_name="/txt2img")
+    finally:
+        for path in broken.values():
+            os.unlink(path)
+
+
+def test_a_lora_broken_between_compiling_and_running_fails_the_job_by_its_name(atelier, owner, extras):
+    path = extras.loras_dir / "brittle.safetensors"
+    shutil.copy(extras.loras_dir / "ink.safetensors", path)
+    try:
+        plan = atelier.service.quote(owner, WorkflowSpec.single(Txt2Img(prompt="a cat <lora:brittle:0.8>", seed=4)))
+        path.write_bytes(path.read_bytes()[:-64])
+        job = atelier.service.wait(owner, atelier.service.submit_plan(owner, plan).id, timeout=120)
+    finally:
+        path.unlink()
+    assert job.status == "failed"
+    assert job.error.startswith("The lora 'brittle' this job uses is no longer there"), job.error
+
+
+def test_a_listed_file_that_is_no_lora_fails_the_call_with_its_name_not_an_internal_error(client, extras):
+    path = extras.loras_dir / "notalora.safetensors"
+    save_file({"foo.weight": torch.randn(3, 4)}, path)         # a sound header, but no LoRA inside
+    try:
+        with pytest.raises(AppError, match=r"notalora\.safetensors is not a LoRA this model can load: .*Use a LoRA "
+                                           r"made for this model's family\.") as info:
+            client.predict(prompt="a cat <lora:notalora:0.8>", seed=6, api_name="/txt2img")
+    finally:
+        path.unlink()
+    assert "Internal error" not in str(info.value)
