@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from configs import Settings, load_models, load_settings, load_styles, load_tiers, needs_hub
 
 logger = logging.getLogger("atelier")
+QUEUE_SIZE = 256        # events Gradio's queue holds, and (app.build) the most it runs at once
 
 
 @dataclass
@@ -82,7 +83,13 @@ def build(settings: Settings) -> Atelier:
                     max_cfg_scale=limits.max_cfg_scale, max_frames=limits.max_frames, max_fps=limits.max_fps,
                     lease_seconds=settings.job_lease_seconds)
     demo = build_ui(ctx)
-    demo.queue(default_concurrency_limit=8, max_size=256)
+    # A call that waits for a job holds one of Gradio's worker slots, and a thread, until the job ends.
+    # launch() sizes both with max_threads (40 unless told); a mounted app keeps 40, so a 41st waiting
+    # call sat in Gradio's own queue, where no progress of ours reaches it, and the waiting calls used
+    # the thread pool that Starlette reads files and runs sync routes with. As many slots as the queue
+    # holds events, and, since that is not 40, a thread limiter of Gradio's own for them.
+    demo.max_threads = QUEUE_SIZE
+    demo.queue(default_concurrency_limit=8, max_size=QUEUE_SIZE)
     return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account, metrics)
 
 

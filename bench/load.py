@@ -2,11 +2,15 @@
 
 Each user is a thread with its own Client that asks for one small, cheap image after another (a
 random seed each time, so every request is a real job, never a stored result). Prints requests,
-failures, p50/p95 latency (submit to image back, as a script sees it) and jobs per minute; exits
-with status 1 if any request failed. The warm-up request (model load) is not counted.
+failures (grouped by error, an httpx error with the request it broke), p50/p95 latency (submit to
+image back, as a script sees it) and jobs per minute; exits with status 1 if any request failed. A
+failed request whose progress had named its job is followed up by that id (/job_status, then
+/artifact_info), as a script that lost its connection would, and counted as fetched if that worked.
+The warm-up request (model load) is not counted.
 
     python bench/load.py --url http://127.0.0.1:7860/ --users 8 --seconds 60 [--api-key atl_...]
     python bench/load.py --start --users 4 --seconds 30     # starts its own app first
+    python bench/load.py --start --users 30 --read-timeout 10    # as behind a proxy that drops idle connections
 
 `--start` runs `python app.py` on a free port with a temporary data folder and a one-model catalogue
 (the demo SD1.5 model, 64x64, 2 steps), so the figures measure the web process, queue, database and
@@ -19,8 +23,11 @@ benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import os
 import pathlib
+import re
 import socket
 import statistics
 import subprocess
@@ -64,52 +71,104 @@ def start_app(work: pathlib.Path, port: int, size: int, steps: int, queue_worker
     return subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def connect(url: str, headers: dict, app: subprocess.Popen | None, wait_s: float = 180.0):
-    """A Client for `url`, retrying until the app answers (or `app` exits, or `wait_s` passes)."""
+def connect(url: str, headers: dict, app: subprocess.Popen | None, wait_s: float = 180.0,
+            read_timeout: float | None = None):
+    """A Client for `url`, retrying until the app answers (or `app` exits, or `wait_s` passes).
+    `read_timeout`: seconds any of its connections may stay silent, the event stream's included (None:
+    gradio_client's own, which never times the event stream out)."""
     from gradio_client import Client
 
+    httpx_kwargs = {"timeout": read_timeout} if read_timeout else None
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return Client(url, headers=headers or None, verbose=False)
+            return Client(url, headers=headers or None, verbose=False, httpx_kwargs=httpx_kwargs)
         except Exception:
             if (app is not None and app.poll() is not None) or time.monotonic() > deadline:
                 raise SystemExit(f"no Atelier answers at {url}") from None
             time.sleep(0.5)
 
 
+JOB_ID = re.compile(r"^job ([0-9a-f]{32}): ")      # how the app's progress descriptions begin
+
+
 class Tally:
-    """Latencies of the requests that succeeded and the errors of those that failed, from every thread."""
+    """Latencies of the requests that succeeded and the errors of those that failed, from every thread;
+    `recovered` counts the failed ones whose images were then fetched by job id."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.latencies: list[float] = []
         self.errors: list[str] = []
+        self.recovered = 0
         self.last_done = 0.0
         self.elapsed = 0.0     # from the start to the last response, seconds
 
-    def add(self, latency: float | None, error: str = "") -> None:
+    def add(self, latency: float | None, error: str = "", recovered: bool = False) -> None:
         with self.lock:
             if error:
                 self.errors.append(error)
+                self.recovered += recovered
             else:
                 self.latencies.append(latency)
             self.last_done = time.monotonic()
 
 
 def user(number: int, client, request: dict, until: float, tally: Tally) -> None:
-    """One user: request after request until `until` (the one running then is finished and counted)."""
+    """One user: request after request until `until` (the one running then is finished and counted). A
+    request that fails after its progress named the job is followed up as a script would: the job's
+    images fetched by its id (`fetch_by_id`)."""
     i = 0
     while time.monotonic() < until:
         i += 1
         started = time.perf_counter()
+        job = client.submit(prompt=f"load test, user {number}, request {i}", seed=-1, api_name="/txt2img",
+                            **request)
+        job_id = ""
+        while not concurrent.futures.wait([job], timeout=0.2).done:   # returns the moment the job ends
+            job_id = heard_job_id(job) or job_id
         try:
-            client.predict(prompt=f"load test, user {number}, request {i}", seed=-1, api_name="/txt2img",
-                           **request)
+            job.result()
         except Exception as e:    # noqa: BLE001 - every failure is counted and reported
-            tally.add(None, f"user {number}: {type(e).__name__}: {e}")
+            tally.add(None, f"user {number}: {describe(e)}" + (f" [job {job_id}]" if job_id else ""),
+                      recovered=bool(job_id) and fetch_by_id(client, job_id))
         else:
             tally.add(time.perf_counter() - started)
+
+
+def heard_job_id(job) -> str:
+    """The job id the call's progress named, "" if it named none (or said nothing)."""
+    try:
+        units = job.status().progress_data or []
+    except Exception:             # noqa: BLE001 - a broken call may have no status to read
+        return ""
+    found = JOB_ID.match(units[-1].desc or "") if units else None
+    return found.group(1) if found else ""
+
+
+def fetch_by_id(client, job_id: str, wait_s: float = 300.0) -> bool:
+    """Whether the images of `job_id` could be fetched after its call failed: /job_status until the job
+    finishes, then /artifact_info for each of its artifacts."""
+    deadline = time.monotonic() + wait_s
+    try:
+        while (status := client.predict(job_id, api_name="/job_status"))["status"] in ("queued", "running"):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1.0)
+        return status["status"] == "succeeded" and all(
+            os.path.getsize(client.predict(a, api_name="/artifact_info")[0]) > 0 for a in status["artifact_ids"])
+    except Exception:             # noqa: BLE001 - not fetched, whatever the reason; the failure is counted
+        return False
+
+
+def describe(error: Exception) -> str:
+    """The error's type and message, and for an httpx error the request it broke (which read timed out)."""
+    try:
+        request = error.request          # httpx errors carry it; a property that raises when unset
+    except (AttributeError, RuntimeError):
+        request = None
+    where = f" ({request.method} {request.url.path})" if request is not None else ""
+    return f"{type(error).__name__}{where}: {error}"
 
 
 def percentile(values: list[float], q: int) -> float:
@@ -119,9 +178,12 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-def run(url: str, users: int, seconds: float, headers: dict, request: dict, app=None) -> Tally:
-    clients = [connect(url, headers, app) for _ in range(users)]
-    clients[0].predict(prompt="warm-up", seed=1, api_name="/txt2img", **request)   # model load, not counted
+def run(url: str, users: int, seconds: float, headers: dict, request: dict, app=None,
+        read_timeout: float | None = None) -> Tally:
+    warm_up = connect(url, headers, app)      # the model load: not counted, and under no read timeout
+    warm_up.predict(prompt="warm-up", seed=1, api_name="/txt2img", **request)
+    warm_up.close()
+    clients = [connect(url, headers, app, read_timeout=read_timeout) for _ in range(users)]
     tally = Tally()
     began = time.monotonic()
     threads = [threading.Thread(target=user, args=(n + 1, c, request, began + seconds, tally), daemon=True)
@@ -140,9 +202,11 @@ def report(tally: Tally, users: int, seconds: float, url: str) -> None:
     done = tally.latencies
     print(f"url: {url}  users: {users}  seconds: {seconds:g}  (measured {tally.elapsed:.1f} s)")
     print(f"requests: {len(done) + len(tally.errors)}")
-    print(f"failures: {len(tally.errors)}")
-    for error in tally.errors[:5]:
-        print(f"  {error}")
+    print(f"failures: {len(tally.errors)}" + (f" (images fetched afterwards by job id: {tally.recovered})"
+                                              if tally.errors else ""))
+    kinds = collections.Counter(re.sub(r"user \d+: |\[job \w+\]", "", error).strip() for error in tally.errors)
+    for kind, count in kinds.most_common(5):
+        print(f"  {count} x {kind}")
     if done:
         print(f"latency p50: {percentile(done, 50):.3f} s")
         print(f"latency p95: {percentile(done, 95):.3f} s")
@@ -160,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="catalogue id to ask for; default: the app's first model")
     parser.add_argument("--size", type=int, default=64, help="image width and height, pixels")
     parser.add_argument("--steps", type=int, default=2, help="denoising steps per image")
+    parser.add_argument("--read-timeout", type=float, default=None,
+                        help="seconds a client connection may stay silent, the event stream's included, as behind "
+                             "a proxy with an idle timeout (default: gradio_client's, none for the event stream)")
     args = parser.parse_args(argv)
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
@@ -174,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         app = start_app(work, port, args.size, args.steps, args.queue_workers)
         print(f"started python app.py at {url} (data and log in {work})", flush=True)
     try:
-        tally = run(url, args.users, args.seconds, headers, request, app)
+        tally = run(url, args.users, args.seconds, headers, request, app, args.read_timeout)
     finally:
         if app is not None:
             app.terminate()

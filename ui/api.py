@@ -6,7 +6,10 @@ default), whatever the visible tabs show. Image inputs are files, checked on arr
 for byte as uploads once the request is accepted (a refused one stores nothing).
 
 Each generation endpoint returns (files, info): the stored files byte for byte and a dict with
-job_id, artifact_ids, seeds, plan_hash and credits.
+job_id, artifact_ids, seeds, plan_hash and credits. While it waits it sends a progress event at least
+every few seconds (`ui.common.follow`), each led by "job <id>: ", so a script whose connection breaks
+fetches what it paid for by that id: /job_status, then /artifact_info for each artifact id. /submit
+and /quote take a WorkflowSpec as JSON text of at most 1 MiB, nested at most 32 levels deep.
 """
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ def build(ctx: UIContext) -> None:
         if hires_fix:
             draft = dataclasses.replace(draft, spec=with_hires_fix(draft.spec, hires_scale, hires_upscaler,
                                                                    hires_strength, hires_steps))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress)
+        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def img2img(image: ImageFile, prompt: str = "", strength: float = 0.75, negative_prompt: str = "",
@@ -84,7 +87,7 @@ def build(ctx: UIContext) -> None:
         control_bytes = read_file(control_image, "control image") if control_image else None
         draft = editing_spec(service, user, params, read_file(image, "image"), control=control_bytes,
                              canny=(whole(canny_low), whole(canny_high)))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress)
+        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def inpaint(image: ImageFile, mask: ImageFile, prompt: str = "", strength: float = 0.75, mask_blur: int = 4,
@@ -100,7 +103,7 @@ def build(ctx: UIContext) -> None:
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                     batch_size, style))
         draft = editing_spec(service, user, params, read_file(image, "image"), read_file(mask, "mask"))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress)
+        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def outpaint(image: ImageFile, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0, prompt: str = "",
@@ -115,7 +118,7 @@ def build(ctx: UIContext) -> None:
                           **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
                                      batch_size, style))
         draft = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress)
+        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def upscale(image: ImageFile, scale: float = 2.0, upscaler: str = "lanczos", steps: int | None = None,
@@ -126,7 +129,7 @@ def build(ctx: UIContext) -> None:
         params = Upscale(scale=scale, upscaler=upscaler, steps=whole(steps), seed=whole(seed),
                          tile_size=whole(tile_size))
         draft = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress)
+        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def img2vid(image: ImageFile, frames: int | None = None, fps: int | None = None, motion_bucket_id: int = 127,
@@ -144,7 +147,7 @@ def build(ctx: UIContext) -> None:
                          steps=whole(steps), cfg_scale=cfg_scale, min_cfg_scale=min_cfg_scale,
                          seed=-1 if seed is None else whole(seed))
         draft = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_video(service, user, draft.submit(service, user).id, progress)
+        return wait_for_video(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def txt2vid(prompt: str, negative_prompt: str = "", frames: int | None = None, fps: int | None = None,
@@ -159,7 +162,8 @@ def build(ctx: UIContext) -> None:
                          frames=whole(frames), fps=whole(fps), decode_chunk_size=whole(decode_chunk_size),
                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed, 1,
                                     style))
-        return wait_for_video(service, user, service.submit(user, WorkflowSpec.single(params)).id, progress)
+        return wait_for_video(service, user, service.submit(user, WorkflowSpec.single(params)).id, progress,
+                              name_job=True)
 
     @user_errors
     def interpolate(video: VideoFile | None = None, factor: int = 2, artifact_id: str = "", method: str = "flow",
@@ -171,7 +175,7 @@ def build(ctx: UIContext) -> None:
         data = read_video(video) if video else None
         params = Interpolate(factor=whole(factor), method=method or "flow")
         draft = video_spec(service, user, params, data, (artifact_id or "").strip())
-        return wait_for_video(service, user, draft.submit(service, user).id, progress)
+        return wait_for_video(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def export_video(artifact_id: str, format: str = "gif", request: gr.Request = None):
@@ -224,7 +228,7 @@ def build(ctx: UIContext) -> None:
     @user_errors
     def replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
         """Make an artifact again from its recipe; says whether the bytes are identical."""
-        return replay_and_wait(service, caller(request), artifact_id, progress)
+        return replay_and_wait(service, caller(request), artifact_id, progress, name_job=True)
 
     with gr.Column(visible=False):
         files = gr.Gallery(label="files", format="png")

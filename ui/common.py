@@ -1,6 +1,7 @@
 """What every tab shares: the UI context, error translation, and running a job to its result."""
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -8,6 +9,8 @@ import json
 import logging
 import pathlib
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,6 +26,7 @@ from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo
 from queueing.service import JobService, progress_of
 from queueing.uploads import Upload
 from storage.blobs import write_whole
+from storage.db import database
 from storage.models import Job, User
 
 logger = logging.getLogger(__name__)
@@ -228,12 +232,71 @@ def with_hires_fix(spec: WorkflowSpec, scale: float, upscaler: str, strength: fl
     return WorkflowSpec(nodes=spec.nodes + nodes)
 
 
-def report_progress(progress: gr.Progress) -> Callable[[Job], None]:
-    """Show the job row's progress (step i of n) on Gradio's progress bar."""
+KEEPALIVE_SECONDS = 2.0     # the longest a waiting call goes without sending a progress event
+
+
+def jobs_ahead(job: Job) -> int:
+    """How many queued jobs start before `job`: those of a higher priority, and those of its own queued earlier."""
+    earlier = (Job.priority > job.priority) | ((Job.priority == job.priority) & (Job.created_at < job.created_at))
+    return Job.select().where((Job.status == "queued") & earlier).count()
+
+
+def report_progress(progress: gr.Progress, name_job: bool = False) -> Callable[[Job], None]:
+    """Show the job row's progress on Gradio's progress bar: "step i of n" while it runs, "queued for
+    S s, N ahead" while it waits.
+
+    Args:
+        progress (`gr.Progress`): the handler's progress tracker.
+        name_job (`bool`, defaults to False): lead each description with "job <id>: ", for API callers:
+            one whose connection breaks then knows which job to fetch (/job_status, then /artifact_info
+            for each artifact id). The browser shows the result itself.
+    """
     def on_progress(job: Job) -> None:
         shown = progress_of(job)
-        progress((shown["step"], shown["steps"]) if shown["steps"] else 0, desc=shown["text"])
+        text = shown["text"]
+        if job.status == "queued":
+            text = f"queued for {max(time.time() - job.created_at, 0):.0f} s, {jobs_ahead(job)} ahead"
+        progress((shown["step"], shown["steps"]) if shown["steps"] else 0,
+                 desc=f"job {job.id}: {text}" if name_job else text)
     return on_progress
+
+
+def follow(service: JobService, user: User, job_id: str, progress: gr.Progress, name_job: bool = False) -> Job:
+    """`service.wait` for one of `user`'s jobs, showing its progress (`report_progress`, which `name_job`
+    is passed to); returns the finished job.
+
+    The wait reports a change of the job row only, so a call whose job sits in the queue behind
+    others, or in one long step (a model loading), would send nothing for minutes, and clients,
+    proxies and load balancers drop a connection that stays silent: the caller would lose a result
+    it paid for. So a helper thread shows the progress again, read afresh (a queued job's place
+    moves as others finish), every KEEPALIVE_SECONDS until the wait ends. It borrows a database
+    connection for each look only, so a pool is not held by waiting calls.
+    """
+    show = report_progress(progress, name_job)
+    lock, done = threading.Lock(), threading.Event()
+
+    def show_one(job: Job) -> None:
+        with lock:          # the waiting thread and the helper never call Gradio's progress at once
+            show(job)
+
+    def keep_alive() -> None:
+        while not done.wait(KEEPALIVE_SECONDS):
+            try:
+                with database.connection_context():
+                    show_one(service.job(user, job_id))
+            except Exception:       # noqa: BLE001 - the wait itself reports what is wrong with the job
+                logger.debug("job %s: no progress to repeat", job_id, exc_info=True)
+
+    # Gradio finds the event a progress update belongs to in context variables: the helper runs in a copy
+    # of this thread's context, or its updates would go nowhere.
+    helper = threading.Thread(target=contextvars.copy_context().run, args=(keep_alive,),
+                              name=f"keepalive-{job_id[:8]}", daemon=True)
+    helper.start()
+    try:
+        return service.wait(user, job_id, on_progress=show_one)
+    finally:
+        done.set()
+        helper.join()
 
 
 def finished_or_raise(job: Job) -> Job:
@@ -260,10 +323,11 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
     return files, info
 
 
-def wait_for_result(service: JobService, user: User, job_id: str,
-                    progress: gr.Progress) -> tuple[list[tuple[str, str]], dict]:
-    """Wait for a job, showing its progress, and return its files and info (or raise its error)."""
-    job = finished_or_raise(service.wait(user, job_id, on_progress=report_progress(progress)))
+def wait_for_result(service: JobService, user: User, job_id: str, progress: gr.Progress,
+                    name_job: bool = False) -> tuple[list[tuple[str, str]], dict]:
+    """Wait for a job, showing its progress at least every KEEPALIVE_SECONDS (`follow`; `name_job` for API
+    callers), and return its files and info (or raise its error)."""
+    job = finished_or_raise(follow(service, user, job_id, progress, name_job))
     return job_result(service, user, job)
 
 
@@ -279,10 +343,12 @@ def video_result(service: JobService, user: User, job: Job) -> tuple[str, dict]:
     return service.artifact_path(video), info
 
 
-def wait_for_video(service: JobService, user: User, job_id: str, progress: gr.Progress) -> tuple[str, dict]:
-    """Wait for a video job, showing its progress (denoising steps, then decoded frames), and return the
-    video and its info (or raise its error)."""
-    job = finished_or_raise(service.wait(user, job_id, on_progress=report_progress(progress)))
+def wait_for_video(service: JobService, user: User, job_id: str, progress: gr.Progress,
+                   name_job: bool = False) -> tuple[str, dict]:
+    """Wait for a video job, showing its progress (denoising steps, then decoded frames) at least every
+    KEEPALIVE_SECONDS (`follow`; `name_job` for API callers), and return the video and its info (or raise
+    its error)."""
+    job = finished_or_raise(follow(service, user, job_id, progress, name_job))
     return video_result(service, user, job)
 
 
@@ -302,10 +368,12 @@ def export_animation(service: JobService, user: User, artifact_id: str, fmt: str
     return str(path)
 
 
-def replay_and_wait(service: JobService, user: User, artifact_id: str, progress: gr.Progress) -> tuple[str, dict]:
-    """Make `artifact_id` again; returns the new file and {"artifact_id", "original_id", "identical", "job_id"}."""
+def replay_and_wait(service: JobService, user: User, artifact_id: str, progress: gr.Progress,
+                    name_job: bool = False) -> tuple[str, dict]:
+    """Make `artifact_id` again; returns the new file and {"artifact_id", "original_id", "identical", "job_id"}.
+    The progress is `follow`'s (`name_job` for API callers)."""
     job = service.replay(user, artifact_id)
-    job = finished_or_raise(service.wait(user, job.id, on_progress=report_progress(progress)))
+    job = finished_or_raise(follow(service, user, job.id, progress, name_job))
     outcome = service.replay_outcome(user, job)
     return service.artifact_path(service.artifact(user, outcome["artifact_id"])), {**outcome, "job_id": job.id}
 
