@@ -3,7 +3,7 @@ for one job and removing them after.
 
 Only `.safetensors` files are read. `.pt`/`.ckpt`/`.bin` files are pickles that can run code when
 opened, so they are never listed or loaded; convert them to safetensors first. A `.safetensors` file
-is listed only if its header is sound (`safetensors_header`): a truncated or garbage file is skipped
+is listed only if its header is sound (`safetensors_metadata`): a truncated or garbage file is skipped
 with a warning naming it, so prompts cannot ask for it and no job fails on it in the worker.
 
 Applying changes the shared pipeline in place: the caller must run one job at a time on it (the
@@ -16,14 +16,12 @@ import contextlib
 import functools
 import hashlib
 import logging
-import math
 import os
 import pathlib
 import re
 from dataclasses import dataclass
 
-from pipelines import json_guard
-from pipelines.errors import BadModelFile, InvalidRequest
+from pipelines.errors import BadModelFile
 from pipelines.model_hashes import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -38,87 +36,21 @@ def _cached_sha256(path: str, size: int, mtime_ns: int) -> str:
     return file_sha256(path)
 
 
-MAX_HEADER_BYTES = 100_000_000     # the safetensors library refuses longer headers
-# Bits per element of each safetensors dtype (safetensors 0.8 knows these 22).
-DTYPE_BITS = {"BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
-              "F8_E8M0": 8, "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
-              "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64}
-
-
-def safetensors_header(path: str | os.PathLike) -> tuple[dict, int]:
-    """Read and check the header of a `.safetensors` file without reading its tensors.
-
-    The format (https://github.com/huggingface/safetensors#format) is an 8-byte little-endian length
-    n, n bytes of JSON (`{name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__":
-    {str: str}}`), then the tensors' bytes. Checked here as the library checks it when it opens the
-    file: the JSON is an object of such entries, each tensor's byte span matches its dtype and shape,
-    and the spans tile the rest of the file exactly, so a truncated file is caught by its size alone.
-
-    Args:
-        path (`str` or `os.PathLike`): the file.
-
-    Returns:
-        `(header, data_start)`: the parsed JSON, and the offset of the first tensor byte (8 + n).
+def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The `__metadata__` of a `.safetensors` file, after the safetensors library has checked its header
+    without reading a tensor: the JSON, each tensor's dtype, shape and byte span, and that the spans
+    fill the rest of the file exactly, so a truncated or garbage file is refused by its header and size.
 
     Raises:
         BadModelFile: the file cannot be a safetensors file; the message names it and says what is wrong.
     """
-    path = pathlib.Path(path)
-    size = path.stat().st_size
+    from safetensors import SafetensorError, safe_open
 
-    def broken(what: str) -> BadModelFile:
-        return BadModelFile(f"{path.name} is not a safetensors file: {what}.")
-
-    with open(path, "rb") as f:
-        if size < 8:
-            raise broken(f"it is {size} bytes long, too short for a header")
-        n = int.from_bytes(f.read(8), "little")
-        if n > MAX_HEADER_BYTES:
-            raise broken(f"its header length reads {n:,} bytes, more than the {MAX_HEADER_BYTES:,} safetensors "
-                         "allows (the file is garbage, or of another kind)")
-        if n > size - 8:
-            raise broken(f"its header claims {n:,} bytes but the file has {size - 8:,} after the length "
-                         "(it is truncated, or not a safetensors file)")
-        raw = f.read(n)
-    try:             # a header nests 3 deep: {name: {"shape": [...]}}
-        header = json_guard.loads(raw, what="its header", field="header", max_bytes=MAX_HEADER_BYTES, max_depth=4)
-    except InvalidRequest as e:
-        raise broken(e.message.rstrip(".")) from None
-    if not isinstance(header, dict):
-        raise broken("its header is not a JSON object")
-    metadata = header.get("__metadata__", {})
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise broken("its __metadata__ is not a map of text to text")
-    spans = []
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(info, dict):
-            raise broken(f"the entry of tensor {name!r} is not an object")
-        dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in DTYPE_BITS:
-            raise broken(f"tensor {name!r} has dtype {dtype!r}, which safetensors does not define")
-        if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise broken(f"tensor {name!r} has shape {shape!r}, not a list of sizes")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)
-                and 0 <= offsets[0] <= offsets[1]):
-            raise broken(f"tensor {name!r} has data_offsets {offsets!r}, not [begin, end]")
-        bits = math.prod(shape) * DTYPE_BITS[dtype]
-        if bits % 8 or offsets[1] - offsets[0] != bits // 8:
-            needs = f"{bits // 8:,} bytes" if bits % 8 == 0 else f"{bits:,} bits, not whole bytes,"
-            raise broken(f"tensor {name!r} ({dtype} {shape}) takes {needs} but its data_offsets give "
-                         f"{offsets[1] - offsets[0]:,} bytes")
-        spans.append((offsets[0], offsets[1], name))
-    end = 0
-    for begin, stop, name in sorted(spans):
-        if begin != end:
-            raise broken(f"tensor {name!r} starts at byte {begin:,} of the data, not at {end:,} where the one "
-                         "before it ends")
-        end = stop
-    if end != size - 8 - n:
-        raise broken(f"its tensors take {end:,} bytes but the file holds {size - 8 - n:,} after the header"
-                     + (" (it is truncated)" if end > size - 8 - n else ""))
-    return header, 8 + n
+    try:
+        with safe_open(os.fspath(path), framework="numpy") as f:     # numpy: no torch needed to list files
+            return f.metadata() or {}
+    except (SafetensorError, OSError) as e:
+        raise BadModelFile(f"{pathlib.Path(path).name} is not a safetensors file: {_first_line(e)}.") from None
 
 
 def lora_shorthash(path: str | os.PathLike) -> str:
@@ -138,18 +70,17 @@ def lora_shorthash(path: str | os.PathLike) -> str:
         12 lower-case hex digits.
 
     Raises:
-        BadModelFile: a `.safetensors` file whose header is unsound (see `safetensors_header`).
+        BadModelFile: a `.safetensors` file whose header is unsound (see `safetensors_metadata`).
     """
     path = pathlib.Path(path)
     if path.suffix.lower() != ".safetensors":
         return file_sha256(path)[:12]
-    header, data_start = safetensors_header(path)
-    recorded = header.get("__metadata__", {}).get("sshs_model_hash", "")
+    recorded = safetensors_metadata(path).get("sshs_model_hash", "")
     if _HEX12.match(recorded):
         return recorded[:12].lower()
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        f.seek(data_start)
+        f.seek(8 + int.from_bytes(f.read(8), "little"))      # past the header, to the first tensor byte
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()[:12]
@@ -177,7 +108,7 @@ def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
     Returns:
         `{stem: ExtraFile}`. Files of any other type (notably `.pt`, `.ckpt`, `.bin` pickles) are
         ignored without being opened. A `.safetensors` file whose header is unsound (truncated, garbage:
-        `safetensors_header`) is left out, with one warning per version of the file naming it and what
+        `safetensors_metadata`) is left out, with one warning per version of the file naming it and what
         is wrong; a prompt that names it then gets the compiler's "not found". Checks and hashes are
         kept per (path, size, mtime), so rescanning is cheap.
     """
@@ -211,7 +142,7 @@ def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
 def _cached_problem(path: str, size: int, mtime_ns: int) -> str:
     """What is wrong with this version of a `.safetensors` file ("" if nothing); warned about once."""
     try:
-        safetensors_header(path)
+        safetensors_metadata(path)
     except BadModelFile as e:
         logger.warning("%s: skipped, not listed: %s Download it again or remove it.", path, e.message)
         return e.message
@@ -248,7 +179,7 @@ def _read(path: str | os.PathLike, what: str) -> dict:
     from safetensors.torch import load_file      # torch only where files are applied, not where they are listed
 
     try:
-        safetensors_header(path)
+        safetensors_metadata(path)
         return load_file(os.fspath(path))
     except BadModelFile as e:
         raise BadModelFile(f"{e.message} {_remedy(path)}") from None

@@ -15,7 +15,6 @@ import torch
 from diffusers import StableDiffusionPipeline
 from diffusers.utils import convert_state_dict_to_kohya
 from gradio_client.exceptions import AppError
-from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from pipelines.demo_model import build_sd15
@@ -24,7 +23,7 @@ from pipelines.loras import (
     applied_embeddings,
     applied_loras,
     lora_shorthash,
-    safetensors_header,
+    safetensors_metadata,
     scan_folder,
 )
 from pipelines.prompt_syntax import LoraUse, extract_loras
@@ -206,20 +205,17 @@ def broken_copies(source: str, folder, stem: str = "") -> dict[str, str]:
     return {"truncated": str(truncated), "garbage": str(garbage)}
 
 
-def test_a_header_is_sound_exactly_when_the_safetensors_library_opens_the_file(tmp_path):
+def test_a_damaged_file_is_refused_by_its_header_naming_it(tmp_path):
     source = tmp_path / "small.safetensors"
     save_file({"a": torch.randn(3, 5), "b": torch.ones(2, dtype=torch.bfloat16), "c": torch.zeros(0)}, source,
               metadata={"note": "x"})
     data = source.read_bytes()
-    header, data_start = safetensors_header(source)
-    assert set(header) == {"a", "b", "c", "__metadata__"} and data_start == 8 + int.from_bytes(data[:8], "little")
+    assert safetensors_metadata(source) == {"note": "x"}
     damaged = tmp_path / "damaged.safetensors"
     for variant in [data[:n] for n in range(len(data))] + [data + b"\0"]:
         damaged.write_bytes(variant)
         with pytest.raises(BadModelFile, match=r"^damaged\.safetensors is not a safetensors file: "):
-            safetensors_header(damaged)
-        with pytest.raises(SafetensorError), safe_open(str(damaged), framework="pt"):
-            pass
+            safetensors_metadata(damaged)
 
 
 def test_truncated_and_garbage_files_are_skipped_with_one_warning_each(files, tmp_path, caplog):
@@ -233,9 +229,9 @@ def test_truncated_and_garbage_files_are_skipped_with_one_warning_each(files, tm
     truncated = next(m for m in warned if "truncated.safetensors" in m)
     garbage = next(m for m in warned if "garbage.safetensors" in m)
     assert truncated.startswith(f"{broken['truncated']}: skipped, not listed: truncated.safetensors is not a "
-                                "safetensors file: ") and "(it is truncated)" in truncated
+                                "safetensors file: ") and "not fully covered" in truncated
     assert garbage.startswith(f"{broken['garbage']}: skipped, not listed: garbage.safetensors is not a safetensors "
-                              "file: its header length reads")
+                              "file: ") and "header too large" in garbage
     assert all(m.endswith("Download it again or remove it.") for m in warned)
 
 
@@ -249,7 +245,7 @@ def test_a_file_broken_after_the_scan_fails_naming_it_and_what_to_do(pipe, files
     for path in (lora, embedding):
         path.write_bytes(path.read_bytes()[:-64])
     remedy = "Download it again or remove it from the {} folder, then run the job again."
-    with pytest.raises(BadModelFile, match=r"^brittle\.safetensors is not a safetensors file: .*\(it is truncated\)\. "
+    with pytest.raises(BadModelFile, match=r"^brittle\.safetensors is not a safetensors file: .*not fully covered\. "
                        + re.escape(remedy.format("loras")) + "$") as info, applied_loras(pipe, [(str(lora), 1.0)]):
         pytest.fail("the body must not run")
     assert isinstance(info.value, AtelierError) and info.value.code == "bad_model_file"   # the job's own error
