@@ -203,8 +203,9 @@ class JobService:
                 for j in jobs.recent_jobs(user, limit)]
 
     def wait(self, user: User, job_id: str, on_progress: Callable[[Job], None] = lambda job: None,
-             poll: float = 0.05, timeout: float | None = None) -> Job:
-        """Poll the job row until it finishes, calling `on_progress` whenever its progress changes.
+             poll: float = 0.05, timeout: float | None = None, keepalive: float | None = None) -> Job:
+        """Poll the job row until it finishes, calling `on_progress` whenever its progress changes, and
+        also after `keepalive` seconds without a call (None: only on changes).
 
         Raises AtelierError with code "timeout" after `timeout` seconds (None: no limit), and with code
         "no_worker" when the job is still queued `worker_wait` seconds into the wait (see the class) and
@@ -215,13 +216,13 @@ class JobService:
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
         look_for_workers = None if self.worker_wait is None else now + self.worker_wait
-        last = None
+        last, last_call = None, now
         while True:
             job = self.job(user, job_id)
             seen = (job.status, job.progress_node, job.progress_phase, job.progress_step)
-            if seen != last:
+            if seen != last or (keepalive is not None and time.monotonic() - last_call >= keepalive):
                 on_progress(job)
-                last = seen
+                last, last_call = seen, time.monotonic()
             if job.status in FINISHED:
                 return job
             now = time.monotonic()

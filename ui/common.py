@@ -1,7 +1,6 @@
 """What every tab shares: the UI context, error translation, and running a job to its result."""
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import functools
 import inspect
@@ -9,7 +8,6 @@ import json
 import logging
 import pathlib
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +24,6 @@ from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo
 from queueing.service import JobService, progress_of
 from queueing.uploads import Upload
 from storage.blobs import write_whole
-from storage.db import database
 from storage.models import Job, User
 
 logger = logging.getLogger(__name__)
@@ -263,40 +260,14 @@ def report_progress(progress: gr.Progress, name_job: bool = False) -> Callable[[
 
 def follow(service: JobService, user: User, job_id: str, progress: gr.Progress, name_job: bool = False) -> Job:
     """`service.wait` for one of `user`'s jobs, showing its progress (`report_progress`, which `name_job`
-    is passed to); returns the finished job.
+    is passed to) at least every KEEPALIVE_SECONDS; returns the finished job.
 
-    The wait reports a change of the job row only, so a call whose job sits in the queue behind
-    others, or in one long step (a model loading), would send nothing for minutes, and clients,
-    proxies and load balancers drop a connection that stays silent: the caller would lose a result
-    it paid for. So a helper thread shows the progress again, read afresh (a queued job's place
-    moves as others finish), every KEEPALIVE_SECONDS until the wait ends. It borrows a database
-    connection for each look only, so a pool is not held by waiting calls.
+    A job that sits in the queue behind others, or in one long step (a model loading), changes nothing
+    for minutes, and clients, proxies and load balancers drop a connection that stays silent: the
+    caller would lose a result it paid for. So its progress is shown again, read afresh (a queued job's
+    place moves as others finish), however little changed.
     """
-    show = report_progress(progress, name_job)
-    lock, done = threading.Lock(), threading.Event()
-
-    def show_one(job: Job) -> None:
-        with lock:          # the waiting thread and the helper never call Gradio's progress at once
-            show(job)
-
-    def keep_alive() -> None:
-        while not done.wait(KEEPALIVE_SECONDS):
-            try:
-                with database.connection_context():
-                    show_one(service.job(user, job_id))
-            except Exception:       # noqa: BLE001 - the wait itself reports what is wrong with the job
-                logger.debug("job %s: no progress to repeat", job_id, exc_info=True)
-
-    # Gradio finds the event a progress update belongs to in context variables: the helper runs in a copy
-    # of this thread's context, or its updates would go nowhere.
-    helper = threading.Thread(target=contextvars.copy_context().run, args=(keep_alive,),
-                              name=f"keepalive-{job_id[:8]}", daemon=True)
-    helper.start()
-    try:
-        return service.wait(user, job_id, on_progress=show_one)
-    finally:
-        done.set()
-        helper.join()
+    return service.wait(user, job_id, on_progress=report_progress(progress, name_job), keepalive=KEEPALIVE_SECONDS)
 
 
 def finished_or_raise(job: Job) -> Job:
