@@ -78,9 +78,11 @@ class WebAuth:
         token = request.session.get("token") if "session" in request.scope else None
         return self.accounts.session_user(token)
 
-    def dependency(self, request) -> str | None:
-        """Gradio's auth_dependency: the caller's user id as text, or None (401)."""
-        user = self.user_from_request(request)
+    async def dependency(self, request) -> str | None:
+        """Gradio's auth_dependency: the caller's user id as text, or None (401). Gradio awaits it on the
+        event loop for every request (each file, each progress stream), so the look-up in the database,
+        which may wait on a lock, runs in a worker thread rather than stalling every connection."""
+        user = await run_in_threadpool(self.user_from_request, request)
         return str(user.id) if user is not None else None
 
     def current_user(self, request) -> User:
@@ -180,8 +182,9 @@ class WebAuth:
             async def guest_session(request: Request, call_next):
                 # A visitor's first page view: a guest account with a few credits, so they can try it.
                 if (request.method == "GET" and request.url.path == "/" and "authorization" not in request.headers
-                        and self.user_from_request(request) is None):
-                    self.log_in(request, self.accounts.create_guest())
+                        and await run_in_threadpool(self.user_from_request, request) is None):
+                    guest = await run_in_threadpool(self.accounts.create_guest)
+                    await run_in_threadpool(self.log_in, request, guest)
                 return await call_next(request)
 
         @app.get("/share/{token}", response_class=HTMLResponse)
