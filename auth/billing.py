@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import stripe
 from fastapi import Request
@@ -156,37 +157,15 @@ class Billing:
         return "ignored"
 
     def _retrieve_session(self, session_id) -> dict | None:
-        """The Checkout Session `session_id` as Stripe holds it, with its line items; None when Stripe has
-        no such session (a forged event). Raises StripeUnavailable when Stripe does not answer."""
-        if not isinstance(session_id, str) or not session_id.startswith("cs_"):
-            logger.warning("stripe: a checkout event names no session id (%r); nothing granted", session_id)
-            return None
-        try:
-            session = self.client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["line_items"]})
-        except stripe.InvalidRequestError as e:
-            logger.warning("stripe: checkout %s is not one Stripe has (%s); nothing granted", session_id, e)
-            return None
-        except stripe.StripeError as e:
-            logger.warning("stripe: could not read checkout %s back from Stripe: %s", session_id, e)
-            raise StripeUnavailable(f"Stripe did not answer for checkout {session_id}: {e}") from e
-        return session.to_dict()
+        """The Checkout Session `session_id` as Stripe holds it, with its line items (see `_read_back`)."""
+        return _read_back("checkout", "cs_", session_id,
+                          lambda: self.client.v1.checkout.sessions.retrieve(session_id,
+                                                                             params={"expand": ["line_items"]}))
 
     def _retrieve_subscription(self, subscription_id) -> dict | None:
-        """The subscription `subscription_id` as Stripe holds it now; None when Stripe has no such
-        subscription (a forged event). Raises StripeUnavailable when Stripe does not answer."""
-        if not isinstance(subscription_id, str) or not subscription_id.startswith("sub_"):
-            logger.warning("stripe: a subscription event names no subscription id (%r); nothing changed",
-                           subscription_id)
-            return None
-        try:
-            subscription = self.client.v1.subscriptions.retrieve(subscription_id)
-        except stripe.InvalidRequestError as e:
-            logger.warning("stripe: subscription %s is not one Stripe has (%s); nothing changed", subscription_id, e)
-            return None
-        except stripe.StripeError as e:
-            logger.warning("stripe: could not read subscription %s back from Stripe: %s", subscription_id, e)
-            raise StripeUnavailable(f"Stripe did not answer for subscription {subscription_id}: {e}") from e
-        return subscription.to_dict()
+        """The subscription `subscription_id` as Stripe holds it now (see `_read_back`)."""
+        return _read_back("subscription", "sub_", subscription_id,
+                          lambda: self.client.v1.subscriptions.retrieve(subscription_id))
 
     def _checkout_completed(self, session: dict, told: dict) -> str:
         """Apply a completed checkout: link the customer to the user, and for a paid credit pack grant the
@@ -324,6 +303,24 @@ def _number(value) -> float:
     except (TypeError, ValueError):
         return 0.0
     return number if math.isfinite(number) else 0.0
+
+
+def _read_back(what: str, prefix: str, object_id, retrieve: Callable[[], stripe.StripeObject]) -> dict | None:
+    """Stripe's own copy of the `what` an event names by `object_id` (`retrieve` fetches it); None when
+    the id is not one of Stripe's `prefix` ids or Stripe has no such object: the event was forged, and
+    nothing changes. Raises StripeUnavailable when Stripe does not answer, so the webhook says 503 and
+    Stripe delivers the event again."""
+    if not isinstance(object_id, str) or not object_id.startswith(prefix):
+        logger.warning("stripe: a %s event names no %s id (%r); nothing changed", what, what, object_id)
+        return None
+    try:
+        return retrieve().to_dict()
+    except stripe.InvalidRequestError as e:
+        logger.warning("stripe: %s %s is not one Stripe has (%s); nothing changed", what, object_id, e)
+        return None
+    except stripe.StripeError as e:
+        logger.warning("stripe: could not read %s %s back from Stripe: %s", what, object_id, e)
+        raise StripeUnavailable(f"Stripe did not answer for {what} {object_id}: {e}") from e
 
 
 def _user(user_id) -> User | None:
