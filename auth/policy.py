@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from peewee import fn
+
 from configs import Tier, Tiers
 from pipelines.errors import AtelierError
 from storage.db import database
@@ -119,6 +121,10 @@ class Policy:
     def priority(self, user: User) -> int:
         """The queue priority of `user`'s next job: the tier's, less one for each of the user's jobs
         already waiting, so that within a tier users take turns (ten queued jobs of one user do not
-        hold up another user's one)."""
-        waiting = Job.select().where((Job.owner == user) & Job.status.not_in(FINISHED)).count()
-        return self.tier(user).priority * PRIORITY_STEP - waiting
+        hold up another user's one); and never above the user's own queued jobs, so that their jobs
+        start in the order they were sent. (Without that, a job sent while the user had 19 waiting sat
+        behind every later one sent when fewer were, for as long as the user kept sending.)"""
+        mine = Job.select().where((Job.owner == user) & Job.status.not_in(FINISHED))
+        turn = self.tier(user).priority * PRIORITY_STEP - mine.count()
+        lowest_queued = mine.where(Job.status == "queued").select(fn.MIN(Job.priority)).scalar()
+        return turn if lowest_queued is None else min(turn, lowest_queued)

@@ -195,6 +195,31 @@ def test_higher_tiers_start_first_and_users_take_turns(accounts_app, make_user, 
     assert order[1:].count(busy.email) == 10
 
 
+def test_a_users_own_jobs_start_in_the_order_they_were_sent(accounts_app, make_user, tmp_path):
+    """One user, many concurrent callers: as the user's backlog drains, a job sent now must not overtake
+    one they sent earlier, when more were waiting (it starved for as long as they kept sending)."""
+    from pipelines.spec import Txt2Img, WorkflowSpec
+    from queueing import JobService, make_huey, register_tasks
+    from storage.models import Job
+    huey = make_huey(f"sqlite:///{tmp_path / 'paused.db'}", tmp_path)
+    run_job = register_tasks(huey, None)
+    service = JobService(accounts_app.service.compiler, lambda job_id, priority: run_job(job_id, priority=priority),
+                         accounts_app.service.blobs, policy=accounts_app.service.policy)
+    user, other = make_user(balance=50)[0], make_user(balance=50)[0]
+    spec = WorkflowSpec.single(Txt2Img(prompt="in order"))
+    sent = [service.submit(user, spec).id for _ in range(4)]
+    Job.update(status="succeeded").where(Job.id.in_(sent[:2])).execute()      # two of them ran meanwhile
+    sent += [service.submit(user, spec).id for _ in range(2)]
+    first_of_other = service.submit(other, spec).id
+    order = []
+    while (message := huey.dequeue()) is not None:
+        if message.args[0] not in sent[:2]:
+            order.append(message.args[0])
+    mine = [job_id for job_id in order if job_id != first_of_other]
+    assert mine == sent[2:]                                   # the user's own, in the order sent
+    assert order.index(first_of_other) == 0                   # another user still takes their turn at once
+
+
 def test_failed_and_cancelled_jobs_give_the_credits_back(accounts_app, make_user):
     import json
     user, key = make_user(balance=10)
