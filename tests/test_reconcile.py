@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -31,7 +30,6 @@ from storage.models import Job, Worker
 from tests.conftest import fresh_postgres_database, free_port, need
 from tests.test_scale_out import Cluster, client_of, ledger, stop_all_workers, submit
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 GRACE = 2.0                 # seconds a queued job may be missing from the queue before it counts as lost
 WORKER_WAIT = 2.0           # seconds a synchronous call waits before it looks for a worker
 EMPTY_PLAN = json.dumps({"version": 1, "steps": [], "credits": 0})
@@ -243,12 +241,7 @@ def stack(tmp_path_factory, catalogue_file):
                                ATELIER_REQUEUE_GRACE_SECONDS=str(GRACE), ATELIER_WORKER_WAIT_SECONDS=str(WORKER_WAIT))
             running.redis = redis
             try:
-                created = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", "owner@reconcile.test",
-                                          "--tier", "pro", "--credits", "100", "--api-key"], cwd=ROOT,
-                                         env=running.env, capture_output=True, text=True, timeout=120,
-                                         stdin=subprocess.DEVNULL)
-                assert created.returncode == 0, created.stderr
-                running.key = created.stdout.strip().splitlines()[-1]
+                running.create_user("owner@reconcile.test")
                 running.start_web()
                 yield running
             finally:

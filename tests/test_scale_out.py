@@ -133,6 +133,15 @@ class Cluster:
         self.processes.append(process)
         return process
 
+    def create_user(self, email: str) -> None:
+        """A pro user with 100 credits, made by `python -m auth.cli` as an operator would; its API key
+        goes to `self.key`."""
+        created = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", email, "--tier", "pro", "--credits",
+                                  "100", "--api-key"], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                                 timeout=120, stdin=subprocess.DEVNULL)
+        assert created.returncode == 0, created.stderr
+        self.key = created.stdout.strip().splitlines()[-1]
+
     def start_web(self) -> None:
         import httpx
         port = free_port()
@@ -197,11 +206,7 @@ def cluster(tmp_path_factory, catalogue_file, moto_url):
     with fresh_postgres_database() as url:
         running = Cluster(tmp_path_factory.mktemp("cluster"), url, catalogue_file, moto_url)
         try:
-            created = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", "pro@cluster.test", "--tier",
-                                      "pro", "--credits", "100", "--api-key"], cwd=ROOT, env=running.env,
-                                     capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-            assert created.returncode == 0, created.stderr
-            running.key = created.stdout.strip().splitlines()[-1]
+            running.create_user("pro@cluster.test")
             running.start_web()
             yield running
         finally:
