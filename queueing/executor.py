@@ -160,6 +160,7 @@ class JobExecutor:
         """Leave a job this worker will not run to another one (it is stopping, or lacks a model)."""
         if self.enqueue is None:
             raise RuntimeError("JobExecutor.start(enqueue) was not called")
+        jobs.mark_enqueued(job.id)       # stamped first, so the job never looks lost to a reconciler meanwhile
         self.enqueue(job.id, job.priority)
         if not self.stopping.is_set():
             logger.info("job %s: needs %s; left for a worker that serves them", job.id,

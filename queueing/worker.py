@@ -26,7 +26,6 @@ from queueing.logs import configure_logging, install_huey_job_context
 from queueing.metrics import Metrics, serve_worker_metrics
 from queueing.reconcile import Reconciler
 from queueing.tasks import register_tasks
-from storage import jobs
 from storage.blobs import open_blob_store
 from storage.db import SchemaTooNew, open_database
 
@@ -78,14 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.metrics_port:
         serve_worker_metrics(args.metrics_port, metrics)
     run_job = register_tasks(huey, executor)
-
-    def enqueue(job_id: str, priority: int) -> None:
-        # Stamped first: a job this worker hands on (one it does not serve) never looks lost meanwhile.
-        jobs.mark_enqueued(job_id)
-        run_job(job_id, priority=priority)
-
     executor.warm_up()
-    executor.start(enqueue, args.workers, reconciler=Reconciler(huey, settings.requeue_grace_seconds))
+    executor.start(lambda job_id, priority: run_job(job_id, priority=priority), args.workers,
+                   reconciler=Reconciler(huey, settings.requeue_grace_seconds))
     logger.info("worker %s: serving %s with %d thread(s), leases of %g s", executor.worker,
                 args.models or "every model", args.workers, settings.job_lease_seconds)
     consumer = WorkerConsumer(huey, executor, workers=args.workers, worker_type="thread", periodic=False)
