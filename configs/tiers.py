@@ -37,6 +37,8 @@ class Tier:
     generations_per_hour:  generations a user may submit in any hour, counted per job as its steps that
                            make images or video, at least 1 (a 5-step workflow uses 5); 0 = no limit.
     api_calls_per_minute:  API calls a user may make in any minute; 0 = no limit.
+    reuse_cost:            the fraction of a job's price charged when it is served from the stored outputs of
+                           an identical earlier job of the user's (no worker runs): 0 = free, 1 = full price.
     stripe_price:          the Stripe subscription price id that puts a user on this tier.
     """
 
@@ -48,6 +50,7 @@ class Tier:
     priority: int = 0
     generations_per_hour: int = 0
     api_calls_per_minute: int = 0
+    reuse_cost: float = 0.0
     stripe_price: str = ""
 
 
@@ -103,6 +106,16 @@ def _only_known(cls, values: dict, where: str) -> dict:
     return values
 
 
+def _tier(name: str, values: dict, where: str) -> Tier:
+    """One [tier.NAME] table; raises ValueError when its reuse_cost is not a fraction from 0 to 1."""
+    tier = Tier(name=name, **_only_known(Tier, values, where))
+    cost = tier.reuse_cost
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not 0 <= cost <= 1:
+        raise ValueError(f"{where}: reuse_cost = {cost!r}; give the fraction of the price a reused job costs, "
+                         "from 0 (free) to 1 (full price).")
+    return tier
+
+
 def _pack(values: dict, where: str) -> CreditPack:
     """One [[pack]] table; raises ValueError when its credits are not a finite positive number (what a
     payment grants must never be NaN, infinite, zero or negative) or it names no Stripe price."""
@@ -121,8 +134,7 @@ def load_tiers(path: str | os.PathLike) -> Tiers:
     """Read a tiers file; raises ValueError naming the key that is wrong."""
     with open(path, "rb") as f:
         toml = tomllib.load(f)
-    tiers = tuple(Tier(name=name, **_only_known(Tier, values, f"{path} [tier.{name}]"))
-                  for name, values in toml.get("tier", {}).items())
+    tiers = tuple(_tier(name, values, f"{path} [tier.{name}]") for name, values in toml.get("tier", {}).items())
     if not tiers:
         raise ValueError(f"{path} defines no [tier.NAME] section; add at least one (the first is the default).")
     packs = tuple(_pack(values, f"{path} [[pack]]") for values in toml.get("pack", []))

@@ -3,19 +3,20 @@
 It checks the graph (links, edge types, cycles), each node's types, bounds and names, fills
 defaults from the model catalogue, applies style presets, resolves each model to its content hash
 and each input image to its artifact, works out the size and number of every step's images, turns
-seed -1 into concrete seeds (image k gets seed + k) and prices the job. It never repairs a request
+seed -1 into the request's one seed (image k gets seed + k) and prices the job. It never repairs a request
 silently: problems come back as an `InvalidRequest` listing each `Problem` with its field and a fix.
 Pure and fast: no torch, no files (input images are described by the `describe` callable).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from collections.abc import Callable
 
 from configs import CreditPrices, Limits, ModelEntry, Style
 from configs.catalogue import GENERATORS
-from pipelines.checks import MAX_SEED, Checker
+from pipelines.checks import MAX_SEED, Checker, is_whole
 from pipelines.compile_video import VideoNodes
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.facts import Describe, Made
@@ -84,7 +85,7 @@ class Compiler(VideoNodes):
                 checked first, on its own, so that a huge graph is refused without being looked at.
         """
         self.check_nodes(len(spec.nodes), tier_max_nodes, tier)
-        nodes = self._ordered(spec)
+        nodes = self._ordered(self._with_request_seed(spec))
         made: dict[str, Made] = {}
         steps, problems, notes = [], [], []
         for node in nodes:
@@ -116,6 +117,27 @@ class Compiler(VideoNodes):
             raise InvalidRequest([Problem("too_many_nodes", "nodes",
                                           f"A workflow may have up to {self.limits.max_nodes} nodes; this one has "
                                           f"{count}. Split it into smaller workflows.")])
+
+    def _with_request_seed(self, spec: WorkflowSpec) -> WorkflowSpec:
+        """`spec` with every seed left at -1 set to the request's seed: the first seed a node gives, else
+        one drawn at random, once. So every seed of a plan derives from one number, and the same request
+        with a seed gives the same plan (issue 18: hires fix drew a second, random seed for its upscale).
+        A Lanczos upscale uses no noise, so it takes 0: resizing the same image twice is one plan."""
+        given = [n.params.seed for n in spec.nodes if is_whole(getattr(n.params, "seed", None))
+                 and 0 <= n.params.seed <= MAX_SEED]
+        request_seed = given[0] if given else None
+        nodes = []
+        for node in spec.nodes:
+            p = node.params
+            if is_whole(getattr(p, "seed", None)) and p.seed == -1:
+                if isinstance(p, Upscale) and p.upscaler in RESAMPLERS:
+                    seed = 0
+                else:
+                    request_seed = self.seed_source() if request_seed is None else request_seed
+                    seed = request_seed
+                node = dataclasses.replace(node, params=dataclasses.replace(p, seed=seed))
+            nodes.append(node)
+        return dataclasses.replace(spec, nodes=tuple(nodes))
 
     # -- the graph -------------------------------------------------------------------------------
 

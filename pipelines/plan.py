@@ -43,6 +43,9 @@ class Step:
 
     kind: ClassVar[str] = ""
     lineage: ClassVar[dict[str, str]] = {}     # input name -> relation recorded from outputs to it
+    # Whether the same step (same seeds) always makes the same outputs, so an identical plan may be served
+    # from stored ones instead of run again. Every kind so far is: noise comes only from the seeds.
+    deterministic: ClassVar[bool] = True
 
     id: str
     inputs: tuple[tuple[str, str], ...] = ()

@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from pipelines.errors import AtelierError, JobCancelled
 from pipelines.infotext import format_infotext
@@ -28,7 +29,7 @@ from queueing import settlement
 from queueing.logs import job_context
 from queueing.leases import Heartbeat
 from storage import jobs
-from storage.artifacts import encode_png, find_holding, store_artifact
+from storage.artifacts import encode_png, file_recipe, store_artifact
 from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import Artifact, Job
@@ -39,6 +40,15 @@ logger = logging.getLogger(__name__)
 
 
 _IN_THIS_PROCESS = itertools.count(1)
+
+
+class Replayed(NamedTuple):
+    """The file a replay job makes again: output `index` of step `step_id` of its recipe's plan."""
+
+    artifact_id: str
+    step_id: str
+    index: int
+    is_video: bool
 
 
 def worker_name() -> str:
@@ -228,15 +238,23 @@ class JobExecutor:
             self.metrics.job_finished(job_id)
         return finished
 
+    def _stored(self, artifact_id: str, what: str) -> bytes:
+        """The bytes of an input the plan loads; AtelierError naming it if it is no longer stored."""
+        artifact = Artifact.get_or_none(Artifact.id == artifact_id)
+        if artifact is None or not self.blobs.exists(artifact.blob_key):
+            raise AtelierError(f"The {what} {artifact_id[:16]}… this job loads is no longer stored; upload it again "
+                               "and send the request again.", code=f"missing_{what}", field=what)
+        return self.blobs.get(artifact.blob_key)
+
     def _load_image(self, artifact_id: str):
-        artifact = Artifact.get_by_id(artifact_id)
-        return decode_image(self.blobs.get(artifact.blob_key))
+        return decode_image(self._stored(artifact_id, "image"))
 
     def _load_video(self, artifact_id: str):
         from pipelines.video_backend import Video        # imports torch, as the runner already has
 
+        data = self._stored(artifact_id, "video")
         try:
-            frames, fps = read_mp4(self.blobs.get(Artifact.get_by_id(artifact_id).blob_key))
+            frames, fps = read_mp4(data)
         except (OSError, RuntimeError, KeyError, TypeError, ValueError) as e:
             raise AtelierError(f"The video {artifact_id[:16]}… could not be read ({e}); upload it again.",
                                code="bad_video", field="video") from e
@@ -246,7 +264,7 @@ class JobExecutor:
         """Store every output (PNG or MP4) with its recipe and lineage; returns their ids in order."""
         recipe = plan.recipe()
         stored = {(s.id, 0): s.artifact_id for s in plan.steps if isinstance(s, (LoadImageStep, LoadVideoStep))}
-        original = find_holding(job.owner, job.replay_of) if job.replay_of else None   # as the job's owner holds it
+        replayed = self._replayed(job)
         ids = []
         for output in result.outputs:
             step = plan.step(output.step_id)
@@ -256,27 +274,38 @@ class JobExecutor:
                                            "index": output.index, "environment": result.environment}),
             }
             parents = tuple((stored[(step_id, index)], relation) for step_id, index, relation in output.parents)
-            if original is not None and (original.step_id, original.output_index) == (step.id, output.index):
-                parents += ((original.artifact_id, "replay_of"),)
+            replays = replayed is not None and (replayed.step_id, replayed.index) == (step.id, output.index)
+            edge = ((replayed.artifact_id, "replay_of"),) if replays else ()
             made = {"owner": job.owner, "job": job, "plan_hash": plan.plan_hash, "step_id": step.id,
                     "output_index": output.index, "seed": output.seed}
             if output.video is not None:
-                artifact = self._store_video(output.video, texts, made, parents)
+                on_poster = replays and not replayed.is_video      # the file replayed was this video's poster
+                artifact = self._store_video(output.video, texts, made, parents + (() if on_poster else edge),
+                                             poster_parents=edge if on_poster else ())
             else:
                 artifact = store_artifact(self.blobs, encode_png(output.image, texts), kind="image", mime="image/png",
                                           suffix=".png", width=output.image.width, height=output.image.height,
-                                          parents=parents, **made)
+                                          parents=parents + edge, **made)
             stored[(step.id, output.index)] = artifact.id
             ids.append(artifact.id)
         return ids
 
-    def _store_video(self, video, texts: dict[str, str], made: dict, parents) -> Artifact:
+    def _replayed(self, job: Job) -> Replayed | None:
+        """For a replay job, the file it replays and its place in the plan (from the file's recipe); None
+        for other jobs."""
+        original = Artifact.get_or_none(Artifact.id == job.replay_of) if job.replay_of else None
+        if original is None:
+            return None
+        recipe = file_recipe(self.blobs, original)
+        return Replayed(original.id, recipe.get("step", ""), recipe.get("index", 0), original.mime == MP4_MIME)
+
+    def _store_video(self, video, texts: dict[str, str], made: dict, parents, poster_parents=()) -> Artifact:
         """The video as an MP4 artifact, and its first frame as a PNG poster (kind "poster", lineage
-        `poster_of` to the video) carrying the same texts."""
+        `poster_of` to the video, and `poster_parents`) carrying the same texts."""
         width, height = video.frames[0].size
         artifact = store_artifact(self.blobs, encode_mp4(video.frames, video.fps, texts), kind="video", mime=MP4_MIME,
                                   suffix=".mp4", width=width, height=height, frames=len(video.frames), fps=video.fps,
                                   parents=parents, **made)
         store_artifact(self.blobs, encode_png(video.frames[0], texts), kind="poster", mime="image/png", suffix=".png",
-                       width=width, height=height, parents=((artifact.id, "poster_of"),), **made)
+                       width=width, height=height, parents=((artifact.id, "poster_of"), *poster_parents), **made)
         return artifact

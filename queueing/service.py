@@ -15,14 +15,16 @@ from auth.policy import Policy
 from auth import credits
 from pipelines.compiler import Compiler
 from pipelines.facts import InputFacts
-from pipelines.errors import AtelierError, NotFound
+from pipelines import environment, recipes
+from pipelines.errors import AtelierError, InvalidRequest, NotFound, Problem
 from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep
 from pipelines.spec import WorkflowSpec
 from queueing import leases, settlement, uploads
 from queueing.executor import models_of
 from queueing.uploads import Upload
 from storage import jobs
-from storage.artifacts import find_artifact, find_holding, lineage_of, recent_artifacts, recipe_of
+from storage.artifacts import (file_recipe, find_artifact, find_holding, lineage_of, own_holding, recent_artifacts,
+                               recipe_of)
 from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import FINISHED, Artifact, ArtifactOwner, Job, User
@@ -141,12 +143,27 @@ class JobService:
         return self._queue(user, plan, spec=spec.to_json(), pending=pending)
 
     def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
-        """Queue an already compiled plan as it is (seeds and model hashes included). Its steps count
-        against the same node limits as a workflow's nodes: a plan may come from a file's metadata."""
+        """Queue a compiled plan (seeds and model hashes included), as a new submission of it: the plan is
+        read back as the request that makes it (`recipes.spec_of`) and compiled for `user`, so the same
+        rules apply (their inputs only, their tier's limits and node cap, their rate, the price), and it
+        is refused unless that compile makes the same plan (the same weights, LoRA files and settings).
+        Raises InvalidRequest (or a role, rate or credit error) before anything is stored. The plan may
+        come from a file's metadata; it always runs (an identical earlier job is not reused), which is what
+        a replay checks."""
         self._admit(user)
-        tier = self.policy.tier(user) if self.policy is not None else None
-        self.compiler.check_nodes(len(plan.steps), tier.max_nodes if tier else 0, tier.name if tier else "")
-        return self._queue(user, plan, spec="", replay_of=replay_of)
+        try:
+            spec = recipes.spec_of(plan)
+        except ValueError as e:
+            raise AtelierError(f"This recipe cannot be replayed here: {e}.", code="not_replayable") from None
+        try:
+            compiled = self.quote(user, spec)
+        except InvalidRequest as e:
+            raise InvalidRequest([_as_replay(problem, plan) for problem in e.problems]) from None
+        problems = recipes.mismatches(plan, compiled)
+        if problems:
+            raise InvalidRequest(problems)
+        return self._queue(user, recipes.with_labels(compiled, plan), spec=spec.to_json(), replay_of=replay_of,
+                           reuse=False)
 
     def _admit(self, user: User) -> None:
         """Refuse, before anything is compiled or stored, a user who may not generate at all (a viewer)."""
@@ -154,15 +171,24 @@ class JobService:
             self.policy.check_generate(user)
 
     def _queue(self, user: User, plan: ExecutionPlan, spec: str, replay_of: str = "",
-               pending: tuple[Upload, ...] = ()) -> Job:
+               pending: tuple[Upload, ...] = (), reuse: bool = True) -> Job:
         """Store `plan` as a job and enqueue it. The tier's hourly allowance is counted, the job row
         inserted and its credits reserved in one transaction, so concurrent submissions by one user can
         never pass together a limit (generations per hour, or the balance) that they could not one by one.
-        The `pending` uploads the plan loads are stored in that transaction too, after those checks."""
+        The `pending` uploads the plan loads are stored in that transaction too, after those checks.
+
+        With `reuse`, a plan identical to one of the user's succeeded jobs whose outputs they still hold
+        is served from those outputs (`_reusable`): the job is finished at once, at the tier's
+        `reuse_cost` fraction of the price, and uses no generation and no worker."""
+        earlier = self._reusable(user, plan) if reuse else None
         charge = plan.credits if self.policy is not None else 0.0
         generations = generations_of(plan)
         if self.policy is not None:
             credits.monthly_grant(user, self.policy.tier(user).monthly_credits)   # a new month's credits first
+            if earlier is not None:
+                charge = round(plan.credits * self.policy.tier(user).reuse_cost, 2)
+        if earlier is not None:
+            generations = 0
         with database.atomic():
             if self.policy is not None:
                 self.policy.check_hourly(user, generations)   # holds the user's row until this commits
@@ -173,6 +199,13 @@ class JobService:
             credits.reserve(user, job.id, charge)
             for upload in pending:             # only now, and before a worker can look for them
                 uploads.keep(self.blobs, user, upload)
+            if earlier is not None:
+                jobs.serve_from(job.id, earlier)
+                credits.settle(jobs.find_job(user, job.id), succeeded=True)
+        if earlier is not None:
+            logger.info("job %s: served from job %s, which ran the same plan %s", job.id, earlier.id,
+                        plan.plan_hash[:12])
+            return job
         try:
             self.enqueue(job.id, job.priority)
         except Exception as e:
@@ -181,6 +214,18 @@ class JobService:
             raise AtelierError("The job queue is not reachable; try again in a moment.", code="queue_down") from e
         logger.info("job %s: queued (%s, plan %s)", job.id, user.email, plan.plan_hash[:12])
         return job
+
+    def _reusable(self, user: User, plan: ExecutionPlan) -> Job | None:
+        """The newest of `user`'s succeeded jobs that ran `plan`, if every output is still theirs and still
+        stored; None otherwise, or when a step of the plan is not deterministic (the same plan may make
+        other bytes, so running it again is the point)."""
+        if not all(step.deterministic for step in plan.steps):
+            return None
+        for earlier in jobs.succeeded_with_plan(user, plan.plan_hash):
+            held = [own_holding(user, artifact_id) for artifact_id in earlier.artifact_ids]
+            if held and all(h is not None and self.blobs.exists(h.artifact.blob_key) for h in held):
+                return earlier
+        return None
 
     def job(self, user: User, job_id) -> Job:
         job = jobs.find_job(user, job_id)
@@ -309,29 +354,54 @@ class JobService:
         return encoders[fmt](frames, fps)
 
     def replay(self, user: User, artifact_id) -> Job:
-        """Queue the plan that made `artifact_id` again, unchanged: the recipe of the caller's own job
-        that made it. An upload has none, whoever made its bytes."""
+        """Queue again the plan in the recipe `artifact_id`'s file carries (`file_recipe`), as a new
+        submission of it by `user` (`submit_plan`: checked, limited and charged like one). That is their own
+        job's recipe for what they made, and the file's for a file they uploaded (an Atelier PNG from
+        elsewhere): the plan may only load inputs they hold, so a file cannot reach another user's."""
         holding = self.holding(user, artifact_id)
-        if not holding.made:
-            raise AtelierError(f"Artifact {artifact_id} has no recipe of yours to replay: you hold it as an upload, "
-                               "not as something one of your jobs made. Replay what you made (the Gallery lists it), "
-                               "or use this image as the input of a new request.", code="no_recipe",
-                               field="artifact_id")
-        recipe = recipe_of(self.blobs, holding)
-        if "plan" not in recipe:
-            raise AtelierError(f"Artifact {artifact_id} has no recipe to replay: its file carries none.",
-                               code="no_recipe", field="artifact_id")
-        plan = ExecutionPlan.from_dict(recipe["plan"])
+        recipe = file_recipe(self.blobs, holding.artifact)
+        if not isinstance(recipe.get("plan"), dict):
+            raise AtelierError(f"Artifact {artifact_id} has no recipe to replay: its file carries none (it was not "
+                               "made by Atelier, or its metadata was removed).", code="no_recipe", field="artifact_id")
+        try:
+            plan = ExecutionPlan.from_dict(recipe["plan"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise AtelierError(f"Artifact {artifact_id}'s recipe is damaged or from a version of Atelier this one "
+                               "cannot read, so it cannot be replayed.", code="bad_recipe", field="artifact_id") \
+                from None
         return self.submit_plan(user, plan, replay_of=holding.artifact_id)
 
     def replay_outcome(self, user: User, job: Job) -> dict:
-        """For a finished replay job: the artifact standing where the original stood, and whether
-        its bytes are identical to the original's."""
+        """For a finished replay job: the artifact standing where the original stood (a video's poster for
+        a poster), whether its bytes are identical to the original's, what differed in the recorded
+        environment, and a `verdict` sentence saying so."""
         original = self.holding(user, job.replay_of)
+        recipe = file_recipe(self.blobs, original.artifact)
         ids = job.artifact_ids
-        position = _output_position(json.loads(job.plan), original.step_id, original.output_index)
+        position = _output_position(json.loads(job.plan), recipe.get("step", ""), recipe.get("index", 0))
         new_id = ids[position] if position is not None and position < len(ids) else ""
-        return {"artifact_id": new_id, "original_id": original.artifact_id, "identical": new_id == original.artifact_id}
+        made = find_holding(user, new_id) if new_id else None
+        if made is not None and made.artifact.mime == MP4_MIME and original.artifact.mime != MP4_MIME:
+            poster = self.poster(made)               # the original was a video's poster: compare posters
+            new_id = poster.id if poster is not None else ""
+        before = recipe.get("environment") if isinstance(recipe.get("environment"), dict) else {}
+        after = json.loads(job.result).get("environment", {})
+        identical = new_id == original.artifact_id
+        return {"artifact_id": new_id, "original_id": original.artifact_id, "identical": identical,
+                "differences": environment.differences(before, after),
+                "verdict": environment.verdict(identical, before, after)}
+
+
+def _as_replay(problem: Problem, plan: ExecutionPlan) -> Problem:
+    """A compile problem of a replayed `plan`, said of the recipe: an input the caller does not hold is
+    named, with how to supply it."""
+    if problem.code not in ("unknown_image", "unknown_video"):
+        return problem
+    step = plan.step(problem.field.rpartition(".")[0] or plan.steps[0].id)
+    what = "video" if problem.code == "unknown_video" else "mask" if getattr(step, "as_mask", False) else "image"
+    return Problem(problem.code, problem.field,
+                   f"The recipe loads the {what} {step.artifact_id[:16]}… (step {step.id!r}), which you do not have "
+                   f"here. Upload that {what} (the same file) first, then replay again.")
 
 
 def generations_of(plan: ExecutionPlan) -> int:

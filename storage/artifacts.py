@@ -149,19 +149,27 @@ def lineage_of(holding: ArtifactOwner) -> tuple[list[dict], list[dict]]:
 
 
 def recipe_of(blobs: BlobStore, holding: ArtifactOwner) -> dict:
-    """The recipe of an artifact as its holder sees it: the `atelier` text of the stored PNG or MP4,
-    parsed (plan, step, index, environment), where one of the holder's jobs made it; {} for an upload
-    (whoever made those bytes, their recipe is not the uploader's) or a file without one."""
-    if not holding.made:
-        return {}
-    artifact = holding.artifact
+    """The recipe of an artifact as its holder sees it: the file's recipe (`file_recipe`) where one of
+    the holder's jobs made it; {} for an upload (whoever made those bytes, their recipe is not the
+    uploader's) or a file without one."""
+    return file_recipe(blobs, holding.artifact) if holding.made else {}
+
+
+def file_recipe(blobs: BlobStore, artifact: Artifact) -> dict:
+    """The recipe a stored PNG or MP4 carries in its `atelier` text, parsed (plan, plan_hash, step, index,
+    environment): what replaying the file runs, whoever made it. {} for a file without one, or whose text
+    is not a JSON object (a file made elsewhere, or edited)."""
     if artifact.mime == "image/png":
         texts = png_texts(blobs.get(artifact.blob_key))
     elif artifact.mime == MP4_MIME:
         texts = mp4_metadata(blobs.get(artifact.blob_key))
     else:
         texts = {}
-    return json.loads(texts["atelier"]) if "atelier" in texts else {}
+    try:
+        recipe = json.loads(texts["atelier"]) if "atelier" in texts else {}
+    except (ValueError, RecursionError):
+        return {}
+    return recipe if isinstance(recipe, dict) else {}
 
 
 def held_by(user: User):

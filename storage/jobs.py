@@ -119,6 +119,23 @@ def finish(job_id: str, status: str, *, error: str = "", outputs: list[str] | No
     return bool(Job.update(**values).where(condition).execute())
 
 
+def serve_from(job_id: str, earlier: Job) -> bool:
+    """Finish a queued job with the outputs of `earlier`, a succeeded job with the same plan, instead of
+    running it; its result says so (`reused_from`). False if the job is no longer queued."""
+    now = time.time()
+    result = {**json.loads(earlier.result), "reused_from": earlier.id}
+    return bool(Job.update(status="succeeded", started_at=now, finished_at=now, outputs=earlier.outputs,
+                           result=json.dumps(result), progress_node=earlier.progress_nodes,
+                           progress_nodes=earlier.progress_nodes)
+                .where((Job.id == job_id) & (Job.status == "queued")).execute())
+
+
+def succeeded_with_plan(owner: User, plan_hash: str, limit: int = 3) -> list[Job]:
+    """`owner`'s newest succeeded jobs that ran the plan `plan_hash` (served ones included)."""
+    return list(Job.select().where((Job.owner == owner) & (Job.plan_hash == plan_hash) & (Job.status == "succeeded"))
+                .order_by(Job.finished_at.desc()).limit(limit))
+
+
 def request_cancel(job_id: str) -> str:
     """Cancel a job: a queued one at once, a running one at its next step. Returns the new status."""
     if Job.update(status="cancelled", cancel_requested=True, finished_at=time.time(), error="Cancelled.") \

@@ -275,7 +275,8 @@ def test_a_lora_broken_between_compiling_and_running_fails_the_job_by_its_name(a
     try:
         plan = atelier.service.quote(owner, WorkflowSpec.single(Txt2Img(prompt="a cat <lora:brittle:0.8>", seed=4)))
         path.write_bytes(path.read_bytes()[:-64])
-        job = atelier.service.wait(owner, atelier.service.submit_plan(owner, plan).id, timeout=120)
+        # Queued as compiled (submit_plan would compile it again and refuse the broken file up front).
+        job = atelier.service.wait(owner, atelier.service._queue(owner, plan, spec="").id, timeout=120)
     finally:
         path.unlink()
     assert job.status == "failed"

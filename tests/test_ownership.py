@@ -1,8 +1,8 @@
 """Per-owner artifacts (issue 11, door 4): bytes are one file, but each holder sees only what is theirs.
 
 A makes a picture; B downloads it from a share link and uploads the same bytes. B holds an upload:
-no job, no recipe, no seed, no parents, and only the children B's own jobs made, and B cannot replay
-it. A still sees all of it. A share link with the recipe off serves the picture without its text
+no job, no recipe, no seed, no parents, and only the children B's own jobs made; replaying it runs the
+recipe the file carries as B's own paid request. A still sees all of it. A share link with the recipe off serves the picture without its text
 chunks (the same pixels); a link to bytes its owner only uploaded shows no recipe on its page.
 Driven through gradio_client and plain HTTP on the served app in accounts mode.
 """
@@ -79,10 +79,22 @@ def test_uploading_someone_elses_picture_gives_none_of_their_job_recipe_or_linea
     assert mine["children"] == [{"artifact_id": upscaled["artifact_ids"][0], "relation": "upscale_of"}]
 
 
-def test_a_claimed_upload_has_no_recipe_of_the_uploaders_to_replay(claimed):
-    _, bob, made, _, _, _ = claimed
-    with pytest.raises(AppError, match="has no recipe of yours to replay: you hold it as an upload"):
-        bob.predict(artifact_id=made["artifact_ids"][0], api_name="/replay")
+def test_a_claimed_upload_replays_from_its_files_recipe_as_the_uploaders_own_paid_request(claimed):
+    """B holds A's picture as an upload; replaying it runs the recipe its file carries as B's request:
+    charged to B, made by B's job, the same bytes. A's job, credits and holding are untouched."""
+    from auth import credits
+
+    alice, bob, made, _, edited, _ = claimed
+    picture = made["artifact_ids"][0]
+    b = owner_of(edited)
+    before, alices = credits.balance(b), credits.balance(owner_of(made))
+    _, outcome = bob.predict(artifact_id=picture, api_name="/replay")
+    assert (outcome["artifact_id"], outcome["identical"]) == (picture, True)
+    assert credits.balance(b) == before - made["credits"] and credits.balance(owner_of(made)) == alices
+    _, theirs = bob.predict(artifact_id=picture, api_name="/artifact_info")
+    assert (theirs["kind"], theirs["job_id"]) == ("image", outcome["job_id"])      # now made by B's own job
+    _, mine = alice.predict(artifact_id=picture, api_name="/artifact_info")
+    assert (mine["kind"], mine["job_id"]) == ("image", made["job_id"])
 
 
 def test_the_gallery_shows_each_holder_their_own_kind_and_seed(accounts_app, claimed):
