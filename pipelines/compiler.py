@@ -10,6 +10,7 @@ Pure and fast: no torch, no files (input images are described by the `describe` 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -246,6 +247,7 @@ class Compiler(VideoNodes):
         strength = check.number("strength", p.strength, 0.0, 1.0)
         if common is None:
             return None
+        self._denoises(common.get("steps"), strength, check)
         model = common.pop("entry")
         width = self._side("width", _floor8(image.width) if p.width is None else p.width, check)
         height = self._side("height", _floor8(image.height) if p.height is None else p.height, check)
@@ -310,6 +312,8 @@ class Compiler(VideoNodes):
         content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
         if mask.count not in (1, image.count):
             check.fail("mask_count", "mask", f"Give one mask, or one per image ({image.count}); got {mask.count}.")
+        if common is not None:
+            self._denoises(common.get("steps"), strength, check)
         if mask.mask_empty and invert is False:
             check.fail("empty_mask", "mask", "The mask is all black, so there is nothing to repaint. Paint the "
                        "area to change in white (or tick invert_mask to repaint everything else).")
@@ -348,6 +352,7 @@ class Compiler(VideoNodes):
             check.fail("nothing_to_extend", "left", "left, right, top and bottom are all 0; extend at least one side.")
         if common is None or None in sides.values():
             return None
+        self._denoises(common.get("steps"), strength, check)
         common.pop("entry")
         width = _ceil8(image.width + sides["left"] + sides["right"])
         height = _ceil8(image.height + sides["top"] + sides["bottom"])
@@ -431,6 +436,14 @@ class Compiler(VideoNodes):
                 "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
                 "seed": seed, "style": style.name if style else "",
                 "loras": loras, "embeddings": self._embeddings(prompt, negative)}
+
+    def _denoises(self, steps: int | None, strength: float | None, check: Checker) -> None:
+        """Refuse a strength and steps that repaint nothing: diffusers runs int(steps x strength) of the
+        steps on an image, and none at all fails deep inside the pipeline. Strength 0 keeps the image."""
+        if steps and strength and int(steps * strength) < 1:
+            check.fail("too_few_steps", "steps", f"At strength {strength:g}, {steps} step(s) repaint nothing (an image "
+                       f"gets steps x strength of them); use at least {math.ceil(1 / strength)} steps or a higher "
+                       "strength.")
 
     def _loras(self, prompt: str, chosen, check: Checker) -> tuple[str, tuple]:
         """The prompt without its <lora:...> tags, and (name, sha256, weight, shorthash) of every LoRA."""

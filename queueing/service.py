@@ -24,7 +24,7 @@ from queueing.executor import models_of
 from queueing.uploads import Upload
 from storage import jobs
 from storage.artifacts import (file_recipe, find_artifact, find_holding, lineage_of, own_holding, recent_artifacts,
-                               recipe_of)
+                               recipe_in, recipe_of)
 from storage.blobs import BlobStore
 from storage.db import database
 from storage.models import FINISHED, Artifact, ArtifactOwner, Job, User
@@ -142,28 +142,29 @@ class JobService:
         plan = self.quote(user, spec, pending)
         return self._queue(user, plan, spec=spec.to_json(), pending=pending)
 
-    def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "") -> Job:
+    def submit_plan(self, user: User, plan: ExecutionPlan, replay_of: str = "",
+                    pending: tuple[Upload, ...] = ()) -> Job:
         """Queue a compiled plan (seeds and model hashes included), as a new submission of it: the plan is
         read back as the request that makes it (`recipes.spec_of`) and compiled for `user`, so the same
         rules apply (their inputs only, their tier's limits and node cap, their rate, the price), and it
         is refused unless that compile makes the same plan (the same weights, LoRA files and settings).
         Raises InvalidRequest (or a role, rate or credit error) before anything is stored. The plan may
         come from a file's metadata; it always runs (an identical earlier job is not reused), which is what
-        a replay checks."""
+        a replay checks. `pending`: uploads the plan loads, checked but not stored (see `submit`)."""
         self._admit(user)
         try:
             spec = recipes.spec_of(plan)
         except ValueError as e:
             raise AtelierError(f"This recipe cannot be replayed here: {e}.", code="not_replayable") from None
         try:
-            compiled = self.quote(user, spec)
+            compiled = self.quote(user, spec, pending)
         except InvalidRequest as e:
             raise InvalidRequest([_as_replay(problem, plan) for problem in e.problems]) from None
         problems = recipes.mismatches(plan, compiled)
         if problems:
             raise InvalidRequest(problems)
         return self._queue(user, recipes.with_labels(compiled, plan), spec=spec.to_json(), replay_of=replay_of,
-                           reuse=False)
+                           pending=pending, reuse=False)
 
     def _admit(self, user: User) -> None:
         """Refuse, before anything is compiled or stored, a user who may not generate at all (a viewer)."""
@@ -359,17 +360,15 @@ class JobService:
         job's recipe for what they made, and the file's for a file they uploaded (an Atelier PNG from
         elsewhere): the plan may only load inputs they hold, so a file cannot reach another user's."""
         holding = self.holding(user, artifact_id)
-        recipe = file_recipe(self.blobs, holding.artifact)
-        if not isinstance(recipe.get("plan"), dict):
-            raise AtelierError(f"Artifact {artifact_id} has no recipe to replay: its file carries none (it was not "
-                               "made by Atelier, or its metadata was removed).", code="no_recipe", field="artifact_id")
-        try:
-            plan = ExecutionPlan.from_dict(recipe["plan"])
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise AtelierError(f"Artifact {artifact_id}'s recipe is damaged or from a version of Atelier this one "
-                               "cannot read, so it cannot be replayed.", code="bad_recipe", field="artifact_id") \
-                from None
+        plan = _plan_in(file_recipe(self.blobs, holding.artifact), f"Artifact {artifact_id}")
         return self.submit_plan(user, plan, replay_of=holding.artifact_id)
+
+    def replay_file(self, user: User, upload: Upload) -> Job:
+        """`replay` for a file the caller sends (a PNG or MP4 Atelier made, here or on another install),
+        checked by `check_upload` or `check_video_upload`: it is stored as their upload only if the replay
+        is accepted."""
+        plan = _plan_in(recipe_in(upload.data, upload.mime), "The file")
+        return self.submit_plan(user, plan, replay_of=upload.artifact_id, pending=(upload,))
 
     def replay_outcome(self, user: User, job: Job) -> dict:
         """For a finished replay job: the artifact standing where the original stood (a video's poster for
@@ -390,6 +389,18 @@ class JobService:
         return {"artifact_id": new_id, "original_id": original.artifact_id, "identical": identical,
                 "differences": environment.differences(before, after),
                 "verdict": environment.verdict(identical, before, after)}
+
+
+def _plan_in(recipe: dict, what: str) -> ExecutionPlan:
+    """The plan of a file's recipe; AtelierError saying why there is none to replay."""
+    if not isinstance(recipe.get("plan"), dict):
+        raise AtelierError(f"{what} has no recipe to replay: the file carries none (it was not made by Atelier, or "
+                           "its metadata was removed).", code="no_recipe", field="artifact_id")
+    try:
+        return ExecutionPlan.from_dict(recipe["plan"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise AtelierError(f"{what}'s recipe is damaged or from a version of Atelier this one cannot read, so it "
+                           "cannot be replayed.", code="bad_recipe", field="artifact_id") from None
 
 
 def _as_replay(problem: Problem, plan: ExecutionPlan) -> Problem:

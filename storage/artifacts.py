@@ -156,13 +156,20 @@ def recipe_of(blobs: BlobStore, holding: ArtifactOwner) -> dict:
 
 
 def file_recipe(blobs: BlobStore, artifact: Artifact) -> dict:
-    """The recipe a stored PNG or MP4 carries in its `atelier` text, parsed (plan, plan_hash, step, index,
-    environment): what replaying the file runs, whoever made it. {} for a file without one, or whose text
-    is not a JSON object (a file made elsewhere, or edited)."""
-    if artifact.mime == "image/png":
-        texts = png_texts(blobs.get(artifact.blob_key))
-    elif artifact.mime == MP4_MIME:
-        texts = mp4_metadata(blobs.get(artifact.blob_key))
+    """The recipe a stored file carries (`recipe_in`): what replaying it runs, whoever made it."""
+    if artifact.mime not in ("image/png", MP4_MIME):
+        return {}
+    return recipe_in(blobs.get(artifact.blob_key), artifact.mime)
+
+
+def recipe_in(data: bytes, mime: str) -> dict:
+    """The recipe a PNG or MP4 carries in its `atelier` text, parsed (plan, plan_hash, step, index,
+    environment). {} for other files, files without one, or one whose text is not a JSON object (made
+    elsewhere, or edited)."""
+    if mime == "image/png":
+        texts = png_texts(data)
+    elif mime == MP4_MIME:
+        texts = mp4_metadata(data)
     else:
         texts = {}
     try:

@@ -283,6 +283,7 @@ monthly_credits = 20
 max_side = 512
 max_frames = 16
 priority = 0
+reuse_cost = 0.5
 
 [tier.standard]
 monthly_credits = 100

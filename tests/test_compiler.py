@@ -168,3 +168,74 @@ def test_folder_models_are_hashed_by_content(tmp_path):
     first = hasher(entry)
     (folder / "model_index.json").write_text(json.dumps({"a": 2}))
     assert hasher(entry) != first
+
+
+def test_every_seed_left_random_takes_the_requests_one_seed(compiler):
+    """Nodes at seed -1 take the seed another node gives, or one drawn once; a Lanczos upscale takes 0."""
+    from pipelines.spec import Img2Img, Link, Node, Upscale
+
+    def graph(seed: int, upscaler: str = "lanczos") -> WorkflowSpec:
+        return WorkflowSpec(nodes=(Node("t", Txt2Img(prompt="fox", width=64, height=64, seed=seed, batch_size=2)),
+                                   Node("u", Upscale(upscaler=upscaler), (("image", Link("t", "images")),)),
+                                   Node("i", Img2Img(prompt="fox", steps=4, strength=0.5),
+                                        (("image", Link("u", "images")),))))
+
+    given = compiler.compile(graph(4242))
+    assert [step.seeds for step in given.steps] == [(4242, 4243), (0, 1), (4242, 4243)]
+    assert compiler.compile(graph(4242)).plan_hash == given.plan_hash
+    drawn = compiler.compile(graph(-1))
+    assert [step.seeds for step in drawn.steps] == [(1000, 1001), (0, 1), (1000, 1001)]
+
+
+def test_img2img_steps_that_repaint_nothing_are_refused(compiler):
+    from pipelines.spec import Img2Img, Link, Node
+
+    spec = WorkflowSpec(nodes=(Node("t", Txt2Img(prompt="fox", width=64, height=64, seed=1)),
+                               Node("i", Img2Img(prompt="fox", steps=1, strength=0.5),
+                                    (("image", Link("t", "images")),))))
+    with pytest.raises(InvalidRequest, match=r"At strength 0\.5, 1 step\(s\) repaint nothing .* use at least 2 "
+                                             r"steps") as refused:
+        compiler.compile(spec)
+    assert (refused.value.code, refused.value.field) == ("too_few_steps", "i.steps")
+
+
+def test_a_plan_read_back_as_its_request_compiles_to_the_same_plan(compiler):
+    """recipes.spec_of inverts the compiler for every node kind the catalogue here has (the replay check);
+    the style label is the only field it cannot carry (the prompt already has the style applied)."""
+    from pipelines import recipes
+    from pipelines.spec import Canny, Img2Img, Inpaint, Link, LoadImage, LoadMask, Node, Outpaint, Upscale
+
+    def describe(artifact_id, use):
+        from pipelines.facts import InputFacts
+        return InputFacts(width=96, height=80, mask_empty=False)
+
+    spec = WorkflowSpec(nodes=(
+        Node("src", LoadImage(artifact_id="a" * 64)), Node("mask", LoadMask(artifact_id="b" * 64)),
+        Node("t", Txt2Img(prompt="fox", width=64, height=128, seed=-1, batch_size=2, style="Cinematic",
+                          sampler="dpmpp_2m", schedule="karras", cfg_scale=6)),
+        Node("c", Canny(low=50, high=150), (("image", Link("src", "image")),)),
+        Node("i", Img2Img(prompt="ink", strength=0.6, steps=5, batch_size=2), (("image", Link("t", "images")),)),
+        Node("p", Inpaint(prompt="moss", full_res=True, invert_mask=True, mask_blur=2, masked_content="noise"),
+             (("image", Link("src", "image")), ("mask", Link("mask", "mask")))),
+        Node("o", Outpaint(prompt="sky", left=16, top=8, feather=4), (("image", Link("src", "image")),)),
+        Node("u", Upscale(scale=1.5), (("image", Link("o", "images")),)),
+    ))
+    plan = compiler.compile(spec, describe=describe)
+    again = compiler.compile(recipes.spec_of(plan), describe=describe)
+    assert recipes.mismatches(plan, again) == []
+    assert again.plan_hash != plan.plan_hash                       # the style label differs, nothing else
+    assert recipes.with_labels(again, plan).plan_hash == plan.plan_hash
+    assert recipes.with_labels(again, plan).credits == plan.credits
+
+
+def test_a_plan_this_server_would_not_make_is_named_field_by_field(compiler, tmp_path):
+    from pipelines import recipes
+
+    plan = compile_one(compiler, prompt="fox", width=64, height=64, seed=3, batch_size=2)
+    forged = ExecutionPlan.from_dict(json.loads(plan.to_json().replace('"seeds":[3,4]', '"seeds":[3,99]')))
+    other = Compiler(MODELS, STYLES, Limits(), CreditPrices(), lambda entry: "sha256:" + "f" * 64)
+    moved = other.compile(recipes.spec_of(plan))
+    [seeds] = recipes.mismatches(forged, compiler.compile(recipes.spec_of(forged)))
+    assert (seeds.code, seeds.field) == ("not_replayable", "1.seeds") and "[3, 99]" in seeds.message
+    [weights] = recipes.mismatches(plan, moved)
+    assert weights.code == "model_changed" and "point 'tiny' in configs/models.toml at them" in weights.message

@@ -27,6 +27,7 @@ from ui.controls import read_image
 
 ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
 VideoFile = typing.NewType("VideoFile", str)      # a parameter that takes an uploaded video file (MP4)
+AtelierFile = typing.NewType("AtelierFile", str)  # a parameter that takes a PNG or MP4 file Atelier made
 SKIPPED = {"request", "progress"}
 
 
@@ -226,9 +227,15 @@ def build(ctx: UIContext) -> None:
         return service.artifact_path(service.artifact(user, artifact_id)), info
 
     @user_errors
-    def replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
-        """Make an artifact again from its recipe; says whether the bytes are identical."""
-        return replay_and_wait(service, caller(request), artifact_id, progress, name_job=True)
+    def replay(artifact_id: str = "", file: AtelierFile | None = None, request: gr.Request = None,
+               progress=gr.Progress()):
+        """Make an artifact again from its recipe, as a new request (checked, limited and charged like one),
+        and say whether the bytes are identical (`identical`, `verdict`, and the environment `differences`).
+        Give the artifact_id of one of yours, or `file`: a PNG or MP4 Atelier made, here or on another
+        install, stored as your upload if the replay is accepted."""
+        data = None if file is None else read_image(file, "the file", "pass it with handle_file(path)")
+        return replay_and_wait(service, caller(request), (artifact_id or "").strip(), progress, name_job=True,
+                               file=data)
 
     with gr.Column(visible=False):
         files = gr.Gallery(label="files", format="png")
@@ -255,7 +262,8 @@ def _hidden_input(parameter: inspect.Parameter):
     """A hidden component whose initial value is the parameter's default (so the API's default)."""
     default = None if parameter.default is inspect.Parameter.empty else parameter.default
     annotation = parameter.annotation
-    if annotation in ("ImageFile", ImageFile, "ImageFile | None", "VideoFile", VideoFile, "VideoFile | None"):
+    if annotation in ("ImageFile", ImageFile, "ImageFile | None", "VideoFile", VideoFile, "VideoFile | None",
+                      "AtelierFile | None"):
         return gr.File(label=parameter.name)
     if annotation == "bool":
         return gr.Checkbox(value=default, label=parameter.name)

@@ -340,12 +340,23 @@ def export_animation(service: JobService, user: User, artifact_id: str, fmt: str
 
 
 def replay_and_wait(service: JobService, user: User, artifact_id: str, progress: gr.Progress,
-                    name_job: bool = False) -> tuple[str, dict]:
-    """Make `artifact_id` again; returns the new file and {"artifact_id", "original_id", "identical", "job_id"}.
-    The progress is `follow`'s (`name_job` for API callers)."""
-    job = service.replay(user, artifact_id)
+                    name_job: bool = False, file: bytes | None = None) -> tuple[str, dict]:
+    """Make `artifact_id` again (or the file `file`, from the recipe it carries); returns the new file
+    and {"artifact_id", "original_id", "identical", "differences", "verdict", "job_id"}. The progress is
+    `follow`'s (`name_job` for API callers)."""
+    if file is None and not artifact_id:
+        raise gr.Error("Give the artifact_id of one of your artifacts (the Gallery and /jobs list them), or a "
+                       "file: a PNG or MP4 Atelier made.")
+    if file is None:
+        job = service.replay(user, artifact_id)
+    elif file[4:8] == b"ftyp":                       # an MP4 names its type there
+        job = service.replay_file(user, service.check_video_upload(file, "The file"))
+    else:
+        job = service.replay_file(user, service.check_upload(file, "The file"))
     job = finished_or_raise(follow(service, user, job.id, progress, name_job))
     outcome = service.replay_outcome(user, job)
+    if not outcome["artifact_id"]:
+        raise gr.Error("The replay finished but made nothing where the original stood; the server log has details.")
     return service.artifact_path(service.artifact(user, outcome["artifact_id"])), {**outcome, "job_id": job.id}
 
 
