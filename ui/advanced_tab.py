@@ -11,8 +11,11 @@ from ui.generate import priced_action_buttons, results_column, wire, wire_price
 
 
 def build(ctx: UIContext, price_on: tuple = ()) -> dict:
-    """The tab's controls (the form the Gallery's "Use these settings" fills in); `price_on`: more events
-    that refresh the price (page load, tab select)."""
+    """The tab's controls (the form the Gallery's "Use these settings" fills in), keyed by the spec's names
+    (`model`, `prompt`, ..., `loras`, `lora_weight`, `control_image`, `control_model`, `preprocess`,
+    `canny_low`, `canny_high`, `control_scale`, `control_start`, `control_end`, `hires`, `hires_scale`,
+    `hires_upscaler`, `hires_strength`); `price_on`: more events that refresh the price (page load, tab
+    select)."""
     m = ctx.default_model
     with gr.Row():
         with gr.Column(scale=3):
@@ -36,31 +39,36 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                 style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
                                     label="Style", elem_id="adv-style")
             nets = [e.id for e in ctx.models if e.family == "controlnet"]
-            with gr.Accordion("ControlNet", open=False):
+            with gr.Accordion("ControlNet", open=False, elem_id="adv-controlnet"):
                 with gr.Row():
+                    # image_mode=None: the file goes to the request as it is, not re-encoded as RGB, so the
+                    # stored control image the Gallery fills in loads as the same artifact (the compiler converts).
                     control_image = gr.Image(label="Control image", type="filepath", sources=["upload", "clipboard"],
-                                             height=200, elem_id="adv-control-image")
+                                             image_mode=None, height=200, elem_id="adv-control-image")
                     with gr.Column():
                         control_model = gr.Dropdown(["None", *nets], value="None", label="ControlNet",
                                                     elem_id="adv-control-model")
-                        preprocess = gr.Radio(["canny", "none"], value="canny", label="Preprocess the image")
+                        preprocess = gr.Radio(["canny", "none"], value="canny", label="Preprocess the image",
+                                              elem_id="adv-preprocess")
                         with gr.Row():
-                            low = gr.Slider(0, 255, value=100, step=1, label="Canny low")
-                            high = gr.Slider(0, 255, value=200, step=1, label="Canny high")
+                            low = gr.Slider(0, 255, value=100, step=1, label="Canny low", elem_id="adv-canny-low")
+                            high = gr.Slider(0, 255, value=200, step=1, label="Canny high", elem_id="adv-canny-high")
                 with gr.Row():
-                    control_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="Strength")
-                    control_start = gr.Slider(0, 1, value=0.0, step=0.05, label="Start")
-                    control_end = gr.Slider(0, 1, value=1.0, step=0.05, label="End")
+                    control_scale = gr.Slider(0, 2, value=1.0, step=0.05, label="Strength", elem_id="adv-control-scale")
+                    control_start = gr.Slider(0, 1, value=0.0, step=0.05, label="Start", elem_id="adv-control-start")
+                    control_end = gr.Slider(0, 1, value=1.0, step=0.05, label="End", elem_id="adv-control-end")
                 gr.Markdown("The edge map is stored and shown with the results.")
-            with gr.Accordion("Hires fix and LoRA", open=False):
+            with gr.Accordion("Hires fix and LoRA", open=False, elem_id="adv-hires-lora"):
                 with gr.Row():
                     hires = gr.Checkbox(False, label="Hires fix (upscale, then repaint)", elem_id="adv-hires")
-                    hires_scale = gr.Slider(1, 4, value=2, step=0.25, label="Upscale by")
-                    hires_upscaler = gr.Dropdown(list(ctx.upscalers), value=ctx.upscalers[0], label="Upscaler")
-                    hires_strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoising strength")
+                    hires_scale = gr.Slider(1, 4, value=2, step=0.25, label="Upscale by", elem_id="adv-hires-scale")
+                    hires_upscaler = gr.Dropdown(list(ctx.upscalers), value=ctx.upscalers[0], label="Upscaler",
+                                                 elem_id="adv-hires-upscaler")
+                    hires_strength = gr.Slider(0, 1, value=0.5, step=0.05, label="Denoising strength",
+                                               elem_id="adv-hires-strength")
                 with gr.Row():
                     loras = gr.Dropdown(ctx.loras(), multiselect=True, label="LoRAs", elem_id="adv-loras")
-                    lora_weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="LoRA weight")
+                    lora_weight = gr.Slider(-2, 2, value=0.8, step=0.05, label="LoRA weight", elem_id="adv-lora-weight")
                 gr.Markdown("LoRAs can also be written in the prompt as `<lora:name:0.8>` (files in "
                             "`models/loras`); embeddings by their file name (files in `models/embeddings`).")
             generate, cancel, price = priced_action_buttons("Generate", "adv")
@@ -106,4 +114,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     wire_price(ctx, price, inputs + guidance + extras, make_spec, priced_by, after=(ran,))
     return {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
-            "batch_size": batch, "style": style}
+            "batch_size": batch, "style": style, "loras": loras, "lora_weight": lora_weight,
+            "control_image": control_image, "control_model": control_model, "preprocess": preprocess,
+            "canny_low": low, "canny_high": high, "control_scale": control_scale, "control_start": control_start,
+            "control_end": control_end, "hires": hires, "hires_scale": hires_scale, "hires_upscaler": hires_upscaler,
+            "hires_strength": hires_strength}

@@ -1,12 +1,137 @@
 """The Gallery tab: past artifacts newest first (a video shows as its poster). Select one to see its
 recipe and lineage (and walk to its parents and children), replay it, copy its settings into the
-Advanced tab, or send it to an editing tab or the Video tab."""
+Advanced tab, or send it to an editing tab or the Video tab.
+
+"Use these settings" fills the Advanced tab so that Generate makes the same plan again (issue 18): the
+txt2img step's settings, its LoRAs, its ControlNet with the stored control image, and a hires fix's
+upscale and repaint. `form_values` works out the form from the plan and checks, as the compiler would
+read the form, that it gives back the same prompts and LoRAs."""
 from __future__ import annotations
 
 import gradio as gr
 
+from configs import Style
+from pipelines.errors import NotFound
+from pipelines.prompt_syntax import extract_loras
 from ui.common import UIContext, is_video, replay_and_wait, user_errors
 from ui.generate import video_line
+
+HIRES_STEPS = ("hires_up", "hires")    # the node ids ui.common.with_hires_fix gives its upscale and repaint
+
+
+def _inputs(step: dict) -> dict[str, str]:
+    """A plan step's inputs: input name -> id of the step it takes images from."""
+    return {name: source for name, source in step.get("inputs", ())}
+
+
+def _unstyled(style: Style, prompt: str, negative: str) -> tuple[str, str] | None:
+    """The prompts a person typed that `style` turned into `prompt` and `negative`, or None where the
+    style's template does not fit them."""
+    if style.prompt.count("{prompt}") != 1:
+        return None
+    before, after = style.prompt.split("{prompt}")
+    if len(prompt) < len(before) + len(after) or not (prompt.startswith(before) and prompt.endswith(after)):
+        return None
+    typed = prompt[len(before):len(prompt) - len(after)]
+    if not style.negative:
+        return typed, negative
+    if negative == style.negative:
+        return typed, ""
+    suffix = ", " + style.negative
+    return (typed, negative[:-len(suffix)]) if negative.endswith(suffix) else None
+
+
+def _lora_tags(prompt: str, loras: list[tuple[str, float]]) -> str:
+    """`prompt` with `<lora:name:weight>` tags after it; repr() writes each weight so it parses back exactly."""
+    tags = ", ".join(f"<lora:{name}:{weight!r}>" for name, weight in loras)
+    return f"{prompt}, {tags}" if prompt else tags
+
+
+def form_prompts(step: dict, styles: tuple[Style, ...], slider: gr.Slider) -> tuple[dict, list[str]]:
+    """The Advanced tab's prompt, negative prompt, style, LoRAs and LoRA weight that give back `step`'s
+    (a txt2img plan step's) prompts, style and LoRAs, and notes on what could not be given back.
+
+    The plan holds the prompt with the style applied and the `<lora:...>` tags taken out, and its LoRAs as
+    [name, sha256, weight, shorthash]. LoRAs that share one weight the `slider` can hold go in the LoRA
+    list, leaving the prompt as it was; otherwise they go back into the prompt as tags. Each way is tried
+    as the compiler reads the form (style, then the tags out), and the first that gives back exactly the
+    plan's prompts and LoRAs, in order, is taken: the style's own name where the prompt still fits its
+    template, else "None" with the styled prompt."""
+    prompt, negative = step["prompt"], step["negative_prompt"]
+    loras = [(name, float(weight)) for name, _, weight, _ in step.get("loras", ())]
+    style = next((s for s in styles if s.name == step.get("style")), None) if step.get("style") else None
+    weights = {weight for _, weight in loras}
+    weight = next(iter(weights)) if len(weights) == 1 else None
+    listed = weight is not None and slider.minimum <= weight <= slider.maximum and (
+        abs(weight / slider.step - round(weight / slider.step)) < 1e-6)
+
+    def gives_back(typed: str, typed_negative: str, styled_by: Style | None, chosen: list) -> bool:
+        p, n = styled_by.apply(typed, typed_negative) if styled_by else (typed, typed_negative)
+        try:
+            text, uses = extract_loras(p)
+        except ValueError:
+            return False
+        return text == prompt and n == negative and [(u.name, u.weight) for u in uses] + chosen == loras
+
+    starts = [(style, *unstyled)] if style and (unstyled := _unstyled(style, prompt, negative)) else []
+    starts.append((None, prompt, negative))
+    for styled_by, typed, typed_negative in starts:
+        ways = ([(typed, [name for name, _ in loras])] if listed or not loras else []) + (
+            [(_lora_tags(typed, loras), [])] if loras else [])
+        for text, names in ways:
+            if gives_back(text, typed_negative, styled_by, [(name, weight) for name in names]):
+                values = {"prompt": text, "negative_prompt": typed_negative, "loras": names,
+                          "style": styled_by.name if styled_by else "None"}
+                notes = [] if styled_by or not style else [
+                    f"The prompt is shown with the style {style.name!r} already applied, so Style is None."]
+                return ({**values, "lora_weight": weight} if names else values), notes
+    return ({"prompt": _lora_tags(prompt, loras), "negative_prompt": negative, "loras": [], "style": "None"},
+            ["The prompt and its LoRAs could not be written so that they read back exactly as they were "
+             "(a LoRA name with ':' in it, or spaces or commas at the prompt's ends); check them before Generate."])
+
+
+def form_values(plan: dict, step_id: str, styles: tuple[Style, ...], slider: gr.Slider) -> tuple[dict, str, list]:
+    """The Advanced tab's values (keyed as advanced_tab.build's dict) that make `step_id` of `plan` again,
+    the artifact id of the stored control image to fill in ("" for none), and notes on what the form
+    cannot carry. `step_id` is a txt2img step, or the repaint of a hires fix (its txt2img settings and the
+    hires fix's); anything else raises gr.Error."""
+    steps = {s["id"]: s for s in plan["steps"]}
+    step, hires = steps[step_id], None
+    if step["kind"] == "img2img" and step_id == HIRES_STEPS[1]:
+        up = steps.get(_inputs(step).get("image"), {})
+        base = steps.get(_inputs(up).get("image"), {})
+        if up.get("id") == HIRES_STEPS[0] and up["kind"] == "upscale" and base.get("kind") == "txt2img":
+            step, hires = base, (up, step)
+    if step["kind"] != "txt2img":
+        raise gr.Error(f"This image came from {step['kind']}; Use these settings fills the txt2img form. "
+                       "Replay it instead, or send it to an editing tab.")
+    prompts, notes = form_prompts(step, styles, slider)
+    values = {"model": step["model"]["id"], "width": step["width"], "height": step["height"], "steps": step["steps"],
+              "cfg_scale": step["cfg_scale"], "sampler": step["sampler"], "schedule": step["schedule"],
+              "batch_size": 1, **prompts, "hires": hires is not None, "control_model": "None", "control_image": None,
+              "control_scale": step["control_scale"], "control_start": step["control_start"],
+              "control_end": step["control_end"]}
+    control_id = ""
+    if step.get("control_model") and "control" in _inputs(step):
+        source = steps[_inputs(step)["control"]]
+        canny = source if source["kind"] == "canny" else None
+        if canny:
+            source = steps.get(_inputs(canny).get("image"), {})
+        if source.get("kind") == "load_image":
+            control_id = source["artifact_id"]
+            values.update(control_model=step["control_model"]["id"], preprocess="canny" if canny else "none")
+            if canny:
+                values.update(canny_low=canny["low"], canny_high=canny["high"])
+        else:
+            notes.append(f"The control image was made by the step {source.get('id')!r}, not loaded from a file, "
+                         "so ControlNet is left at None.")
+    if hires:
+        up, repaint = hires
+        values.update(hires_scale=up["scale"], hires_upscaler=up["upscaler"], hires_strength=repaint["strength"])
+        if repaint["steps"] != step["steps"]:
+            notes.append(f"The hires pass repainted in {repaint['steps']} steps; the form repaints in as many "
+                         f"steps as the image ({step['steps']}).")
+    return values, control_id, notes
 
 
 def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, send_to: dict,
@@ -23,7 +148,11 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
                                  allow_preview=False, elem_id="gallery-grid")
         with gr.Column(scale=2):
             heading = gr.Markdown("Select an image or a video to see how it was made.", elem_id="gallery-heading")
-            related = gr.Dropdown([], label="Made from / used by (walk the lineage)", elem_id="gallery-related")
+            # Each show() replaces the choices while an .input with the old ones may be in flight; Gradio would
+            # refuse that value as "not in the list of choices". walk() checks it instead: artifact_info
+            # takes only ids the caller holds.
+            related = gr.Dropdown([], label="Made from / used by (walk the lineage)", allow_custom_value=True,
+                                  elem_id="gallery-related")
             with gr.Row():
                 replay = gr.Button("Replay", elem_id="gallery-replay")
                 reuse = gr.Button("Use these settings", elem_id="gallery-reuse")
@@ -80,36 +209,41 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
     def walk(artifact_id: str | None, request: gr.Request = None):
         if not artifact_id:
             return (gr.update(),) * 6
-        return show(artifact_id, request)
+        try:
+            return show(artifact_id.strip(), request)
+        except NotFound:
+            gr.Warning(f"{artifact_id[:40]!r} is not one of your images or videos; pick a parent or a child "
+                       "from the list.")
+            return (*(gr.update(),) * 5, gr.Dropdown(value=None))
 
     @user_errors
     def run_replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
         if not artifact_id:
             raise gr.Error("Select an image first.")
         path, outcome = replay_and_wait(service, ctx.current_user(request), artifact_id, progress)
-        verdict = ("**Identical:** the replay made the same bytes." if outcome["identical"] else
-                   f"**Different:** the replay made `{outcome['artifact_id'][:16]}…` (another device or library "
-                   "version changes the bytes).")
+        verdict = outcome.get("verdict") or (
+            "**Identical:** the replay made the same bytes." if outcome["identical"] else
+            f"**Different:** the replay made `{outcome['artifact_id'][:16]}…` (another device or library "
+            "version changes the bytes).")
         return verdict, gr.update(value=path, visible=True)
 
     @user_errors
     def use_settings(artifact_id: str, request: gr.Request = None):
         if not artifact_id:
             raise gr.Error("Select an image first.")
-        info = service.artifact_info(ctx.current_user(request), artifact_id)
+        user = ctx.current_user(request)
+        info = service.artifact_info(user, artifact_id)
         plan = info["recipe"].get("plan")
         if not plan:
             raise gr.Error("This artifact has no recipe of yours: you uploaded it; none of your jobs made it.")
-        step = next(s for s in plan["steps"] if s["id"] == info["recipe"]["step"])
-        if step["kind"] != "txt2img":
-            raise gr.Error(f"This image came from {step['kind']}; Use these settings fills the txt2img form. "
-                           "Replay it instead, or send it to an editing tab.")
-        a = advanced
-        return {a["model"]: step["model"]["id"], a["prompt"]: step["prompt"],
-                a["negative_prompt"]: step["negative_prompt"], a["width"]: step["width"],
-                a["height"]: step["height"], a["steps"]: step["steps"], a["cfg_scale"]: step["cfg_scale"],
-                a["sampler"]: step["sampler"], a["schedule"]: step["schedule"], a["seed"]: info["seed"],
-                a["batch_size"]: 1, a["style"]: "None",   # the plan's prompt already has the style applied
+        values, control_id, notes = form_values(plan, info["recipe"]["step"], ctx.styles, advanced["lora_weight"])
+        if control_id:
+            values["control_image"] = service.artifact_path(service.artifact(user, control_id))
+        # A LoRA file added since the page was built is not among the list's choices yet.
+        values["loras"] = gr.Dropdown(choices=sorted({*ctx.loras(), *values["loras"]}), value=values["loras"])
+        for note in notes:
+            gr.Warning(note)
+        return {**{advanced[name]: value for name, value in values.items()}, advanced["seed"]: info["seed"],
                 tabs: gr.Tabs(selected=advanced_tab_id)}
 
     def sender(tab_id: str):
