@@ -62,11 +62,51 @@ class DiffusersBackend:
         self.lock = threading.Lock()
 
     def environment(self) -> dict:
-        """What, besides the plan, decides the output bytes."""
-        return {"torch": torch.__version__, "diffusers": diffusers.__version__,
-                "transformers": transformers.__version__, "pillow": PIL.__version__,
-                "device": self.models.device.type, "dtype": str(self.models.dtype).removeprefix("torch."),
-                "python": platform.python_version()}
+        """What, besides the plan, decides the output bytes; stored in every recipe, and compared by
+        pipelines.environment when a file is replayed (issue 18, item 4).
+
+        Besides the library versions, device and dtype, each of these was measured to change the bytes of
+        the demo models' images and videos (bench/determinism.py): `torch_threads` (1, 2 and 4 threads
+        all differ: a reduction splits its work by thread), `cpu_capability` (the SIMD level ATen's
+        kernels dispatch to), `cpu` (oneDNN and MKL choose kernels by the processor's own instruction
+        set), `mkldnn` (whether oneDNN runs the convolutions), `png_zlib` (zlib-ng and zlib deflate the
+        same pixels to other PNG bytes) and `ffmpeg` (another build writes other MP4 bytes). On CUDA it
+        adds `gpu`, `cuda` and `cudnn`. Interop threads, deterministic algorithms and the float32 matmul
+        precision changed nothing on CPU and are not recorded. Values are strings or ints.
+        """
+        import subprocess
+
+        import imageio_ffmpeg
+        import PIL.features
+
+        if not hasattr(self, "_machine"):            # fixed for the process; `ffmpeg -version` takes ~50 ms
+            cpu = platform.processor() or platform.machine()
+            try:
+                with open("/proc/cpuinfo") as f:
+                    cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+            except OSError:
+                pass
+            try:
+                ffmpeg = imageio_ffmpeg.get_ffmpeg_version()
+            except (OSError, RuntimeError, subprocess.SubprocessError):
+                ffmpeg = "unavailable"
+            self._machine = {"cpu": cpu, "ffmpeg": ffmpeg}
+        zlib_ng = "zlib_ng" in PIL.features.features and PIL.features.check_feature("zlib_ng")
+        env = {"torch": str(torch.__version__), "diffusers": diffusers.__version__,
+               "transformers": transformers.__version__, "pillow": PIL.__version__,
+               "device": self.models.device.type, "dtype": str(self.models.dtype).removeprefix("torch."),
+               "python": platform.python_version(),
+               "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+               "cpu": self._machine["cpu"],
+               "mkldnn": "on" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "off",
+               "png_zlib": f"zlib-ng {PIL.features.version('zlib_ng')}" if zlib_ng
+               else f"zlib {PIL.features.version('zlib')}",
+               "ffmpeg": self._machine["ffmpeg"]}
+        if self.models.device.type == "cuda":
+            index = self.models.device.index if self.models.device.index is not None else torch.cuda.current_device()
+            env.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda or "unknown",
+                       cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else "none")
+        return env
 
     # -- steps -----------------------------------------------------------------------------------
 
