@@ -68,11 +68,12 @@ class DiffusersBackend:
         Besides the library versions, device and dtype, each of these was measured to change the bytes of
         the demo models' images and videos (bench/determinism.py): `torch_threads` (1, 2 and 4 threads
         all differ: a reduction splits its work by thread), `cpu_capability` (the SIMD level ATen's
-        kernels dispatch to), `cpu` (oneDNN and MKL choose kernels by the processor's own instruction
-        set), `mkldnn` (whether oneDNN runs the convolutions), `png_zlib` (zlib-ng and zlib deflate the
-        same pixels to other PNG bytes) and `ffmpeg` (another build writes other MP4 bytes). On CUDA it
-        adds `gpu`, `cuda` and `cudnn`. Interop threads, deterministic algorithms and the float32 matmul
-        precision changed nothing on CPU and are not recorded. Values are strings or ints.
+        kernels dispatch to), `cpu` (oneDNN picks its kernels by the processor's own instruction set:
+        capping it with ONEDNN_MAX_CPU_ISA changed the bytes), `mkldnn` (whether oneDNN runs the
+        convolutions), `png_zlib` (zlib-ng and zlib deflate the same pixels to other PNG bytes) and
+        `ffmpeg` (another build writes other MP4 bytes). On CUDA it adds `gpu`, `cuda` and `cudnn`.
+        Interop threads, deterministic algorithms and the float32 matmul precision changed nothing on
+        CPU and are not recorded. Values are strings or ints.
         """
         import subprocess
 
