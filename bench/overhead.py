@@ -76,24 +76,26 @@ def main() -> None:
     pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config, timestep_spacing="linspace")
     pipe.set_progress_bar_config(disable=True)
 
-    def plain() -> None:
+    # Each round uses a new seed, on both sides: Atelier serves an identical request from its stored
+    # result, which would measure the database instead of the pipeline.
+    def plain(seed: int) -> None:
         pipe(PROMPT, num_inference_steps=args.steps, width=SIZE, height=SIZE, guidance_scale=7.0,
-             generator=torch.Generator("cpu").manual_seed(SEED)).images[0]
+             generator=torch.Generator("cpu").manual_seed(seed)).images[0]
 
     app = start_app(work, model, args.port)
     client = connect(f"http://127.0.0.1:{args.port}/", app)
     try:
 
-        def stack() -> None:
-            client.predict(prompt=PROMPT, steps=args.steps, seed=SEED, api_name="/txt2img")
+        def stack(seed: int) -> None:
+            client.predict(prompt=PROMPT, steps=args.steps, seed=seed, api_name="/txt2img")
 
-        stack()      # warm-up: imports in the worker, model load, first compile of kernels
-        plain()
+        stack(SEED - 1)      # warm-up: imports in the worker, model load, first compile of kernels
+        plain(SEED - 1)
         times = {"stack": [], "plain": []}
         for run in range(args.runs):
             for name, fn in (("stack", stack), ("plain", plain)):
                 started = time.perf_counter()
-                fn()
+                fn(SEED + run)
                 times[name].append(time.perf_counter() - started)
             print(f"run {run + 1}: stack {times['stack'][-1]:.3f} s, plain {times['plain'][-1]:.3f} s", flush=True)
     finally:

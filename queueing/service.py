@@ -57,7 +57,8 @@ def status_of(job: Job) -> dict:
     return {"job_id": job.id, "status": job.status, "progress": progress_of(job),
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
             "error": job.error, "artifact_ids": job.artifact_ids, "plan_hash": job.plan_hash,
-            "credits": job.credits, "worker": job.worker, "attempts": job.attempts}
+            "credits": job.credits, "worker": job.worker, "attempts": job.attempts,
+            "reused_from": json.loads(job.result).get("reused_from", "")}
 
 
 class JobService:

@@ -101,7 +101,8 @@ schedule = "karras"
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Run a module's tiny models on one thread: they gain nothing from a second, and on a busy 2-core
-    machine spinning worker threads make each run several times slower. Images are the same either way."""
+    machine spinning worker threads make each run several times slower. The thread count changes the bytes
+    (bench/determinism.py), so a module's images are compared only with images made under the same count."""
     import torch
 
     before = torch.get_num_threads()

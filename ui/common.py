@@ -290,7 +290,8 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
     info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
             "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job),
-            "notes": json.loads(job.plan).get("notes", [])}
+            "notes": json.loads(job.plan).get("notes", []),
+            "reused_from": json.loads(job.result).get("reused_from", "")}
     return files, info
 
 

@@ -27,6 +27,9 @@ def info_markdown(info: dict) -> str:
     else:
         made = f"**{s.get('kind', '').title()}:** {s.get('upscaler')} ×{s.get('scale')} → {s.get('width')}×{s.get('height')}"
     notes = "".join(f"  \n**Note:** {note}" for note in info.get("notes", []))
+    if info.get("reused_from"):
+        notes += (f"  \n**Served from your earlier job** `{info['reused_from'][:12]}` with the same plan: no worker "
+                  "ran it, these are that job's files. Replay in the Gallery makes them again.")
     seeds_line = "" if s.get("kind") == "interpolate" else f"**Seeds:** {seeds}  \n"     # no noise involved
     return (f"{seeds_line}{made}  \n"
             f"**Job:** `{info.get('job_id')}` · {info.get('seconds')} s · plan `{info.get('plan_hash', '')[:12]}`"
