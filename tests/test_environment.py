@@ -11,35 +11,21 @@ import torch
 
 from pipelines.environment import LABELS, differences, verdict
 
-CATALOGUE = """
-[[model]]
-id = "demo-sd15"
-family = "sd15"
-source = "demo"
-width = 64
-height = 64
-steps = 2
-cfg_scale = 7.0
-sampler = "euler"
-schedule = "normal"
-"""
 OLD_KEYS = {"torch", "diffusers", "transformers", "pillow", "device", "dtype", "python"}   # before issue 18
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory):
-    """(runner, plan): the Runner on the CPU, as a worker builds it, and a 4-image txt2img plan."""
-    from configs import CreditPrices, Limits, load_models, load_settings
+def engine(settings):
+    """(runner, plan): a Runner on the CPU, as a worker builds it (the session's models), and a 4-image
+    txt2img plan on the demo SD1.5."""
+    from configs import CreditPrices, Limits, load_models
     from pipelines import Compiler, Txt2Img, WorkflowSpec
     from pipelines.model_hashes import ModelHasher
     from queueing.executor import build_runner
 
-    root = tmp_path_factory.mktemp("environment")
-    (root / "models.toml").write_text(CATALOGUE)
-    settings = load_settings(environ={"ATELIER_DATA_DIR": str(root / "data"),
-                                      "ATELIER_CATALOGUE": str(root / "models.toml"), "ATELIER_DEVICE": "cpu"})
     compiler = Compiler(load_models(settings.catalogue), (), Limits(), CreditPrices(), ModelHasher(settings.models_dir))
-    plan = compiler.compile(WorkflowSpec.single(Txt2Img(prompt="a lighthouse at dusk", seed=1, batch_size=4)))
+    plan = compiler.compile(WorkflowSpec.single(Txt2Img(prompt="a lighthouse at dusk", model="demo-sd15", steps=2,
+                                                        seed=1, batch_size=4)))
     return build_runner(settings), plan
 
 
