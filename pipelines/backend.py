@@ -7,11 +7,15 @@ and from input image k // step.per_input.
 """
 from __future__ import annotations
 
+import functools
 import platform
+import subprocess
 import threading
 from collections.abc import Callable
 
 import diffusers
+import imageio_ffmpeg
+import PIL.features
 import PIL.Image
 import PIL.ImageChops
 import torch
@@ -28,6 +32,23 @@ from pipelines.samplers import SAMPLERS, make_scheduler
 
 StepCallback = Callable[[int, int], None]
 Images = list[PIL.Image.Image]
+
+
+@functools.cache
+def machine_facts() -> dict[str, str]:
+    """The CPU's model name and the ffmpeg build, for `DiffusersBackend.environment`: fixed for the process,
+    so looked up once (`ffmpeg -version` takes ~50 ms)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        ffmpeg = imageio_ffmpeg.get_ffmpeg_version()
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        ffmpeg = "unavailable"
+    return {"cpu": cpu, "ffmpeg": ffmpeg}
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -75,34 +96,17 @@ class DiffusersBackend:
         Interop threads, deterministic algorithms and the float32 matmul precision changed nothing on
         CPU and are not recorded. Values are strings or ints.
         """
-        import subprocess
-
-        import imageio_ffmpeg
-        import PIL.features
-
-        if not hasattr(self, "_machine"):            # fixed for the process; `ffmpeg -version` takes ~50 ms
-            cpu = platform.processor() or platform.machine()
-            try:
-                with open("/proc/cpuinfo") as f:
-                    cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-            except OSError:
-                pass
-            try:
-                ffmpeg = imageio_ffmpeg.get_ffmpeg_version()
-            except (OSError, RuntimeError, subprocess.SubprocessError):
-                ffmpeg = "unavailable"
-            self._machine = {"cpu": cpu, "ffmpeg": ffmpeg}
         zlib_ng = "zlib_ng" in PIL.features.features and PIL.features.check_feature("zlib_ng")
         env = {"torch": str(torch.__version__), "diffusers": diffusers.__version__,
                "transformers": transformers.__version__, "pillow": PIL.__version__,
                "device": self.models.device.type, "dtype": str(self.models.dtype).removeprefix("torch."),
                "python": platform.python_version(),
                "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-               "cpu": self._machine["cpu"],
+               "cpu": machine_facts()["cpu"],
                "mkldnn": "on" if torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled else "off",
                "png_zlib": f"zlib-ng {PIL.features.version('zlib_ng')}" if zlib_ng
                else f"zlib {PIL.features.version('zlib')}",
-               "ffmpeg": self._machine["ffmpeg"]}
+               "ffmpeg": machine_facts()["ffmpeg"]}
         if self.models.device.type == "cuda":
             index = self.models.device.index if self.models.device.index is not None else torch.cuda.current_device()
             env.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda or "unknown",
