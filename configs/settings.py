@@ -79,6 +79,8 @@ class Settings:
     blobs_url:           [blobs] blob store; "" = <data_dir>/blobs.
     device:              [engine] "auto", "cuda", "mps" or "cpu".
     model_cache_size:    [engine] loaded pipelines kept in memory.
+    torch_threads:       [engine] torch's threads for each job; 0 = torch's default (one per core). The count
+                         changes the bytes, so workers that should make the same files need the same count.
     progress_interval:   [engine] seconds between progress writes to the job row.
     catalogue, styles:   [paths] the model catalogue and the style presets (TOML files).
     tiers:               [paths] tiers, credit packs and credit prices (TOML file).
@@ -108,6 +110,7 @@ class Settings:
     blobs_url: str = ""
     device: str = "auto"
     model_cache_size: int = 2
+    torch_threads: int = 0
     progress_interval: float = 0.1
     catalogue: pathlib.Path = CONFIG_DIR / "models.toml"
     styles: pathlib.Path = CONFIG_DIR / "styles.toml"
@@ -170,6 +173,7 @@ ENVIRONMENT = [
     ("ATELIER_BLOBS", "blobs", "url", "blobs_url"),
     ("ATELIER_DEVICE", "engine", "device", "device"),
     ("ATELIER_MODEL_CACHE_SIZE", "engine", "model_cache_size", "model_cache_size"),
+    ("ATELIER_TORCH_THREADS", "engine", "torch_threads", "torch_threads"),
     ("ATELIER_PROGRESS_INTERVAL", "engine", "progress_interval", "progress_interval"),
     ("ATELIER_AUTH_MODE", "auth", "mode", "auth_mode"),
     ("ATELIER_GUEST_CREDITS", "auth", "guest_credits", "guest_credits"),
@@ -222,4 +226,7 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
     if settings.worker_wait_seconds < 0:
         raise ValueError(f"ATELIER_WORKER_WAIT_SECONDS / [queue] worker_wait_seconds must be 0 or more, got "
                          f"{settings.worker_wait_seconds!r}")
+    if settings.torch_threads < 0:
+        raise ValueError(f"ATELIER_TORCH_THREADS / [engine] torch_threads must be 0 (torch's default) or more, got "
+                         f"{settings.torch_threads!r}")
     return settings

@@ -73,14 +73,23 @@ class DiffusersBackend:
     Args:
         models: the model cache that loads and keeps pipelines.
         extras: kind ("lora" or "embedding") -> the files available, by name.
+        threads: torch threads for each run (`use_threads`); 0 leaves torch's count.
     """
 
-    def __init__(self, models: ModelCache, extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
+    def __init__(self, models: ModelCache, extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {},
+                 threads: int = 0):
         self.models = models
         self.extras = extras
+        self.threads = threads
         # One pipeline object is shared by every job on its model, and its scheduler is swapped per
         # call; the lock keeps two jobs in one process from using it at once.
         self.lock = threading.Lock()
+
+    def use_threads(self) -> None:
+        """Give the calling thread `threads` torch threads (0: leave torch's count). The count is the calling
+        thread's own (OpenMP keeps it per thread), so a worker thread sets it before each job."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
     def environment(self) -> dict:
         """What, besides the plan, decides the output bytes; stored in every recipe, and compared by

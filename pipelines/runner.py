@@ -92,6 +92,7 @@ class Runner:
         Raises:
             JobCancelled: `cancelled()` returned True.
         """
+        self.backend.use_threads()
         made: dict[str, list] = {}
         outputs, timings = [], {}
         loads = (LoadImageStep, LoadVideoStep)

@@ -77,7 +77,8 @@ def build_runner(settings, on_model_load=None):
     configs = {m.id: m.config for m in load_models(settings.catalogue) if m.config}
     cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
                        config_folders=configs, on_load=on_model_load)
-    return Runner(DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir)))
+    return Runner(DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir),
+                                   threads=settings.torch_threads))
 
 
 class JobExecutor:

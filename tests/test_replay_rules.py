@@ -165,3 +165,29 @@ def test_a_lanczos_upscale_draws_no_seed(client, tmp_path):
     _, second = client.predict(image=handle_file(path), scale=2.0, api_name="/upscale")
     assert first["plan_hash"] == second["plan_hash"] and first["artifact_ids"] == second["artifact_ids"]
     assert first["seeds"] == [None]                       # no noise, so no seed shown
+
+
+def test_a_replay_on_another_thread_count_says_so(atelier, owner):
+    """The same plan on one torch thread instead of two makes other bytes here (bench/determinism.py); the
+    replay's verdict names the thread counts instead of guessing. The worker's count is [engine]
+    torch_threads, which the worker thread sets before each job."""
+    import torch
+
+    from pipelines.spec import Txt2Img, WorkflowSpec
+
+    service, backend = atelier.service, atelier.runner.backend
+    configured = backend.threads
+    try:
+        backend.threads = 2
+        made = service.wait(owner, service.submit(owner, WorkflowSpec.single(
+            Txt2Img(prompt="a lantern", steps=2, seed=606, batch_size=2))).id, timeout=120)
+        backend.threads = 1
+        again = service.wait(owner, service.replay(owner, made.artifact_ids[0]).id, timeout=120)
+    finally:
+        # The worker thread keeps the count it was last given, so give it torch's default back.
+        backend.threads = configured or torch.get_num_threads()
+    outcome = service.replay_outcome(owner, again)
+    assert outcome["differences"] == ["torch threads: 2 → 1"]
+    assert not outcome["identical"] and outcome["artifact_id"] != made.artifact_ids[0]
+    assert outcome["verdict"] == ("**Different:** the replay made other bytes. The environment differed: "
+                                  "torch threads: 2 → 1.")
