@@ -105,9 +105,9 @@ def _params(step: Step):
         return (LoadMask if step.as_mask else LoadImage)(artifact_id=step.artifact_id)
     if isinstance(step, LoadVideoStep):
         return LoadVideo(artifact_id=step.artifact_id)
-    if isinstance(step, Txt2VidStep):
-        return Txt2Vid(**_sampling(step), motion_adapter=step.motion_adapter.id, width=step.width,
-                       height=step.height, frames=step.frames, fps=_whole(step.fps),
+    if isinstance(step, Txt2VidStep):          # its batch is its number of videos
+        return Txt2Vid(**{**_sampling(step), "batch_size": step.video_count}, motion_adapter=step.motion_adapter.id,
+                       width=step.width, height=step.height, frames=step.frames, fps=_whole(step.fps),
                        decode_chunk_size=step.decode_chunk_size)
     if isinstance(step, Txt2ImgStep):
         return Txt2Img(**_sampling(step), **_control(step), width=step.width, height=step.height)

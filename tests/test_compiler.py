@@ -239,3 +239,27 @@ def test_a_plan_this_server_would_not_make_is_named_field_by_field(compiler, tmp
     assert (seeds.code, seeds.field) == ("not_replayable", "1.seeds") and "[3, 99]" in seeds.message
     [weights] = recipes.mismatches(plan, moved)
     assert weights.code == "model_changed" and "point 'tiny' in configs/models.toml at them" in weights.message
+
+
+def test_video_plans_read_back_as_their_requests(tmp_path):
+    """recipes.spec_of for the video kinds: a batch of AnimateDiff videos, SVD from an image, interpolation."""
+    from pipelines import recipes
+    from pipelines.facts import InputFacts
+    from pipelines.spec import Img2Vid, Interpolate, Link, LoadImage, Node, Txt2Vid
+
+    models = MODELS + (ModelEntry(id="svd", family="svd", source="demo", width=64, height=64, frames=8, fps=7,
+                                  steps=2, cfg_scale=3.0),
+                       ModelEntry(id="motion", family="animatediff", base_family="sd15", source="demo", width=64,
+                                  height=64, frames=8, fps=8, steps=3, cfg_scale=7.5, sampler="ddim",
+                                  schedule="normal"))
+    compiler = Compiler(models, STYLES, Limits(), CreditPrices(), ModelHasher(tmp_path), seed_source=lambda: 9)
+    spec = WorkflowSpec(nodes=(
+        Node("a", Txt2Vid(prompt="waves", model="tiny", batch_size=2, frames=4)),
+        Node("src", LoadImage(artifact_id="c" * 64)),
+        Node("v", Img2Vid(frames=4, motion_bucket_id=90), (("image", Link("src", "image")),)),
+        Node("f", Interpolate(factor=4), (("video", Link("v", "video")),)),
+    ))
+    describe = lambda artifact_id, use: InputFacts(width=64, height=64)   # noqa: E731
+    plan = compiler.compile(spec, describe=describe)
+    assert plan.step("a").seeds == (9, 10)
+    assert recipes.mismatches(plan, compiler.compile(recipes.spec_of(plan), describe=describe)) == []
