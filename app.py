@@ -146,7 +146,7 @@ def make_fastapi(atelier: Atelier):
     readiness = Readiness({"database": database_check(database), "queue": queue_check(atelier.huey),
                            "blobs": blob_check(atelier.service.blobs),
                            "workers": workers_check(database, atelier.settings.job_lease_seconds, runs_jobs)})
-    install_ops_routes(app, atelier.metrics, readiness, metrics_token=os.environ.get("ATELIER_METRICS_TOKEN", ""))
+    install_ops_routes(app, atelier.metrics, readiness, metrics_token=atelier.settings.metrics_token)
 
     settings = atelier.settings
     if atelier.account.billing is not None:
@@ -200,11 +200,10 @@ def open_share_link(host: str, port: int) -> None:
 
 def main() -> None:
     from queueing.logs import configure_logging
-
-    configure_logging()
     from storage.db import SchemaTooNew
 
     settings = load_settings()
+    configure_logging(json=settings.log_format == "json")
     try:
         atelier = build(settings)
     except SchemaTooNew as e:

@@ -57,6 +57,7 @@ class OAuthProvider:
 
 
 AUTH_MODES = ("local", "accounts")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Settings:
     host, port:          [server] where the web app listens.
     share:               [server] open a Gradio share link.
     web_only:            [server] serve the UI only; jobs run in `python -m queueing.worker`.
+    log_format:          [server] "text" or "json" (one object per line) for the app's and workers' logs.
+    metrics_token:       [server] when set, /metrics needs `Authorization: Bearer <token>`.
+    worker_metrics_port: [queue] a worker's own /metrics port (`python -m queueing.worker`); 0 = none.
     database_url:        [database] Peewee URL; "" = SQLite in data_dir.
     queue_url:           [queue] Huey URL; "" = SqliteHuey in data_dir, "redis://..." = Redis.
     queue_workers:       [queue] consumer threads inside `python app.py`.
@@ -101,6 +105,9 @@ class Settings:
     port: int = 7860
     share: bool = False
     web_only: bool = False
+    log_format: str = "text"
+    metrics_token: str = ""
+    worker_metrics_port: int = 0
     database_url: str = ""
     queue_url: str = ""
     queue_workers: int = 1
@@ -163,6 +170,9 @@ ENVIRONMENT = [
     ("GRADIO_SERVER_PORT", "server", "port", "port"),
     ("ATELIER_SHARE", "server", "share", "share"),
     ("ATELIER_PUBLIC_URL", "server", "public_url", "public_url"),
+    ("ATELIER_LOG_FORMAT", "server", "log_format", "log_format"),
+    ("ATELIER_METRICS_TOKEN", "server", "metrics_token", "metrics_token"),
+    ("ATELIER_METRICS_PORT", "queue", "metrics_port", "worker_metrics_port"),
     ("ATELIER_WEB_ONLY", "server", "web_only", "web_only"),
     ("ATELIER_DATABASE_URL", "database", "url", "database_url"),
     ("ATELIER_QUEUE_URL", "queue", "url", "queue_url"),
@@ -218,6 +228,10 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
     values["limits"] = Limits(**toml.get("limits", {}))
     values["oauth_providers"] = tuple(OAuthProvider(**p) for p in toml.get("auth", {}).get("provider", []))
     settings = Settings(**values)
+    settings = dataclasses.replace(settings, log_format=settings.log_format.strip().lower() or "text")
+    if settings.log_format not in LOG_FORMATS:
+        raise ValueError(f"ATELIER_LOG_FORMAT / [server] log_format must be one of {LOG_FORMATS}, got "
+                         f"{settings.log_format!r}")
     if settings.auth_mode not in AUTH_MODES:
         raise ValueError(f"ATELIER_AUTH_MODE / [auth] mode must be one of {AUTH_MODES}, got {settings.auth_mode!r}")
     if settings.requeue_grace_seconds <= 0:

@@ -11,8 +11,9 @@ that sets up a process's handler.
   `logger`, `message`, `job_id` when there is one, `exc_info` / `stack_info` as text when any, and
   whatever else was passed through `extra=`. `TextFormatter` is the terminal layout, with
   " [job ...]" appended where the message does not already name the job.
-- `configure_logging(json=None)` installs one root handler, JSON or text as `ATELIER_LOG_FORMAT`
-  (`json` | `text`, default text) says. Only entry points (app.py, the worker) call it.
+- `configure_logging(json=...)` installs one root handler, JSON or text as the settings' `log_format`
+  (ATELIER_LOG_FORMAT: `json` | `text`, default text) says. Only entry points (app.py, the worker)
+  call it.
 - `install_huey_job_context(huey)` wraps every `run_job` task in its job's context through Huey's
   public pre/post-execute hooks, so Huey's own "executed in" and "Unhandled exception" lines carry it.
 """
@@ -23,13 +24,11 @@ import contextvars
 import datetime
 import json as jsonlib
 import logging
-import os
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
-LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JOB_IN_MESSAGE = re.compile(r"\bjob ([0-9a-f]{32})\b")
 
@@ -112,14 +111,6 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def log_format(environ: Mapping[str, str] = os.environ) -> str:
-    """"json" or "text", from ATELIER_LOG_FORMAT (default "text"); ValueError for anything else."""
-    value = environ.get("ATELIER_LOG_FORMAT", "").strip().lower() or "text"
-    if value not in LOG_FORMATS:
-        raise ValueError(f"ATELIER_LOG_FORMAT={value!r} is not a log format; use 'json' or 'text'.")
-    return value
-
-
 def make_handler(json: bool, stream=None) -> logging.Handler:
     """A stream handler (stderr by default) with the JSON or text formatter and the `JobIdFilter`."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -128,21 +119,17 @@ def make_handler(json: bool, stream=None) -> logging.Handler:
     return handler
 
 
-def configure_logging(json: bool | None = None, level: int | str = logging.INFO, stream=None,
-                      environ: Mapping[str, str] = os.environ) -> logging.Handler:
+def configure_logging(json: bool = False, level: int | str = logging.INFO, stream=None) -> logging.Handler:
     """Give the root logger one handler (replacing any it had), JSON or text, at `level`.
 
     Args:
-        json: True for JSON lines, False for text; None (default) reads ATELIER_LOG_FORMAT from `environ`.
+        json: True for JSON lines, False for text (settings.log_format says which).
         level: the root logger's level (default INFO).
         stream: where lines go (default stderr).
-        environ: the environment to read ATELIER_LOG_FORMAT from (default os.environ).
 
     Uvicorn's own loggers are made to propagate here; start uvicorn with `log_config=None` so that it
     does not install its own handlers over them. Returns the handler.
     """
-    if json is None:
-        json = log_format(environ) == "json"
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

@@ -51,11 +51,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help="jobs run at once (threads); default 1")
     parser.add_argument("--models", nargs="*", default=[], metavar="ID",
                         help="catalogue ids of the models this worker serves (default: all)")
-    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("ATELIER_METRICS_PORT", "0")),
-                        help="serve Prometheus metrics on this port (default 0: none)")
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics on this port (default: ATELIER_METRICS_PORT, else none)")
     args = parser.parse_args(argv)
-    configure_logging()
     settings = load_settings()
+    configure_logging(json=settings.log_format == "json")
+    metrics_port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
     catalogue = load_models(settings.catalogue)
     if not needs_hub(catalogue):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
                            settings.progress_interval, settings.job_lease_seconds, models=tuple(args.models),
                            metrics=metrics)
     install_huey_job_context(huey)
-    if args.metrics_port:
-        serve_worker_metrics(args.metrics_port, metrics)
+    if metrics_port:
+        serve_worker_metrics(metrics_port, metrics)
     run_job = register_tasks(huey, executor)
     executor.warm_up()
     executor.start(lambda job_id, priority: run_job(job_id, priority=priority), args.workers,

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines import Txt2Img, WorkflowSpec
 from queueing.logs import (JsonFormatter, TextFormatter, current_job_id, install_huey_job_context, job_context,
-                           log_format, make_handler)
+                           make_handler)
 from queueing.metrics import Metrics, serve_worker_metrics
 from queueing.observability import (Readiness, blob_check, database_check, install_ops_routes, queue_check,
                                     workers_check)
@@ -477,14 +477,22 @@ def test_text_lines_name_the_job_once():
     assert json.loads(JsonFormatter().format(record))["job_id"] == "abc123"
 
 
-def test_the_log_format_comes_from_the_environment():
-    assert log_format({}) == "text" and log_format({"ATELIER_LOG_FORMAT": "JSON"}) == "json"
-    with pytest.raises(ValueError, match="use 'json' or 'text'"):
-        log_format({"ATELIER_LOG_FORMAT": "yaml"})
+def test_the_log_format_and_the_metrics_settings_come_from_the_settings():
+    from configs import load_settings
+
+    assert load_settings(environ={}).log_format == "text"
+    assert load_settings(environ={"ATELIER_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(ValueError, match=r"ATELIER_LOG_FORMAT / \[server\] log_format must be one of \('text', "
+                                         r"'json'\), got 'yaml'"):
+        load_settings(environ={"ATELIER_LOG_FORMAT": "yaml"})
+    settings = load_settings(environ={"ATELIER_METRICS_TOKEN": "t0ken", "ATELIER_METRICS_PORT": "9109"})
+    assert (settings.metrics_token, settings.worker_metrics_port) == ("t0ken", 9109)
+    assert (load_settings(environ={}).metrics_token, load_settings(environ={}).worker_metrics_port) == ("", 0)
     script = """
 import logging
+from configs import load_settings
 from queueing.logs import configure_logging, job_context
-configure_logging()
+configure_logging(json=load_settings().log_format == "json")
 with job_context("j1"):
     logging.getLogger("atelier").info("in a job")
 logging.getLogger("uvicorn.error").warning("from uvicorn")
