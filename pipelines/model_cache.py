@@ -1,7 +1,9 @@
 """Loaded pipelines, kept in memory so consecutive jobs on one model never reload it.
 
 Least recently used pipelines are dropped first once more than `capacity` are loaded. The cache
-is keyed by the model's content hash, so two catalogue ids naming the same weights share one load.
+is keyed by everything that decides what is loaded (`ModelCache.key`): the weights' content hash, the
+family (which pipeline class reads them) and, for a single file, its config folder. Two catalogue ids
+naming the same weights the same way share one load; the same file declared another way does not.
 """
 from __future__ import annotations
 
@@ -65,32 +67,38 @@ class ModelCache:
         self.config_folders = config_folders or {}
         self.on_load = on_load             # on_load(seconds, family) after each pipeline load
         self.loads = 0                     # how many times weights were read from disk
-        # model hash -> task -> pipeline; the "txt2img" entry is the loaded one, the others share its modules
-        self._pipelines: collections.OrderedDict[str, dict[str, DiffusionPipeline]] = collections.OrderedDict()
+        # key(model) -> task -> pipeline; the "txt2img" entry is the loaded one, the others share its modules
+        self._pipelines: collections.OrderedDict[tuple, dict[str, DiffusionPipeline]] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, model: ModelRef, task: str = "txt2img", control: ModelRef | None = None) -> DiffusionPipeline:
         """The pipeline for `task` ("txt2img", "img2img" or "inpaint") on `model`, steered by the ControlNet
         `control` if given, loading what is needed."""
+        key = self.key(model)
         with self._lock:
-            if model.hash in self._pipelines:
-                self._pipelines.move_to_end(model.hash)
+            if key in self._pipelines:
+                self._pipelines.move_to_end(key)
             else:
-                self._pipelines[model.hash] = {"txt2img": self._load(model)}
+                self._pipelines[key] = {"txt2img": self._load(model)}
                 self._evict()
-            tasks = self._pipelines[model.hash]
+            tasks = self._pipelines[key]
             if tasks["txt2img"].unet.config.in_channels != 4 and task != "inpaint":
                 raise AtelierError(f"Model {model.id!r} is an inpainting model; use it to inpaint or outpaint.",
                                    code="inpainting_model", field="model")
-            key = task if control is None else f"{task}+{control.hash}"
-            if key not in tasks:
+            name = task if control is None else f"{task}+{control.hash}"
+            if name not in tasks:
                 if control is None:
-                    tasks[key] = TASK_CLASSES[model.family][task].from_pipe(tasks["txt2img"])
+                    tasks[name] = TASK_CLASSES[model.family][task].from_pipe(tasks["txt2img"])
                 else:
-                    tasks[key] = CONTROL_CLASSES[model.family][task].from_pipe(
+                    tasks[name] = CONTROL_CLASSES[model.family][task].from_pipe(
                         tasks["txt2img"], controlnet=self._load_controlnet(control))
-                tasks[key].set_progress_bar_config(disable=True)
-            return tasks[key]
+                tasks[name].set_progress_bar_config(disable=True)
+            return tasks[name]
+
+    def key(self, model: ModelRef) -> tuple[str, str, str]:
+        """What decides what loading `model` gives: its weights (content hash), its family and, for a single
+        file, the config folder the catalogue gives it."""
+        return model.hash, model.family, str(self.config_folders.get(model.id, ""))
 
     def _load_controlnet(self, control: ModelRef) -> ControlNetModel:
         kind = control.source.split(":", 1)[0]
@@ -109,8 +117,9 @@ class ModelCache:
     def upscaler(self, model: ModelRef) -> DiffusionPipeline:
         """The upscaler pipeline for `model` (the diffusers x4 upscaler or x2 latent upscaler family; the
         folder's model_index.json says which), loading it if needed."""
+        key = self.key(model)
         with self._lock:
-            if model.hash not in self._pipelines:
+            if key not in self._pipelines:
                 kind = model.source.split(":", 1)[0]
                 logger.info("model cache: loading upscaler %s (%s)", model.id, model.source)
                 if kind == "demo":
@@ -127,49 +136,51 @@ class ModelCache:
                 pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
                 pipe.set_progress_bar_config(disable=True)
                 self.loads += 1
-                self._pipelines[model.hash] = {"upscale": pipe.to(self.device)}
+                self._pipelines[key] = {"upscale": pipe.to(self.device)}
                 self._evict()
-            self._pipelines.move_to_end(model.hash)
-            return self._pipelines[model.hash]["upscale"]
+            self._pipelines.move_to_end(key)
+            return self._pipelines[key]["upscale"]
 
     def video(self, model: ModelRef) -> StableVideoDiffusionPipeline:
         """The Stable Video Diffusion pipeline for `model`, loading it if needed."""
+        key = self.key(model)
         with self._lock:
-            if model.hash not in self._pipelines:
+            if key not in self._pipelines:
                 folder = self._folder(model, ensure_demo_svd, "model")
                 logger.info("model cache: loading video model %s (%s)", model.id, model.source)
                 pipe = self._from_pretrained(StableVideoDiffusionPipeline, model, folder)
                 if self.device.type == "cuda":
                     # Feed-forward layers in chunks: a little slower, much less memory for long videos.
                     pipe.unet.enable_forward_chunking()
-                self._pipelines[model.hash] = {"img2vid": pipe.to(self.device)}
+                self._pipelines[key] = {"img2vid": pipe.to(self.device)}
                 self._evict()
-            self._pipelines.move_to_end(model.hash)
-            return self._pipelines[model.hash]["img2vid"]
+            self._pipelines.move_to_end(key)
+            return self._pipelines[key]["img2vid"]
 
     def animatediff(self, model: ModelRef, adapter: ModelRef):
         """The AnimateDiff pipeline that animates `model` (its txt2img pipeline, loaded if needed) with the
         motion adapter `adapter`; it shares the model's text encoder and VAE."""
         base = self.get(model)
         with self._lock:
-            tasks = self._pipelines[model.hash]
-            key = f"txt2vid+{adapter.hash}"
-            if key not in tasks:
+            tasks = self._pipelines[self.key(model)]
+            name = f"txt2vid+{adapter.hash}"
+            if name not in tasks:
                 folder = self._folder(adapter, ensure_demo_motion_adapter, "motion_adapter")
                 logger.info("model cache: loading motion adapter %s (%s)", adapter.id, adapter.source)
                 motion = MotionAdapter.from_pretrained(folder, local_files_only=True, dtype=self.dtype)
                 self.loads += 1
                 try:
-                    tasks[key] = animatediff_from(base, motion.to(self.device)).to(self.device)
+                    tasks[name] = animatediff_from(base, motion.to(self.device)).to(self.device)
                 except ValueError as e:
                     raise AtelierError(f"Motion adapter {adapter.id!r} cannot animate {model.id!r}: {e}",
                                        code="adapter_mismatch", field="motion_adapter") from None
-            return tasks[key]
+            return tasks[name]
 
     def interpolator(self, model: ModelRef) -> FlowNet:
         """The learned frame interpolator for `model` (a RIFE-family folder), loading it if needed."""
+        key = self.key(model)
         with self._lock:
-            if model.hash not in self._pipelines:
+            if key not in self._pipelines:
                 folder = self._folder(model, ensure_demo_interpolator, "method")
                 logger.info("model cache: loading interpolator %s (%s)", model.id, model.source)
                 try:
@@ -178,10 +189,10 @@ class ModelCache:
                     raise AtelierError(f"Could not load interpolator {model.id!r} from {model.source}: {e}",
                                        code="model_load_failed", field="method") from e
                 self.loads += 1
-                self._pipelines[model.hash] = {"interpolate": net}
+                self._pipelines[key] = {"interpolate": net}
                 self._evict()
-            self._pipelines.move_to_end(model.hash)
-            return self._pipelines[model.hash]["interpolate"]
+            self._pipelines.move_to_end(key)
+            return self._pipelines[key]["interpolate"]
 
     def _folder(self, model: ModelRef, build_demo, field: str) -> pathlib.Path:
         """Where a demo or folder: model lives (the demo is built there the first time)."""

@@ -1,0 +1,33 @@
+"""The model cache keys a pipeline by everything that decides what is loaded (issue 12, item 7): the
+same single file under two configs is two pipelines, the same file declared the same way is one."""
+import json
+import shutil
+
+import torch
+
+from configs import load_models
+from pipelines.model_cache import ModelCache
+from pipelines.model_hashes import ModelHasher
+from pipelines.plan import ModelRef
+
+
+def test_one_file_under_two_configs_is_two_pipelines(catalogue_file, tmp_path):
+    entry = next(m for m in load_models(catalogue_file) if m.id == "single-file")
+    other_config = tmp_path / "config-v"
+    shutil.copytree(entry.config, other_config)
+    scheduler = other_config / "scheduler" / "scheduler_config.json"
+    settings = json.loads(scheduler.read_text())
+    settings["prediction_type"] = "v_prediction"                # the same weights, read as another model
+    scheduler.write_text(json.dumps(settings))
+    ref = ModelRef(id="single-file", family="sd15", source=entry.source,
+                   hash=ModelHasher(tmp_path)(entry))
+    twin = ModelRef(id="single-file-v", family="sd15", source=entry.source, hash=ref.hash)
+    cache = ModelCache(tmp_path, torch.device("cpu"), torch.float32, capacity=4,
+                       config_folders={"single-file": entry.config, "single-file-v": str(other_config)})
+    first, second = cache.get(ref), cache.get(twin)
+    assert first is not second and cache.loads == 2
+    assert (first.scheduler.config.prediction_type, second.scheduler.config.prediction_type) == \
+        ("epsilon", "v_prediction")
+    same = ModelRef(id="single-file-again", family="sd15", source=entry.source, hash=ref.hash)
+    cache.config_folders["single-file-again"] = entry.config
+    assert cache.get(same) is first and cache.loads == 2      # declared the same way: one load
