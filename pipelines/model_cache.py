@@ -47,6 +47,22 @@ CONTROL_CLASSES = {
 }
 
 
+def checkpoint_family(path: str | os.PathLike) -> str:
+    """The family an original-layout (LDM / A1111) .safetensors checkpoint holds, from its tensor names
+    alone (nothing is loaded): "sdxl", "sd15", "sd2", or "unknown"."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        prefixes = {".".join(key.split(".")[:3]) for key in f.keys()}
+    if any(p.startswith("conditioner.embedders.1") for p in prefixes):
+        return "sdxl"
+    if any(p.startswith("cond_stage_model.transformer") for p in prefixes):
+        return "sd15"
+    if any(p.startswith("cond_stage_model.model") for p in prefixes):
+        return "sd2"
+    return "unknown"
+
+
 class ModelCache:
     """Loads pipelines for ModelRefs onto one device and keeps the last `capacity` of them.
 
@@ -227,6 +243,22 @@ class ModelCache:
         path = pathlib.Path(model.source.split(":", 1)[1]).expanduser()
         return path if path.is_absolute() else self.models_dir / path
 
+    def _from_single_file(self, cls, model: ModelRef, config: pathlib.Path) -> DiffusionPipeline:
+        """`cls` read from `model`'s single file with the diffusers `config` folder. A file of another family
+        than the catalogue says fails inside diffusers with a bare KeyError or a shape error; that becomes a
+        message naming the model, the declared family and what the file holds."""
+        path = self._location(model)
+        try:
+            return cls.from_single_file(path, config=str(config), dtype=self.dtype)
+        except (KeyError, RuntimeError, ValueError) as e:
+            holds = checkpoint_family(path)
+            if holds == model.family:
+                raise
+            found = f"an {holds} checkpoint" if holds != "unknown" else "no checkpoint layout Atelier knows"
+            raise AtelierError(f"Model {model.id!r} is declared family = {model.family!r} in configs/models.toml, "
+                               f"but its file {path.name} holds {found}. Give it the family of its file (and a config "
+                               "folder of that family).", code="family_mismatch", field="model") from e
+
     def _load(self, model: ModelRef) -> DiffusionPipeline:
         started = time.perf_counter()
         cls = PIPELINE_CLASSES[model.family]
@@ -246,7 +278,7 @@ class ModelCache:
                                        code="model_config_missing", field="model")
                 config = pathlib.Path(config).expanduser()
                 config = config if config.is_absolute() else self.models_dir / config
-                pipe = cls.from_single_file(self._location(model), config=str(config), dtype=self.dtype)
+                pipe = self._from_single_file(cls, model, config)
             else:
                 pipe = cls.from_pretrained(model.source.split(":", 1)[1], dtype=self.dtype)
         except AtelierError:

@@ -31,3 +31,22 @@ def test_one_file_under_two_configs_is_two_pipelines(catalogue_file, tmp_path):
     same = ModelRef(id="single-file-again", family="sd15", source=entry.source, hash=ref.hash)
     cache.config_folders["single-file-again"] = entry.config
     assert cache.get(same) is first and cache.loads == 2      # declared the same way: one load
+
+
+def test_a_file_of_another_family_than_declared_is_named_not_an_internal_error(catalogue_file, settings, tmp_path):
+    import pytest
+
+    from pipelines.demo_model import ensure_demo_model
+    from pipelines.errors import AtelierError
+    from pipelines.model_cache import checkpoint_family
+
+    entry = next(m for m in load_models(catalogue_file) if m.id == "single-file")
+    path = entry.source.removeprefix("file:")
+    assert checkpoint_family(path) == "sd15"
+    sdxl_config = ensure_demo_model(settings.models_dir / "demo", "demo-sdxl")
+    cache = ModelCache(tmp_path, torch.device("cpu"), torch.float32, config_folders={"wrong": str(sdxl_config)})
+    declared = ModelRef(id="wrong", family="sdxl", source=entry.source, hash="sha256:" + "0" * 64)
+    with pytest.raises(AtelierError, match=r"Model 'wrong' is declared family = 'sdxl' in configs/models\.toml, but "
+                                           r"its file tiny-sd15\.safetensors holds an sd15 checkpoint\.") as refused:
+        cache.get(declared)
+    assert (refused.value.code, refused.value.field) == ("family_mismatch", "model")
