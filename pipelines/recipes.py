@@ -84,8 +84,13 @@ def _sampling(step) -> dict:
     """The Sampling fields of a diffusion step, as the request that made it gave them."""
     return {"prompt": step.prompt, "negative_prompt": step.negative_prompt, "model": step.model.id,
             "steps": step.steps, "cfg_scale": step.cfg_scale, "sampler": step.sampler, "schedule": step.schedule,
-            "seed": step.seeds[0] if step.seeds else -1, "batch_size": step.per_input, "style": "",
+            "seed": _seed(step), "batch_size": step.per_input, "style": "",
             "loras": tuple((name, weight) for name, _, weight, _ in step.loras)}
+
+
+def _seed(step) -> int:
+    """The seed the request gave: its first image's (image k has seed + k); -1 for a step with none."""
+    return step.seeds[0] if step.seeds else -1
 
 
 def _control(step) -> dict:
@@ -123,7 +128,7 @@ def _params(step: Step):
                         feather=step.feather, strength=step.strength, masked_content=step.masked_content)
     if isinstance(step, UpscaleStep):
         return Upscale(scale=step.scale, upscaler=step.upscaler, steps=step.steps or None,
-                       seed=step.seeds[0] if step.seeds else -1, tile_size=step.tile_size)
+                       seed=_seed(step), tile_size=step.tile_size)
     if isinstance(step, CannyStep):
         return Canny(low=step.low, high=step.high)
     if isinstance(step, Img2VidStep):
@@ -131,7 +136,7 @@ def _params(step: Step):
                        fps=_whole(step.fps), motion_bucket_id=step.motion_bucket_id,
                        noise_aug_strength=step.noise_aug_strength, decode_chunk_size=step.decode_chunk_size,
                        steps=step.steps, min_cfg_scale=step.min_cfg_scale, cfg_scale=step.cfg_scale,
-                       seed=step.seeds[0] if step.seeds else -1)
+                       seed=_seed(step))
     if isinstance(step, InterpolateStep):
         return Interpolate(factor=step.factor, method=step.method)
     raise ValueError(f"a {step.kind} step cannot be read back as a request")
