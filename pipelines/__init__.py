@@ -6,7 +6,8 @@ without loading torch. The runner lives in `pipelines.runner` and is imported wh
 from pipelines.compiler import Compiler
 from pipelines.errors import AtelierError, InvalidRequest, JobCancelled, NotFound, Problem
 from pipelines.plan import ExecutionPlan, ModelRef, Txt2ImgStep
-from pipelines.spec import NODE_TYPES, Txt2Img, WorkflowSpec
+from pipelines.nodes import REGISTRY
+from pipelines.spec import Txt2Img, WorkflowSpec
 
 __all__ = ["AtelierError", "Compiler", "ExecutionPlan", "InvalidRequest", "JobCancelled", "ModelRef",
-           "NODE_TYPES", "NotFound", "Problem", "Txt2Img", "Txt2ImgStep", "WorkflowSpec"]
+           "NotFound", "Problem", "REGISTRY", "Txt2Img", "Txt2ImgStep", "WorkflowSpec"]

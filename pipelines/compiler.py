@@ -5,7 +5,9 @@ defaults from the model catalogue, applies style presets, resolves each model to
 and each input image to its artifact, works out the size and number of every step's images, turns
 seed -1 into the request's one seed (image k gets seed + k) and prices the job. It never repairs a request
 silently: problems come back as an `InvalidRequest` listing each `Problem` with its field and a fix.
-Pure and fast: no torch, no files (input images are described by the `describe` callable).
+Each node kind's own checks and step are in its declaration (`pipelines/nodes/`); the compiler runs the
+graph, calls each node's compile in order, and offers the checks the kinds share (sampling, sizes, models,
+seeds, LoRAs, ControlNet). Pure and fast: no torch, no files (input images are described by `describe`).
 """
 from __future__ import annotations
 
@@ -18,22 +20,18 @@ from collections.abc import Callable
 from configs import CreditPrices, Limits, ModelEntry, Style
 from configs.catalogue import GENERATORS
 from pipelines.checks import MAX_SEED, Checker, is_whole
-from pipelines.compile_video import VideoNodes
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.facts import Describe, Made
 from pipelines.loras import ExtraFile
+from pipelines.node import NodeRegistry, Request
+from pipelines.nodes import REGISTRY
+from pipelines.plan import ExecutionPlan, ModelRef
+from pipelines.pricing import over_tier
 from pipelines.prompt_syntax import extract_loras
-from pipelines.pricing import over_tier, price
-from pipelines.plan import (CannyStep, ExecutionPlan, Img2ImgStep, InpaintStep, LoadImageStep,
-                            ModelRef, OutpaintStep, Step, Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
-from pipelines.spec import (Canny, Control, Img2Img, Img2Vid, Inpaint, Interpolate, LoadImage, LoadMask, LoadVideo,
-                            Node, Outpaint, Sampling, Txt2Img, Txt2Vid, Upscale, WorkflowSpec)
+from pipelines.spec import INTERPOLATORS, RESAMPLERS, Control, Node, Sampling, WorkflowSpec
 
 MAX_LORA_WEIGHT = 2.0
-MAX_SCALE = 8.0
-MASKED_CONTENT = ("original", "noise", "fill")
-RESAMPLERS = ("lanczos",)
 # Where a model that does not draw pictures itself goes instead, by family.
 NOT_A_GENERATOR = {"controlnet": "give it as control_model", "upscaler": "give it as upscaler (upscale node)",
                    "svd": "use it for image to video (img2vid node, the Video tab)",
@@ -45,8 +43,8 @@ def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
-class Compiler(VideoNodes):
-    """Turns specs into plans for one catalogue (the video nodes' methods are in compile_video.py).
+class Compiler:
+    """Turns specs into plans for one catalogue.
 
     Args:
         models: the catalogue; the first entry is the default model.
@@ -56,12 +54,14 @@ class Compiler(VideoNodes):
         model_hash: returns the content hash of a catalogue entry's weights.
         seed_source: returns a random seed for requests with seed -1.
         extras: kind ("lora" or "embedding") -> the files available, by name.
+        registry: the node kinds it compiles.
     """
 
     def __init__(self, models: tuple[ModelEntry, ...], styles: tuple[Style, ...], limits: Limits,
                  prices: CreditPrices, model_hash: Callable[[ModelEntry], str],
                  seed_source: Callable[[], int] = random_seed,
-                 extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
+                 extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {},
+                 registry: NodeRegistry = REGISTRY):
         self.models = {m.id: m for m in models}
         self.default_model = next(m for m in models if m.family in GENERATORS)
         self.styles = {s.name: s for s in styles}
@@ -70,6 +70,7 @@ class Compiler(VideoNodes):
         self.model_hash = model_hash
         self.seed_source = seed_source
         self.extras = extras
+        self.registry = registry
 
     def compile(self, spec: WorkflowSpec, describe: Describe | None = None, tier_max_side: int = 0,
                 tier: str = "", tier_max_frames: int = 0, tier_max_nodes: int = 0) -> ExecutionPlan:
@@ -88,13 +89,14 @@ class Compiler(VideoNodes):
         self.check_nodes(len(spec.nodes), tier_max_nodes, tier)
         nodes = self._ordered(self._with_request_seed(spec))
         made: dict[str, Made] = {}
-        steps, problems, notes = [], [], []
+        steps, problems = [], []
+        request = Request(describe)
         for node in nodes:
             if any(link.node not in made for _, link in node.inputs):
                 continue                                    # an input failed; its problem is reported
             check = Checker(where=f"{node.id}." if len(nodes) > 1 else "")
             inputs = {name: made[link.node] for name, link in node.inputs}
-            result = self._node(node, inputs, describe, check, notes)
+            result = self.registry.node(node.kind).compile(self, node, inputs, check, request)
             problems += check.problems
             if result is not None and not check.problems:
                 steps.append(result[0])
@@ -102,7 +104,8 @@ class Compiler(VideoNodes):
         problems += over_tier(steps, tier_max_side, tier, tier_max_frames)
         if problems:
             raise InvalidRequest(problems)
-        return ExecutionPlan(steps=tuple(steps), credits=sum(price(s, self.prices) for s in steps), notes=tuple(notes))
+        return ExecutionPlan(steps=tuple(steps), credits=sum(self.registry.price(s, self.prices) for s in steps),
+                             notes=tuple(request.notes))
 
     def check_nodes(self, count: int, tier_max_nodes: int = 0, tier: str = "") -> None:
         """Raise InvalidRequest if a workflow of `count` nodes (or a plan of `count` steps) is bigger than
@@ -131,7 +134,7 @@ class Compiler(VideoNodes):
         for node in spec.nodes:
             p = node.params
             if is_whole(getattr(p, "seed", None)) and p.seed == -1:
-                if isinstance(p, Upscale) and p.upscaler in RESAMPLERS:
+                if not getattr(p, "draws_noise", True):
                     seed = 0
                 else:
                     request_seed = self.seed_source() if request_seed is None else request_seed
@@ -152,6 +155,10 @@ class Compiler(VideoNodes):
                                           f"Node ids must be unique, got {[n.id for n in spec.nodes]}.")])
         problems = []
         for node in spec.nodes:
+            if node.kind not in self.registry.params_types:
+                problems.append(Problem("unknown_node", f"{node.id}.kind", f"Unknown node kind {node.kind!r}; "
+                                        f"expected one of {sorted(self.registry.params_types)}."))
+                continue
             declared = type(node.params).inputs
             optional = getattr(type(node.params), "optional_inputs", frozenset())
             given = dict(node.inputs)
@@ -183,97 +190,40 @@ class Compiler(VideoNodes):
             placed |= {n.id for n in ready}
         return ordered
 
-    def _node(self, node: Node, inputs: dict[str, Made], describe: Describe | None, check: Checker,
-              notes: list[str]) -> tuple[Step, Made] | None:
-        p = node.params
-        if isinstance(p, (LoadImage, LoadMask)):
-            return self._load(node, describe, check)
-        if isinstance(p, Txt2Img):
-            return self._txt2img(node, inputs.get("control"), check)
-        if isinstance(p, Img2Img):
-            return self._img2img(node, inputs["image"], inputs.get("control"), check)
-        if isinstance(p, Canny):
-            return self._canny(node, inputs["image"], check)
-        if isinstance(p, Inpaint):
-            return self._inpaint(node, inputs["image"], inputs["mask"], check, notes)
-        if isinstance(p, Outpaint):
-            return self._outpaint(node, inputs["image"], check)
-        if isinstance(p, Upscale):
-            return self._upscale(node, inputs["image"], check)
-        if isinstance(p, LoadVideo):
-            return self._load_video(node, describe, check)
-        if isinstance(p, Img2Vid):
-            return self._img2vid(node, inputs["image"], check, notes)
-        if isinstance(p, Txt2Vid):
-            return self._txt2vid(node, check)
-        if isinstance(p, Interpolate):
-            return self._interpolate(node, inputs["video"], check)
-        raise TypeError(f"no compiler for {type(p).__name__}")
+    # -- the checks node kinds share ---------------------------------------------------------------
 
-    # -- nodes -----------------------------------------------------------------------------------
+    def upscalers(self) -> tuple[str, ...]:
+        """Names the `upscaler` parameter takes: the resamplers, then the catalogue's upscaler models."""
+        return RESAMPLERS + tuple(m.id for m in self.models.values() if m.family == "upscaler")
 
-    def _load(self, node: Node, describe: Describe | None, check: Checker):
-        artifact_id = node.params.artifact_id
-        as_mask = isinstance(node.params, LoadMask)
-        facts = describe(artifact_id, "mask" if as_mask else "image") if describe and isinstance(artifact_id, str) and artifact_id else None
-        if facts is None:
-            check.fail("unknown_image", "artifact_id", f"No image {artifact_id!r}. Upload it first, or use the id "
-                       "of one of your artifacts.")
-            return None
-        step = LoadImageStep(id=node.id, artifact_id=artifact_id, as_mask=as_mask, width=facts.width,
-                             height=facts.height)
-        return step, Made(1, facts.width, facts.height, mask_empty=as_mask and facts.mask_empty)
+    def interpolators(self) -> tuple[str, ...]:
+        """Names the interpolate node's `method` takes: optical flow, then the catalogue's learned models."""
+        return INTERPOLATORS + tuple(m.id for m in self.models.values() if m.family == "interpolator")
 
-    def _txt2img(self, node: Node, control: Made | None, check: Checker):
-        p: Txt2Img = node.params
-        common = self._sampling(p, check, need_prompt=True)
-        if common is None:
-            return None
-        model = common.pop("entry")
-        width = self._side("width", model.width if p.width is None else p.width, check)
-        height = self._side("height", model.height if p.height is None else p.height, check)
-        self._pixels(width, height, check)
-        batch = common.pop("batch")
-        guidance = self._control(p, control, model, 1, check)
-        if check.problems:
-            return None
-        step = Txt2ImgStep(id=node.id, inputs=_links(node, "control"), width=width, height=height,
-                           seeds=self._seeds(common.pop("seed"), batch), per_input=batch, **guidance, **common)
-        return step, Made(batch, width, height)
+    def video_model(self, model_id, family: str, name: str, check: Checker) -> ModelEntry | None:
+        """The catalogue entry of `family` called `model_id` ("" = the first of that family)."""
+        choices = [m for m in self.models.values() if m.family == family]
+        if model_id in ("", None) and choices:
+            return choices[0]
+        if isinstance(model_id, str) and model_id in self.models and self.models[model_id].family == family:
+            return self.models[model_id]
+        check.fail("unknown_model", name, f"Unknown {family} model {model_id!r}; choose one of "
+                   f"{sorted(m.id for m in choices) or 'none'} (add others to configs/models.toml).")
+        return None
 
-    def _img2img(self, node: Node, image: Made, control: Made | None, check: Checker):
-        p: Img2Img = node.params
-        common = self._sampling(p, check, need_prompt=False)
-        strength = check.number("strength", p.strength, 0.0, 1.0)
-        if common is None:
-            return None
-        self._denoises(common.get("steps"), strength, check)
-        model = common.pop("entry")
-        width = self._side("width", _floor8(image.width) if p.width is None else p.width, check)
-        height = self._side("height", _floor8(image.height) if p.height is None else p.height, check)
-        self._pixels(width, height, check)
-        batch = common.pop("batch")
-        guidance = self._control(p, control, model, image.count, check)
-        if check.problems:
-            return None
-        step = Img2ImgStep(id=node.id, inputs=_links(node, "image", "control"), width=width, height=height,
-                           strength=strength, seeds=self._seeds(common.pop("seed"), image.count * batch),
-                           per_input=batch, **guidance, **common)
-        return step, Made(image.count * batch, width, height)
+    def frames_and_fps(self, frames, fps, model: ModelEntry, check: Checker) -> tuple[int | None, int | None]:
+        frames = check.integer("frames", model.frames if frames is None else frames, 2, self.limits.max_frames,
+                               " Make a shorter video, then interpolate it for more frames.")
+        fps = check.integer("fps", model.fps if fps is None else fps, 1, self.limits.max_fps)
+        return frames, fps
 
-    def _canny(self, node: Node, image: Made, check: Checker):
-        p: Canny = node.params
-        low = check.integer("low", p.low, 0, 255)
-        high = check.integer("high", p.high, 0, 255)
-        if low is not None and high is not None and low > high:
-            check.fail("out_of_range", "low", f"low ({low}) must not be above high ({high}).")
-        if check.problems:
-            return None
-        step = CannyStep(id=node.id, inputs=_links(node, "image"), width=image.width, height=image.height,
-                         low=low, high=high, seeds=tuple(range(image.count)))
-        return step, Made(image.count, image.width, image.height)
+    def chunk(self, chunk, frames: int | None, check: Checker) -> int | None:
+        if chunk is None:
+            return frames
+        return check.integer("decode_chunk_size", chunk, 1, max(frames or 1, 1),
+                             " Fewer frames at a time use less memory.")
 
-    def _control(self, p: Control, control: Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
+    def control(self, p: Control, control: Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
         """The ControlNet fields of a step: none without a control image, else a checked ControlNet."""
         if control is None:
             if p.control_model:
@@ -298,109 +248,10 @@ class Compiler(VideoNodes):
         if start is not None and end is not None and start >= end:
             check.fail("out_of_range", "control_start", f"control_start ({start:g}) must be below control_end "
                        f"({end:g}).")
-        ref = ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
-        return {"control_model": ref, "control_scale": scale, "control_start": start, "control_end": end}
+        return {"control_model": self.ref(entry), "control_scale": scale, "control_start": start, "control_end": end}
 
-    def _inpaint(self, node: Node, image: Made, mask: Made, check: Checker, notes: list[str]):
-        p: Inpaint = node.params
-        common = self._sampling(p, check, need_prompt=False)
-        strength = check.number("strength", p.strength, 0.0, 1.0)
-        blur = check.integer("mask_blur", p.mask_blur, 0, 256)
-        invert = check.flag("invert_mask", p.invert_mask)
-        full_res = check.flag("full_res", p.full_res)
-        padding = check.integer("full_res_padding", p.full_res_padding, 0, 1024)
-        content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
-        if mask.count not in (1, image.count):
-            check.fail("mask_count", "mask", f"Give one mask, or one per image ({image.count}); got {mask.count}.")
-        if common is not None:
-            self._denoises(common.get("steps"), strength, check)
-        if mask.mask_empty and invert is False:
-            check.fail("empty_mask", "mask", "The mask is all black, so there is nothing to repaint. Paint the "
-                       "area to change in white (or tick invert_mask to repaint everything else).")
-        if common is None:
-            return None
-        model = common.pop("entry")
-        if (mask.width, mask.height) != (image.width, image.height):
-            notes.append(f"The mask ({mask.width}x{mask.height}) was resized to the image "
-                         f"({image.width}x{image.height}).")
-        if full_res:
-            work = (model.width, model.height)
-        else:
-            work = (_floor8(image.width), _floor8(image.height))
-            self._side("width", work[0], check)
-            self._side("height", work[1], check)
-        self._pixels(image.width, image.height, check)
-        batch = common.pop("batch")
-        if check.problems:
-            return None
-        step = InpaintStep(id=node.id, inputs=(("image", node.link("image").node), ("mask", node.link("mask").node)),
-                           width=image.width, height=image.height, work_width=work[0], work_height=work[1],
-                           strength=strength, mask_blur=blur, invert_mask=invert, full_res=full_res,
-                           full_res_padding=padding, masked_content=content,
-                           seeds=self._seeds(common.pop("seed"), image.count * batch), per_input=batch, **common)
-        return step, Made(image.count * batch, image.width, image.height)
 
-    def _outpaint(self, node: Node, image: Made, check: Checker):
-        p: Outpaint = node.params
-        common = self._sampling(p, check, need_prompt=False)
-        sides = {name: check.integer(name, getattr(p, name), 0, self.limits.max_side)
-                 for name in ("left", "right", "top", "bottom")}
-        feather = check.integer("feather", p.feather, 0, 256)
-        strength = check.number("strength", p.strength, 0.0, 1.0)
-        content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
-        if all(v == 0 for v in sides.values()):
-            check.fail("nothing_to_extend", "left", "left, right, top and bottom are all 0; extend at least one side.")
-        if common is None or None in sides.values():
-            return None
-        self._denoises(common.get("steps"), strength, check)
-        common.pop("entry")
-        width = _ceil8(image.width + sides["left"] + sides["right"])
-        height = _ceil8(image.height + sides["top"] + sides["bottom"])
-        self._side("width", width, check)
-        self._side("height", height, check)
-        self._pixels(width, height, check)
-        batch = common.pop("batch")
-        if check.problems:
-            return None
-        step = OutpaintStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
-                            feather=feather, strength=strength, masked_content=content,
-                            seeds=self._seeds(common.pop("seed"), image.count * batch), per_input=batch,
-                            **sides, **common)
-        return step, Made(image.count * batch, width, height)
-
-    def upscalers(self) -> tuple[str, ...]:
-        """Names the `upscaler` parameter takes: the resamplers, then the catalogue's upscaler models."""
-        return RESAMPLERS + tuple(m.id for m in self.models.values() if m.family == "upscaler")
-
-    def _upscale(self, node: Node, image: Made, check: Checker):
-        p: Upscale = node.params
-        scale = check.number("scale", p.scale, 1.0, MAX_SCALE)
-        upscaler = check.choice("upscaler", p.upscaler, self.upscalers())
-        seed = self._seed(p.seed, check)
-        tile = check.integer("tile_size", p.tile_size, 32, 1024)
-        entry = self.models.get(upscaler) if upscaler not in RESAMPLERS else None
-        steps = check.integer("steps", (entry.steps if entry else 1) if p.steps is None else p.steps,
-                              1, self.limits.max_steps)
-        if scale is None or upscaler is None or check.problems:
-            return None
-        width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
-        if max(width, height) > self.limits.max_side:
-            check.fail("too_big", "scale", f"x{scale:g} makes {width}x{height}; the longest side may be "
-                       f"{self.limits.max_side}. Use a smaller scale.")
-        self._pixels(width, height, check)
-        if check.problems:
-            return None
-        model = None
-        if entry is not None:
-            model = ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
-        step = UpscaleStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
-                           scale=scale, upscaler=upscaler, model=model, seeds=self._seeds(seed, image.count),
-                           steps=steps if model else 0, tile_size=tile)
-        return step, Made(image.count, width, height)
-
-    # -- shared checks ---------------------------------------------------------------------------
-
-    def _sampling(self, p: Sampling, check: Checker, need_prompt: bool) -> dict | None:
+    def sampling(self, p: Sampling, check: Checker, need_prompt: bool) -> dict | None:
         """The parameters every diffusion node shares, resolved (None if the model is unknown)."""
         limits = self.limits
         prompt = check.text("prompt", p.prompt, limits.max_prompt_chars)
@@ -423,7 +274,7 @@ class Compiler(VideoNodes):
         elif (message := schedule_error(sampler, schedule)) is not None:
             check.fail("unsupported_schedule", "schedule", message)
         batch = check.integer("batch_size", p.batch_size, 1, limits.max_batch_size)
-        seed = self._seed(p.seed, check)
+        seed = self.seed(p.seed, check)
         style = self._style(p.style, check)
         if check.problems:
             return {"entry": model, "batch": batch} if batch is not None else None
@@ -431,13 +282,12 @@ class Compiler(VideoNodes):
         prompt, loras = self._loras(prompt, p.loras, check)
         if check.problems:
             return {"entry": model, "batch": batch}
-        ref = ModelRef(id=model.id, family=model.family, source=model.source, hash=self.model_hash(model))
-        return {"entry": model, "model": ref, "prompt": prompt, "negative_prompt": negative, "steps": steps,
+        return {"entry": model, "model": self.ref(model), "prompt": prompt, "negative_prompt": negative, "steps": steps,
                 "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
                 "seed": seed, "style": style.name if style else "",
                 "loras": loras, "embeddings": self._embeddings(prompt, negative)}
 
-    def _denoises(self, steps: int | None, strength: float | None, check: Checker) -> None:
+    def denoises(self, steps: int | None, strength: float | None, check: Checker) -> None:
         """Refuse a strength and steps that repaint nothing: diffusers runs int(steps x strength) of the
         steps on an image, and none at all fails deep inside the pipeline. Strength 0 keeps the image."""
         if steps and strength and int(steps * strength) < 1:
@@ -476,8 +326,18 @@ class Compiler(VideoNodes):
         words = set(re.findall(r"[\w.-]+", f"{prompt} {negative}"))
         return tuple((name, f.sha256) for name, f in sorted(self.extras("embedding").items()) if name in words)
 
-    def _seeds(self, seed: int, count: int) -> tuple[int, ...]:
+    def seeds(self, seed: int, count: int) -> tuple[int, ...]:
+        """The seeds of `count` images (or videos) from one request seed: image k gets seed + k."""
         return tuple(seed + k for k in range(count))
+
+    def seed(self, seed, check: Checker) -> int | None:
+        """A checked seed; -1 (which the request seed has replaced by now, except in a direct call) draws one."""
+        seed = check.integer("seed", seed, -1, MAX_SEED, " Use -1 for a random seed.")
+        return self.seed_source() if seed == -1 else seed
+
+    def ref(self, entry: ModelEntry) -> ModelRef:
+        """A catalogue entry resolved to the weights it names."""
+        return ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
 
     def _model(self, model_id, check: Checker) -> ModelEntry | None:
         if model_id in ("", None):
@@ -496,7 +356,7 @@ class Compiler(VideoNodes):
             return None
         return self.models[model_id]
 
-    def _side(self, name: str, value, check: Checker) -> int | None:
+    def side(self, name: str, value, check: Checker) -> int | None:
         limits = self.limits
         value = check.integer(name, value, limits.min_side, limits.max_side)
         if value is not None and value % 8:
@@ -505,7 +365,7 @@ class Compiler(VideoNodes):
             return None
         return value
 
-    def _pixels(self, width: int | None, height: int | None, check: Checker) -> None:
+    def pixels(self, width: int | None, height: int | None, check: Checker) -> None:
         if width and height and width * height > self.limits.max_pixels:
             check.fail("too_many_pixels", "width",
                        f"{width}x{height} is {width * height:,} pixels; the limit is {self.limits.max_pixels:,}. "
@@ -518,16 +378,3 @@ class Compiler(VideoNodes):
             check.fail("unknown_style", "style", f"Unknown style {name!r}; choose one of {sorted(self.styles)}.")
             return None
         return self.styles[name]
-
-
-def _links(node: Node, *names: str) -> tuple[tuple[str, str], ...]:
-    """The plan's (input name, step id) pairs for those of `names` that are connected."""
-    return tuple((name, node.link(name).node) for name in names if node.link(name) is not None)
-
-
-def _floor8(value: int) -> int:
-    return max(8, value // 8 * 8)
-
-
-def _ceil8(value: int) -> int:
-    return -(-value // 8) * 8

@@ -6,15 +6,15 @@ Civitai and ComfyUI loaders read our images:
     Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1234, Size: 512x512, ...
 
 A value holding ",", ":" or a newline is written as a JSON string, as A1111's `infotext_utils.quote`
-does; `parse_infotext` reads the same format back. Nothing here imports torch.
+does; `parse_infotext` reads the same format back. What each node kind writes is in its declaration
+(`pipelines/nodes/`); `NodeRegistry.infotext(step, index)` gives a step's text. Nothing here imports torch.
 """
 from __future__ import annotations
 
 import json
 import re
 
-from pipelines.plan import (CannyStep, DiffusionStep, Img2ImgStep, Img2VidStep, InpaintStep, InterpolateStep,
-                            OutpaintStep, Step, Txt2VidStep, UpscaleStep)
+from pipelines.plan import DiffusionStep
 from pipelines.samplers import a1111_labels
 
 VERSION = "Atelier 0.1"
@@ -28,31 +28,15 @@ def _quote(value) -> str:
     return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",\n:") else text
 
 
-def _line(params: dict) -> str:
+def line(params: dict) -> str:
+    """`Key: value, Key: value` for the params that are not None, in their order."""
     return ", ".join(f"{k}: {_quote(v)}" for k, v in params.items() if v is not None)
 
 
-def format_infotext(step: Step, index: int) -> str:
-    """The infotext for image (or video) `index` of `step` (A1111's keys, in A1111's order; video steps
-    add what sd-webui-animatediff and Forge's SVD tab write)."""
-    if isinstance(step, Img2VidStep):
-        return _line({"Steps": step.steps, "Sampler": "Euler", "Schedule type": "Karras",
-                      "CFG scale": f"{step.cfg_scale:g}", "Min CFG scale": f"{step.min_cfg_scale:g}",
-                      "Seed": step.seeds[index], "Size": f"{step.width}x{step.height}",
-                      "Model hash": step.model.short_hash, "Model": step.model.id, "Video frames": step.frames,
-                      "FPS": f"{step.fps:g}", "Motion bucket id": step.motion_bucket_id,
-                      "Augmentation level": f"{step.noise_aug_strength:g}", "Version": VERSION})
-    if isinstance(step, InterpolateStep):
-        return _line({"Frame interpolation": f"{step.method} x{step.factor}", "Video frames": step.frames,
-                      "FPS": f"{step.fps:g}", "Size": f"{step.width}x{step.height}", "Version": VERSION})
-    if isinstance(step, UpscaleStep):
-        params = {"Postprocess upscale by": f"{step.scale:g}", "Postprocess upscaler": step.upscaler.title(),
-                  "Seed": step.seeds[index] if step.model else None, "Steps": step.steps or None,
-                  "Tile size": step.tile_size if step.model else None, "Version": VERSION}
-        return _line(params)
-    if isinstance(step, CannyStep):
-        return _line({"Preprocessor": "canny", "Threshold A": step.low, "Threshold B": step.high, "Version": VERSION})
-    assert isinstance(step, DiffusionStep)
+def diffusion_infotext(step: DiffusionStep, index: int, specific: dict) -> str:
+    """The infotext of image (or video) `index` of a denoising step, in A1111's order: the prompt, the negative
+    prompt, then the sampling keys, the node kind's `specific` keys (None = left out), ControlNet, LoRA and
+    embedding hashes, style and version."""
     sampler, schedule = a1111_labels(step.sampler, step.schedule)
     params = {
         "Steps": step.steps,
@@ -63,32 +47,20 @@ def format_infotext(step: Step, index: int) -> str:
         "Size": f"{step.width}x{step.height}",
         "Model hash": step.model.short_hash,
         "Model": step.model.id,
-        "Denoising strength": f"{step.strength:g}" if isinstance(step, (Img2ImgStep, InpaintStep, OutpaintStep))
-        else None,
+        **specific,
     }
-    if isinstance(step, InpaintStep):
-        params.update({"Mask blur": step.mask_blur, "Mask mode": "Inpaint not masked" if step.invert_mask else None,
-                       "Inpaint area": "Only masked" if step.full_res else None,
-                       "Masked area padding": step.full_res_padding if step.full_res else None,
-                       "Masked content": step.masked_content})
-    if isinstance(step, OutpaintStep):
-        params["Outpaint"] = f"left {step.left}, right {step.right}, top {step.top}, bottom {step.bottom}"
     if getattr(step, "control_model", None) is not None:    # as sd-webui-controlnet writes it
         net = step.control_model
         params["ControlNet 0"] = (f"Model: {net.id} [{net.short_hash[:8]}], Weight: {step.control_scale:g}, "
                                   f"Guidance Start: {step.control_start:g}, Guidance End: {step.control_end:g}")
-    if isinstance(step, Txt2VidStep):                    # as sd-webui-animatediff writes it
-        params["AnimateDiff"] = (f"model: {step.motion_adapter.id} [{step.motion_adapter.short_hash[:8]}], "
-                                 f"video_length: {step.frames}, fps: {step.fps:g}")
     if step.loras:       # A1111 drops ":" and "," from names here, so the list stays parseable
         params["Lora hashes"] = ", ".join(f"{_plain(name)}: {short}" for name, _, _, short in step.loras)
     if step.embeddings:
         params["TI hashes"] = ", ".join(f"{_plain(name)}: {sha256[:12]}" for name, sha256 in step.embeddings)
     params.update({"Style": step.style or None, "Version": VERSION})
-    line = _line(params)
     prompt = ", ".join([step.prompt] * bool(step.prompt) + [f"<lora:{n}:{w:g}>" for n, _, w, _ in step.loras])
     negative = f"\nNegative prompt: {step.negative_prompt}" if step.negative_prompt else ""
-    return f"{prompt}{negative}\n{line}".strip()
+    return f"{prompt}{negative}\n{line(params)}".strip()
 
 
 def _plain(name: str) -> str:

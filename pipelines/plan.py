@@ -46,6 +46,9 @@ class Step:
     # Whether the same step (same seeds) always makes the same outputs, so an identical plan may be served
     # from stored ones instead of run again. Every kind so far is: noise comes only from the seeds.
     deterministic: ClassVar[bool] = True
+    # Whether it only reads a stored file (by `artifact_id`): its output is that file, not a new artifact, and
+    # it is not a node of "node k of m".
+    reads_stored: ClassVar[bool] = False
 
     id: str
     inputs: tuple[tuple[str, str], ...] = ()
@@ -54,6 +57,15 @@ class Step:
 
     def input(self, name: str) -> str:
         return dict(self.inputs)[name]
+
+    def source_index(self, index: int) -> int:
+        """Which image of each input output `index` was made from."""
+        return index
+
+    @property
+    def noise_seeds(self) -> tuple[int, ...]:
+        """The seed each output was made from; () when no noise is involved."""
+        return ()
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -78,6 +90,7 @@ class LoadImageStep(Step):
     """A stored image (or mask) by artifact id, which is the sha256 of its bytes."""
 
     kind: ClassVar[str] = "load_image"
+    reads_stored: ClassVar[bool] = True
 
     artifact_id: str
     as_mask: bool = False
@@ -104,6 +117,13 @@ class DiffusionStep(Step):
     @property
     def image_count(self) -> int:
         return len(self.seeds)
+
+    def source_index(self, index: int) -> int:
+        return index // self.per_input
+
+    @property
+    def noise_seeds(self) -> tuple[int, ...]:
+        return self.seeds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,12 +205,17 @@ class UpscaleStep(Step):
     steps: int = 0
     tile_size: int = 128
 
+    @property
+    def noise_seeds(self) -> tuple[int, ...]:
+        return self.seeds if self.model else ()       # Lanczos involves no noise
+
 
 @dataclass(frozen=True, kw_only=True)
 class LoadVideoStep(Step):
     """A stored video by artifact id (the sha256 of its bytes); `frames` and `fps` as it was stored."""
 
     kind: ClassVar[str] = "load_video"
+    reads_stored: ClassVar[bool] = True
 
     artifact_id: str
     frames: int
@@ -227,6 +252,10 @@ class Img2VidStep(VideoStep):
     cfg_scale: float
     decode_chunk_size: int
 
+    @property
+    def noise_seeds(self) -> tuple[int, ...]:
+        return self.seeds
+
 
 @dataclass(frozen=True, kw_only=True)
 class Txt2VidStep(VideoStep, DiffusionStep):
@@ -249,11 +278,6 @@ class InterpolateStep(VideoStep):
     factor: int
     method: str                          # "flow", or the id of `model`
     model: ModelRef | None = None        # a learned interpolator (RIFE family); None for optical flow
-
-
-STEP_TYPES: dict[str, type[Step]] = {t.kind: t for t in (LoadImageStep, Txt2ImgStep, Img2ImgStep, InpaintStep,
-                                                         OutpaintStep, UpscaleStep, CannyStep, LoadVideoStep,
-                                                         Img2VidStep, Txt2VidStep, InterpolateStep)}
 
 
 @dataclass(frozen=True)
@@ -283,11 +307,16 @@ class ExecutionPlan:
         return canonical_json(self.to_dict())
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExecutionPlan":
-        steps = tuple(STEP_TYPES[s["kind"]].from_dict(s) for s in data["steps"])
+    def from_dict(cls, data: dict, step_types: dict[str, type[Step]] | None = None) -> "ExecutionPlan":
+        """The plan `to_dict` gave. `step_types`: step kind -> its dataclass; None = the step kinds of
+        `pipelines.nodes.REGISTRY`. Raises KeyError for a step kind it does not know."""
+        if step_types is None:
+            from pipelines.nodes import REGISTRY     # here, because the node declarations import this module
+            step_types = REGISTRY.step_types
+        steps = tuple(step_types[s["kind"]].from_dict(s) for s in data["steps"])
         return cls(steps=steps, credits=data.get("credits", 0.0), version=data.get("version", PLAN_VERSION),
                    notes=tuple(data.get("notes", ())))
 
     @classmethod
-    def from_json(cls, text: str) -> "ExecutionPlan":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, step_types: dict[str, type[Step]] | None = None) -> "ExecutionPlan":
+        return cls.from_dict(json.loads(text), step_types)

@@ -1,30 +1,18 @@
-"""What a plan's steps cost in credits, and whether they fit the caller's tier. Pure: no torch."""
+"""The price rules the node kinds share, and whether a plan's steps fit the caller's tier. Each step kind's own
+price is in its declaration (`pipelines/nodes/`). Pure: no torch."""
 from __future__ import annotations
 
 import math
 
 from configs import CreditPrices
 from pipelines.errors import Problem
-from pipelines.plan import DiffusionStep, InpaintStep, InterpolateStep, Step, UpscaleStep, VideoStep
+from pipelines.plan import DiffusionStep, Step, VideoStep
 
 
-def price(step: Step, prices: CreditPrices) -> float:
-    """Credits for a step: `base_image` per 512x512 image, in proportion to the pixels the model works
-    on, rounded up to half credits, times `sdxl_multiplier` on SDXL-family models, plus `lora` per LoRA
-    and `controlnet` when a ControlNet steers it; an upscaler model costs `upscale` per image; a video
-    model `video_frame` per frame, whatever its size, and interpolation `interpolated_frame` per frame it
-    adds; loading images and videos and Lanczos resizing are free."""
-    if isinstance(step, InterpolateStep):
-        added = step.frames - (step.frames - 1) // step.factor - 1
-        return math.ceil(prices.interpolated_frame * added * 2) / 2 * step.video_count
-    if isinstance(step, VideoStep):
-        loras = prices.lora * len(getattr(step, "loras", ()))
-        return (prices.video_frame * step.frames + loras) * step.video_count
-    if isinstance(step, UpscaleStep):
-        return prices.upscale * len(step.seeds) if step.model else 0.0
-    if not isinstance(step, DiffusionStep):
-        return 0.0
-    width, height = (step.work_width, step.work_height) if isinstance(step, InpaintStep) else (step.width, step.height)
+def denoising_price(step: DiffusionStep, prices: CreditPrices, width: int, height: int) -> float:
+    """Credits for a denoising step whose model works on `width` x `height`: `base_image` per 512x512 image,
+    in proportion to the pixels, rounded up to half credits, times `sdxl_multiplier` on SDXL-family models,
+    plus `lora` per LoRA and `controlnet` when a ControlNet steers it."""
     per_image = prices.base_image * width * height / (512 * 512)
     if step.model.family == "sdxl":
         per_image *= prices.sdxl_multiplier
@@ -32,6 +20,13 @@ def price(step: Step, prices: CreditPrices) -> float:
     if getattr(step, "control_model", None) is not None:
         per_image += prices.controlnet
     return per_image * step.image_count
+
+
+def video_price(step: VideoStep, prices: CreditPrices) -> float:
+    """Credits for a step that makes videos with a model: `video_frame` per frame, whatever its size, plus
+    `lora` per LoRA, per video."""
+    loras = prices.lora * len(getattr(step, "loras", ()))
+    return (prices.video_frame * step.frames + loras) * step.video_count
 
 
 def over_tier(steps: list[Step], max_side: int, tier: str, max_frames: int = 0) -> list[Problem]:

@@ -17,9 +17,8 @@ import PIL.Image
 
 from pipelines.backend import DiffusersBackend
 from pipelines.errors import JobCancelled
-from pipelines.plan import (CannyStep, DiffusionStep, ExecutionPlan, Img2ImgStep, Img2VidStep, InpaintStep,
-                            InterpolateStep, LoadImageStep, LoadVideoStep, OutpaintStep, Step, Txt2ImgStep,
-                            Txt2VidStep, UpscaleStep)
+from pipelines.executors import EXECUTORS, Engine, Executor
+from pipelines.plan import ExecutionPlan, Step
 from pipelines.video_backend import Video, VideoBackend
 
 logger = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ class Result:
 
 def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str, int, str], ...]:
     """Which input images image `index` of `step` came from."""
-    source = index // step.per_input if isinstance(step, DiffusionStep) else index
+    source = step.source_index(index)
     parents = []
     for name, step_id in step.inputs:
         parents.append((step_id, source if counts[step_id] > 1 else 0, step.lineage.get(name, name)))
@@ -70,11 +69,13 @@ def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str,
 
 
 class Runner:
-    """Runs plans on `backend` (images) and `video_backend` (videos)."""
+    """Runs plans on `backend` (images) and `video_backend` (videos), each step by its kind's executor."""
 
-    def __init__(self, backend: DiffusersBackend, video_backend: VideoBackend | None = None):
+    def __init__(self, backend: DiffusersBackend, video_backend: VideoBackend | None = None,
+                 executors: dict[str, Executor] = EXECUTORS):
         self.backend = backend
         self.video_backend = video_backend or VideoBackend(backend)
+        self.executors = executors
 
     def run(self, plan: ExecutionPlan, load_image: Callable[[str], PIL.Image.Image] = None,
             on_progress: Callable[[Progress], None] = lambda p: None,
@@ -93,16 +94,15 @@ class Runner:
             JobCancelled: `cancelled()` returned True.
         """
         self.backend.use_threads()
+        engine = Engine(images=self.backend, videos=self.video_backend, load_image=load_image, load_video=load_video)
         made: dict[str, list] = {}
         outputs, timings = [], {}
-        loads = (LoadImageStep, LoadVideoStep)
-        working = [s for s in plan.steps if not isinstance(s, loads)]
+        working = [s for s in plan.steps if not s.reads_stored]
         for step in plan.steps:
-            if isinstance(step, LoadImageStep):
-                made[step.id] = [load_image(step.artifact_id)]
-                continue
-            if isinstance(step, LoadVideoStep):
-                made[step.id] = [load_video(step.artifact_id)]
+            executor = self.executors[step.kind]
+            inputs = {name: made[source] for name, source in step.inputs}
+            if step.reads_stored:
+                made[step.id] = executor.run(step, inputs, engine, lambda i, n: None)
                 continue
             number = working.index(step) + 1
 
@@ -114,38 +114,14 @@ class Runner:
             if cancelled():
                 raise JobCancelled("Cancelled before it started.")
             started = time.perf_counter()
-            results = self._execute(step, made, on_step)
+            results = executor.run(step, inputs, engine, on_step)
             timings[step.id] = round(time.perf_counter() - started, 4)
             made[step.id] = results
             counts = {key: len(value) for key, value in made.items()}
-            noisy = isinstance(step, (DiffusionStep, Img2VidStep)) or (isinstance(step, UpscaleStep) and step.model)
-            seeds = step.seeds if noisy else ()
+            seeds = step.noise_seeds
             for k, result in enumerate(results):
                 made_as = {"video": result} if isinstance(result, Video) else {"image": result}
                 outputs.append(Output(step.id, k, seeds[k] if seeds else None, parents=_parents(step, k, counts),
                                       **made_as))
         return Result(plan_hash=plan.plan_hash, outputs=tuple(outputs), timings=timings,
                       environment=self.backend.environment())
-
-    def _execute(self, step: Step, made: dict, on_step) -> list:
-        backend, video = self.backend, self.video_backend
-        if isinstance(step, Img2VidStep):
-            return video.img2vid(step, made[step.input("image")], on_step)
-        if isinstance(step, Txt2VidStep):
-            return video.txt2vid(step, on_step)
-        if isinstance(step, InterpolateStep):
-            return video.interpolate(step, made[step.input("video")], on_step)
-        control = made[dict(step.inputs)["control"]] if "control" in dict(step.inputs) else ()
-        if isinstance(step, Txt2ImgStep):
-            return backend.txt2img(step, on_step, control)
-        if isinstance(step, Img2ImgStep):
-            return backend.img2img(step, made[step.input("image")], on_step, control)
-        if isinstance(step, CannyStep):
-            return backend.canny(step, made[step.input("image")], on_step)
-        if isinstance(step, InpaintStep):
-            return backend.inpaint(step, made[step.input("image")], made[step.input("mask")], on_step)
-        if isinstance(step, OutpaintStep):
-            return backend.outpaint(step, made[step.input("image")], on_step)
-        if isinstance(step, UpscaleStep):
-            return backend.upscale(step, made[step.input("image")], on_step)
-        raise TypeError(f"no backend method for {step.kind}")

@@ -28,6 +28,8 @@ SPEC_VERSION = 1
 WORKFLOW_ADVICE = ("Check the JSON your script sends: a workflow nests 6 levels at most, and a thousand nodes "
                    "take about 400 kB.")
 MaskedContent = Literal["original", "noise", "fill"]
+RESAMPLERS = ("lanczos",)          # upscalers that resize without a model (and without noise)
+INTERPOLATORS = ("flow",)          # interpolation methods that need no model
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,11 @@ class Upscale:
     seed: int = -1
     tile_size: int = 128
 
+    @property
+    def draws_noise(self) -> bool:
+        """Whether its seed matters: resizing with Lanczos involves no noise."""
+        return self.upscaler not in RESAMPLERS
+
 
 @dataclass(frozen=True)
 class LoadImage:
@@ -283,8 +290,6 @@ class LoadVideo:
 
 NodeParams = (Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | Canny | LoadImage | LoadMask | Img2Vid | Txt2Vid
               | Interpolate | LoadVideo)
-NODE_TYPES: dict[str, type] = {t.kind: t for t in (Txt2Img, Img2Img, Inpaint, Outpaint, Upscale, Canny, LoadImage,
-                                                   LoadMask, Img2Vid, Txt2Vid, Interpolate, LoadVideo)}
 
 
 @dataclass(frozen=True)
@@ -333,8 +338,12 @@ class WorkflowSpec:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WorkflowSpec":
-        """Build a spec from parsed JSON; raises InvalidRequest naming each malformed part."""
+    def from_dict(cls, data: dict, kinds: dict[str, type] | None = None) -> "WorkflowSpec":
+        """Build a spec from parsed JSON; raises InvalidRequest naming each malformed part. `kinds`: node kind ->
+        the dataclass of its parameters; None = the kinds of `pipelines.nodes.REGISTRY`."""
+        if kinds is None:
+            from pipelines.nodes import REGISTRY     # here, because the node declarations import this module
+            kinds = REGISTRY.params_types
         if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
             raise InvalidRequest([Problem("bad_spec", "nodes",
                                           'A workflow must be an object with a "nodes" list.')])
@@ -343,7 +352,7 @@ class WorkflowSpec:
                                           f"Workflow version {data.get('version')!r} is not supported; use {SPEC_VERSION}.")])
         nodes, problems = [], []
         for index, raw in enumerate(data["nodes"]):
-            node = _node_from_dict(index, raw, problems)
+            node = _node_from_dict(index, raw, kinds, problems)
             if node is not None:
                 nodes.append(node)
         if problems:
@@ -351,23 +360,23 @@ class WorkflowSpec:
         return cls(nodes=tuple(nodes))
 
     @classmethod
-    def from_json(cls, text: str) -> "WorkflowSpec":
+    def from_json(cls, text: str, kinds: dict[str, type] | None = None) -> "WorkflowSpec":
         """Build a spec from JSON text sent by a caller; raises InvalidRequest for text that is not JSON,
         larger than `json_guard.MAX_BYTES` or nested deeper than `json_guard.MAX_DEPTH`, checked before
         it is parsed, or for a malformed spec."""
-        return cls.from_dict(json_guard.loads(text, what="The workflow", field="spec", advice=WORKFLOW_ADVICE))
+        return cls.from_dict(json_guard.loads(text, what="The workflow", field="spec", advice=WORKFLOW_ADVICE), kinds)
 
 
-def _node_from_dict(index: int, raw, problems: list[Problem]) -> Node | None:
+def _node_from_dict(index: int, raw, kinds: dict[str, type], problems: list[Problem]) -> Node | None:
     where = f"nodes[{index}]"
     if not isinstance(raw, dict):
         problems.append(Problem("bad_spec", where, f"{where} must be an object."))
         return None
     kind = raw.get("kind")
-    node_type = NODE_TYPES.get(kind)
+    node_type = kinds.get(kind) if isinstance(kind, str) else None
     if node_type is None:
         problems.append(Problem("unknown_node", f"{where}.kind",
-                                f"Unknown node kind {kind!r}; expected one of {sorted(NODE_TYPES)}."))
+                                f"Unknown node kind {kind!r}; expected one of {sorted(kinds)}."))
         return None
     params = raw.get("params", {})
     if not isinstance(params, dict):

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from pipelines.errors import AtelierError, JobCancelled
-from pipelines.infotext import format_infotext
-from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep, canonical_json
+from pipelines.nodes import REGISTRY
+from pipelines.plan import ExecutionPlan, canonical_json
 from queueing import settlement
 from queueing.logs import job_context
 from queueing.leases import Heartbeat
@@ -264,13 +264,13 @@ class JobExecutor:
     def _store(self, job, plan: ExecutionPlan, result) -> list[str]:
         """Store every output (PNG or MP4) with its recipe and lineage; returns their ids in order."""
         recipe = plan.recipe()
-        stored = {(s.id, 0): s.artifact_id for s in plan.steps if isinstance(s, (LoadImageStep, LoadVideoStep))}
+        stored = {(s.id, 0): s.artifact_id for s in plan.steps if s.reads_stored}
         replayed = self._replayed(job)
         ids = []
         for output in result.outputs:
             step = plan.step(output.step_id)
             texts = {
-                "parameters": format_infotext(step, output.index),
+                "parameters": REGISTRY.infotext(step, output.index),
                 "atelier": canonical_json({"plan": recipe, "plan_hash": plan.plan_hash, "step": step.id,
                                            "index": output.index, "environment": result.environment}),
             }

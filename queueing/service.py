@@ -17,7 +17,7 @@ from pipelines.compiler import Compiler
 from pipelines.facts import InputFacts
 from pipelines import environment, recipes
 from pipelines.errors import AtelierError, InvalidRequest, NotFound, Problem
-from pipelines.plan import ExecutionPlan, LoadImageStep, LoadVideoStep
+from pipelines.plan import ExecutionPlan
 from pipelines.spec import WorkflowSpec
 from queueing import leases, settlement, uploads
 from queueing.executor import models_of
@@ -419,7 +419,7 @@ def _as_replay(problem: Problem, plan: ExecutionPlan) -> Problem:
 def generations_of(plan: ExecutionPlan) -> int:
     """How many of a tier's hourly generations `plan` uses: one per step that makes images or a video
     (loading a stored image or video makes nothing), and at least one, since every job takes a worker."""
-    return max(1, sum(not isinstance(step, (LoadImageStep, LoadVideoStep)) for step in plan.steps))
+    return max(1, sum(not step.reads_stored for step in plan.steps))
 
 
 def _output_position(plan: dict, step_id: str, index: int) -> int | None:

@@ -3,7 +3,8 @@ import io
 
 import PIL.Image
 
-from pipelines.infotext import format_infotext, parse_infotext
+from pipelines.infotext import parse_infotext
+from pipelines.nodes import REGISTRY
 from pipelines.plan import ModelRef, Txt2ImgStep
 from storage.artifacts import encode_png, png_texts
 
@@ -17,7 +18,7 @@ def step(**overrides):
 
 
 def test_infotext_has_the_a1111_layout():
-    text = format_infotext(step(), 1)
+    text = REGISTRY.infotext(step(), 1)
     prompt, negative, params = text.split("\n")
     assert prompt == "a photo of a cat"
     assert negative == "Negative prompt: blurry, lowres"
@@ -28,7 +29,7 @@ def test_infotext_has_the_a1111_layout():
 def test_infotext_round_trips_and_quotes_awkward_values():
     awkward = step(prompt="line one\nline two: with colon", negative_prompt="", style="Oil, Painting",
                    cfg_scale=6.5)
-    parsed = parse_infotext(format_infotext(awkward, 0))
+    parsed = parse_infotext(REGISTRY.infotext(awkward, 0))
     assert parsed["prompt"] == "line one\nline two: with colon"
     assert parsed["negative_prompt"] == ""
     assert parsed["Style"] == "Oil, Painting"
@@ -37,7 +38,7 @@ def test_infotext_round_trips_and_quotes_awkward_values():
 
 def test_png_carries_both_chunks_and_encodes_deterministically():
     image = PIL.Image.new("RGB", (16, 8), (200, 10, 30))
-    texts = {"parameters": format_infotext(step(), 0), "atelier": '{"plan": {}}'}
+    texts = {"parameters": REGISTRY.infotext(step(), 0), "atelier": '{"plan": {}}'}
     data = encode_png(image, texts)
     assert data == encode_png(image, texts)
     assert png_texts(data) == texts

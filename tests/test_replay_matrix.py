@@ -193,8 +193,8 @@ def test_every_node_kind_replays_identically_after_a_restart(first_life, from_th
     _, info = c.predict(prompt="a jellyfish", frames=4, steps=2, seed=52, api_name="/txt2vid")
     jobs["txt2vid"] = app.job(info["job_id"])
     kinds = {step["kind"] for job in jobs.values() for step in _plan(data, job["job_id"])["steps"]}
-    from pipelines.plan import STEP_TYPES
-    assert kinds == set(STEP_TYPES), f"not covered: {set(STEP_TYPES) - kinds}"
+    from pipelines.nodes import REGISTRY
+    assert kinds == set(REGISTRY.step_kinds), f"not covered: {set(REGISTRY.step_kinds) - kinds}"
     originals = {name: job["artifact_ids"][-1] for name, job in jobs.items()}
     originals["videos"] = app.info(jobs["videos"]["artifact_ids"][1])[1]["poster_id"]
     app.stop()

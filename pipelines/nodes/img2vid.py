@@ -1,0 +1,66 @@
+"""The img2vid node: one video per input image with a Stable Video Diffusion model."""
+from __future__ import annotations
+
+from pipelines.facts import Made
+from pipelines.infotext import VERSION, line
+from pipelines.node import NodeKind, StepKind
+from pipelines.nodes.common import request_seed, whole
+from pipelines.plan import Img2VidStep
+from pipelines.pricing import video_price
+from pipelines.spec import Img2Vid
+
+MAX_MOTION_BUCKET = 255
+
+
+def compile_img2vid(compiler, node, inputs, check, request):
+    p: Img2Vid = node.params
+    image = inputs["image"]
+    model = compiler.video_model(p.model, "svd", "model", check)
+    if model is None:
+        return None
+    limits = compiler.limits
+    width = compiler.side("width", model.width if p.width is None else p.width, check)
+    height = compiler.side("height", model.height if p.height is None else p.height, check)
+    frames, fps = compiler.frames_and_fps(p.frames, p.fps, model, check)
+    compiler.pixels(width, height, check)
+    steps = check.integer("steps", model.steps if p.steps is None else p.steps, 1, limits.max_steps)
+    motion = check.integer("motion_bucket_id", p.motion_bucket_id, 1, MAX_MOTION_BUCKET,
+                           " Around 127 is SVD's usual motion; higher moves more.")
+    noise = check.number("noise_aug_strength", p.noise_aug_strength, 0.0, 1.0)
+    low = check.number("min_cfg_scale", p.min_cfg_scale, 0.0, limits.max_cfg_scale)
+    high = check.number("cfg_scale", model.cfg_scale if p.cfg_scale is None else p.cfg_scale, 0.0,
+                        limits.max_cfg_scale)
+    chunk = compiler.chunk(p.decode_chunk_size, frames, check)
+    seed = compiler.seed(p.seed, check)
+    if check.problems:
+        return None
+    if image.width * height != image.height * width:
+        request.notes.append(f"The image ({image.width}x{image.height}) was resized to the video's "
+                             f"{width}x{height}, which changes its shape; give width and height to keep it.")
+    step = Img2VidStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
+                       model=compiler.ref(model), frames=frames, fps=float(fps), steps=steps,
+                       motion_bucket_id=motion, noise_aug_strength=noise, min_cfg_scale=low, cfg_scale=high,
+                       decode_chunk_size=chunk, seeds=compiler.seeds(seed, image.count))
+    return step, Made(image.count, width, height, frames=frames, fps=float(fps))
+
+
+def read_back(step: Img2VidStep) -> Img2Vid:
+    return Img2Vid(model=step.model.id, width=step.width, height=step.height, frames=step.frames,
+                   fps=whole(step.fps), motion_bucket_id=step.motion_bucket_id,
+                   noise_aug_strength=step.noise_aug_strength, decode_chunk_size=step.decode_chunk_size,
+                   steps=step.steps, min_cfg_scale=step.min_cfg_scale, cfg_scale=step.cfg_scale,
+                   seed=request_seed(step))
+
+
+def infotext(step: Img2VidStep, index: int) -> str:
+    """As Forge's SVD tab writes it."""
+    return line({"Steps": step.steps, "Sampler": "Euler", "Schedule type": "Karras",
+                 "CFG scale": f"{step.cfg_scale:g}", "Min CFG scale": f"{step.min_cfg_scale:g}",
+                 "Seed": step.seeds[index], "Size": f"{step.width}x{step.height}",
+                 "Model hash": step.model.short_hash, "Model": step.model.id, "Video frames": step.frames,
+                 "FPS": f"{step.fps:g}", "Motion bucket id": step.motion_bucket_id,
+                 "Augmentation level": f"{step.noise_aug_strength:g}", "Version": VERSION})
+
+
+IMG2VID = NodeKind(params=Img2Vid, compile=compile_img2vid,
+                   steps=(StepKind(type=Img2VidStep, read_back=read_back, infotext=infotext, price=video_price),))
