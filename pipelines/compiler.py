@@ -23,7 +23,7 @@ from pipelines.checks import MAX_SEED, Checker, is_whole
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.facts import Describe, Made
 from pipelines.loras import ExtraFile
-from pipelines.node import NodeRegistry, Request
+from pipelines.node import NodeRegistry, Request, input_of
 from pipelines.nodes import REGISTRY
 from pipelines.plan import ExecutionPlan, ModelRef
 from pipelines.pricing import over_tier
@@ -32,6 +32,7 @@ from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
 from pipelines.spec import INTERPOLATORS, RESAMPLERS, Control, Node, Sampling, WorkflowSpec
 
 MAX_LORA_WEIGHT = 2.0
+_DECLARED = object()         # `Compiler.checked`: take the value the request gave
 # Where a model that does not draw pictures itself goes instead, by family.
 NOT_A_GENERATOR = {"controlnet": "give it as control_model", "upscaler": "give it as upscaler (upscale node)",
                    "svd": "use it for image to video (img2vid node, the Video tab)",
@@ -192,6 +193,42 @@ class Compiler:
 
     # -- the checks node kinds share ---------------------------------------------------------------
 
+    def choices(self, name: str) -> tuple:
+        """The values a parameter declared with `choices=name` takes, from this catalogue."""
+        by_family = lambda family: tuple(m.id for m in self.models.values() if m.family == family)  # noqa: E731
+        lists = {"model": lambda: tuple(m.id for m in self.models.values() if m.family in GENERATORS),
+                 "sampler": lambda: tuple(SAMPLERS), "schedule": lambda: tuple(SCHEDULES),
+                 "style": lambda: tuple(self.styles), "upscaler": self.upscalers,
+                 "interpolator": self.interpolators}
+        return lists[name]() if name in lists else by_family(name)
+
+    def checked(self, params, name: str, check: Checker, value=_DECLARED, high=None):
+        """Parameter `name` of `params` (or `value`, a default already filled in) checked against its
+        declaration: its type, its bounds (limits resolved; `high` overrides the declared one) and its
+        choices. None (with a problem in `check`) when it is not what the declaration allows."""
+        declared = input_of(type(params), name)
+        value = getattr(params, name) if value is _DECLARED else value
+        low, high = self._bound(declared.low), self._bound(declared.high if high is None else high)
+        choices = declared.choices
+        if isinstance(choices, str):
+            choices = self.choices(choices)
+        if declared.type == "int":
+            if low is None and choices:
+                low, high = min(choices), max(choices)
+            value = check.integer(name, value, low, high, declared.hint)
+        elif declared.type == "float":
+            value = check.number(name, value, low, high)
+        elif declared.type == "bool":
+            return check.flag(name, value)
+        elif declared.type == "str" and high is not None:
+            value = check.text(name, value, high)
+        if value is not None and choices:
+            value = check.choice(name, value, choices)
+        return value
+
+    def _bound(self, bound):
+        return getattr(self.limits, bound) if isinstance(bound, str) else bound
+
     def upscalers(self) -> tuple[str, ...]:
         """Names the `upscaler` parameter takes: the resamplers, then the catalogue's upscaler models."""
         return RESAMPLERS + tuple(m.id for m in self.models.values() if m.family == "upscaler")
@@ -211,17 +248,17 @@ class Compiler:
                    f"{sorted(m.id for m in choices) or 'none'} (add others to configs/models.toml).")
         return None
 
-    def frames_and_fps(self, frames, fps, model: ModelEntry, check: Checker) -> tuple[int | None, int | None]:
-        frames = check.integer("frames", model.frames if frames is None else frames, 2, self.limits.max_frames,
-                               " Make a shorter video, then interpolate it for more frames.")
-        fps = check.integer("fps", model.fps if fps is None else fps, 1, self.limits.max_fps)
+    def frames_and_fps(self, params, model: ModelEntry, check: Checker) -> tuple[int | None, int | None]:
+        """The checked frames and fps of a video node's `params`, `model`'s where they are None."""
+        frames = self.checked(params, "frames", check, model.frames if params.frames is None else params.frames)
+        fps = self.checked(params, "fps", check, model.fps if params.fps is None else params.fps)
         return frames, fps
 
-    def chunk(self, chunk, frames: int | None, check: Checker) -> int | None:
-        if chunk is None:
+    def chunk(self, params, frames: int | None, check: Checker) -> int | None:
+        """The checked decode_chunk_size of `params`: at most `frames`, which it is when None."""
+        if params.decode_chunk_size is None:
             return frames
-        return check.integer("decode_chunk_size", chunk, 1, max(frames or 1, 1),
-                             " Fewer frames at a time use less memory.")
+        return self.checked(params, "decode_chunk_size", check, high=max(frames or 1, 1))
 
     def control(self, p: Control, control: Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
         """The ControlNet fields of a step: none without a control image, else a checked ControlNet."""
@@ -242,9 +279,9 @@ class Compiler:
                        f"models; {model.id!r} is {model.family}.")
         if control.count not in (1, images):
             check.fail("control_count", "control", f"Give one control image, or one per image ({images}).")
-        scale = check.number("control_scale", p.control_scale, 0.0, 2.0)
-        start = check.number("control_start", p.control_start, 0.0, 1.0)
-        end = check.number("control_end", p.control_end, 0.0, 1.0)
+        scale = self.checked(p, "control_scale", check)
+        start = self.checked(p, "control_start", check)
+        end = self.checked(p, "control_end", check)
         if start is not None and end is not None and start >= end:
             check.fail("out_of_range", "control_start", f"control_start ({start:g}) must be below control_end "
                        f"({end:g}).")
@@ -253,17 +290,15 @@ class Compiler:
 
     def sampling(self, p: Sampling, check: Checker, need_prompt: bool) -> dict | None:
         """The parameters every diffusion node shares, resolved (None if the model is unknown)."""
-        limits = self.limits
-        prompt = check.text("prompt", p.prompt, limits.max_prompt_chars)
+        prompt = self.checked(p, "prompt", check)
         if need_prompt and prompt is not None and not prompt.strip():
             check.fail("empty_prompt", "prompt", "The prompt is empty; describe the picture you want.")
-        negative = check.text("negative_prompt", p.negative_prompt, limits.max_prompt_chars)
+        negative = self.checked(p, "negative_prompt", check)
         model = self._model(p.model, check)
         if model is None:
             return None
-        steps = check.integer("steps", model.steps if p.steps is None else p.steps, 1, limits.max_steps)
-        cfg = check.number("cfg_scale", model.cfg_scale if p.cfg_scale is None else p.cfg_scale,
-                           0.0, limits.max_cfg_scale)
+        steps = self.checked(p, "steps", check, model.steps if p.steps is None else p.steps)
+        cfg = self.checked(p, "cfg_scale", check, model.cfg_scale if p.cfg_scale is None else p.cfg_scale)
         sampler = p.sampler or model.sampler
         schedule = p.schedule or model.schedule
         if not isinstance(sampler, str) or sampler not in SAMPLERS:
@@ -273,8 +308,8 @@ class Compiler:
                        f"Unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}.")
         elif (message := schedule_error(sampler, schedule)) is not None:
             check.fail("unsupported_schedule", "schedule", message)
-        batch = check.integer("batch_size", p.batch_size, 1, limits.max_batch_size)
-        seed = self.seed(p.seed, check)
+        batch = self.checked(p, "batch_size", check)
+        seed = self.seed(p, check)
         style = self._style(p.style, check)
         if check.problems:
             return {"entry": model, "batch": batch} if batch is not None else None
@@ -330,9 +365,10 @@ class Compiler:
         """The seeds of `count` images (or videos) from one request seed: image k gets seed + k."""
         return tuple(seed + k for k in range(count))
 
-    def seed(self, seed, check: Checker) -> int | None:
-        """A checked seed; -1 (which the request seed has replaced by now, except in a direct call) draws one."""
-        seed = check.integer("seed", seed, -1, MAX_SEED, " Use -1 for a random seed.")
+    def seed(self, params, check: Checker) -> int | None:
+        """The checked seed of `params`; -1 (which the request seed has replaced by now, except in a direct call)
+        draws one."""
+        seed = self.checked(params, "seed", check)
         return self.seed_source() if seed == -1 else seed
 
     def ref(self, entry: ModelEntry) -> ModelRef:

@@ -10,14 +10,57 @@ test or a plugin makes a larger one with `with_nodes`. What runs a step lives on
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 
 from configs import CreditPrices
 from pipelines.checks import Checker
 from pipelines.facts import Describe, Made
 from pipelines.plan import Step
+
+
+@dataclass(frozen=True)
+class Input:
+    """One declared parameter of a node kind (see `pipelines.spec.param`).
+
+    type: "int", "float", "bool", "str", or "pairs" (a list of [name, weight]); `optional`: None is allowed
+    and means the model's default. `low`, `high`: numbers or the name of a [limits] setting; `choices`:
+    values or the name of a catalogue list (`Compiler.choices`)."""
+
+    name: str
+    type: str
+    default: object
+    description: str
+    optional: bool = False
+    low: object = None
+    high: object = None
+    choices: object = None
+    hint: str = ""
+
+
+_TYPES = {"int": "int", "float": "float", "bool": "bool", "str": "str", "MaskedContent": "str"}
+
+
+@cache
+def inputs_of(params: type) -> tuple[Input, ...]:
+    """The declared parameters of a node kind's dataclass, in field order."""
+    declared = []
+    for f in dataclasses.fields(params):
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        base = annotation.split("|")[0].strip()
+        meta = f.metadata
+        declared.append(Input(name=f.name, type=_TYPES.get(base, "pairs" if base.startswith("tuple") else base),
+                              default=f.default, description=meta.get("description", ""),
+                              optional="None" in annotation, low=meta.get("low"), high=meta.get("high"),
+                              choices=meta.get("choices"), hint=meta.get("hint", "")))
+    return tuple(declared)
+
+
+def input_of(params: type, name: str) -> Input:
+    """The declaration of parameter `name` of a node kind's dataclass."""
+    return next(i for i in inputs_of(params) if i.name == name)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from pipelines import json_guard
+from pipelines.checks import MAX_SEED
 from pipelines.errors import InvalidRequest, Problem
 
 SPEC_VERSION = 1
@@ -32,147 +33,148 @@ RESAMPLERS = ("lanczos",)          # upscalers that resize without a model (and 
 INTERPOLATORS = ("flow",)          # interpolation methods that need no model
 
 
+def param(default, description: str, *, low=None, high=None, choices=None, hint: str = ""):
+    """A node parameter, declared once: its default, the line a person reads about it in the UI and the API
+    docs, and what it may be. `low` and `high` are numbers or the name of a [limits] setting ("max_steps");
+    `choices` are values or the name of a list the catalogue gives ("model", "sampler", "schedule", "style",
+    "upscaler", "interpolator", "controlnet", "svd", "animatediff"); `hint` is added to an out-of-range
+    message. The compiler checks against these (`Compiler.checked`) and the API and forms are built from
+    them (`pipelines.node.inputs_of`)."""
+    return field(default=default, metadata={"description": description, "low": low, "high": high,
+                                            "choices": choices, "hint": hint})
+
+
 @dataclass(frozen=True)
 class Sampling:
-    """Parameters every diffusion node shares.
+    """Parameters every diffusion node shares. Unset ones (None, "") take the model's defaults."""
 
-    prompt:           what to draw.
-    negative_prompt:  what to avoid.
-    model:            catalogue id; "" = the default model.
-    steps:            denoising steps; None = the model's default.
-    cfg_scale:        classifier-free guidance scale; None = the model's default.
-    sampler:          A1111/ComfyUI sampler name (e.g. "euler_a", "dpmpp_2m"); "" = the model's default.
-    schedule:         "normal", "karras", "exponential", "align_your_steps", ...; "" = the model's default.
-    seed:             -1 = random; image k uses seed + k.
-    batch_size:       images made per input image (or in all, for txt2img).
-    style:            style preset name; "" = none.
-    loras:            (name, weight) pairs of LoRA files to apply, besides <lora:name:weight> in the prompt.
-    """
-
-    prompt: str = ""
-    negative_prompt: str = ""
-    model: str = ""
-    steps: int | None = None
-    cfg_scale: float | None = None
-    sampler: str = ""
-    schedule: str = ""
-    seed: int = -1
-    batch_size: int = 1
-    style: str = ""
-    loras: tuple[tuple[str, float], ...] = ()
+    prompt: str = param("", "What to draw.", high="max_prompt_chars")
+    negative_prompt: str = param("", "What to avoid.", high="max_prompt_chars")
+    model: str = param("", "Catalogue id of the model; empty: the default model.", choices="model")
+    steps: int | None = param(None, "Denoising steps; empty: the model's default.", low=1, high="max_steps")
+    cfg_scale: float | None = param(None, "Classifier-free guidance scale: how closely to follow the prompt; "
+                                    "empty: the model's default.", low=0.0, high="max_cfg_scale")
+    sampler: str = param("", "Sampler, as A1111 and ComfyUI name it (euler_a, dpmpp_2m, ...); empty: the model's.",
+                         choices="sampler")
+    schedule: str = param("", "Noise schedule (normal, karras, exponential, ...); empty: the model's.",
+                          choices="schedule")
+    seed: int = param(-1, "Seed of the first image; image k uses seed + k. -1: random.", low=-1, high=MAX_SEED,
+                      hint=" Use -1 for a random seed.")
+    batch_size: int = param(1, "Images made per input image (or in all, for txt2img).", low=1,
+                            high="max_batch_size")
+    style: str = param("", "Style preset applied to the prompts; empty: none.", choices="style")
+    loras: tuple[tuple[str, float], ...] = param((), "(name, weight) pairs of LoRA files to apply, besides "
+                                                 "<lora:name:weight> in the prompt.")
 
 
 @dataclass(frozen=True)
 class Control:
-    """ControlNet guidance, used when the node's optional `control` input (an IMAGE) is connected.
+    """ControlNet guidance, used when the node's optional `control` input (an IMAGE) is connected."""
 
-    control_model:  catalogue id of a ControlNet for the model's family.
-    control_scale:  how strongly it steers (0 = not at all).
-    control_start, control_end:  the fraction of the denoising steps it acts on.
-    """
-
-    control_model: str = ""
-    control_scale: float = 1.0
-    control_start: float = 0.0
-    control_end: float = 1.0
+    control_model: str = param("", "Catalogue id of a ControlNet for the model's family.", choices="controlnet")
+    control_scale: float = param(1.0, "How strongly the ControlNet steers (0: not at all).", low=0.0, high=2.0)
+    control_start: float = param(0.0, "Fraction of the denoising steps where the ControlNet starts acting.",
+                                 low=0.0, high=1.0)
+    control_end: float = param(1.0, "Fraction of the denoising steps where the ControlNet stops acting.",
+                               low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
 class Txt2Img(Control, Sampling):
-    """Text to image. width, height: pixels, multiples of 8; None = the model's default."""
+    """Text to image."""
 
     kind: ClassVar[str] = "txt2img"
     inputs: ClassVar[dict[str, str]] = {"control": "IMAGE"}
     optional_inputs: ClassVar[frozenset[str]] = frozenset({"control"})
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
-    width: int | None = None
-    height: int | None = None
+    width: int | None = param(None, "Width in pixels, a multiple of 8; empty: the model's.", low="min_side",
+                              high="max_side")
+    height: int | None = param(None, "Height in pixels, a multiple of 8; empty: the model's.", low="min_side",
+                               high="max_side")
 
 
 @dataclass(frozen=True)
 class Img2Img(Control, Sampling):
-    """Image to image. strength: 0 keeps the image, 1 repaints it entirely. width, height: None = the
-    input's size (rounded down to multiples of 8)."""
+    """Image to image."""
 
     kind: ClassVar[str] = "img2img"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE", "control": "IMAGE"}
     optional_inputs: ClassVar[frozenset[str]] = frozenset({"control"})
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
-    strength: float = 0.75
-    width: int | None = None
-    height: int | None = None
+    strength: float = param(0.75, "How much to change: 0 keeps the image, 1 repaints it entirely.", low=0.0,
+                            high=1.0)
+    width: int | None = param(None, "Width in pixels, a multiple of 8; empty: the input's (rounded down).",
+                              low="min_side", high="max_side")
+    height: int | None = param(None, "Height in pixels, a multiple of 8; empty: the input's (rounded down).",
+                               low="min_side", high="max_side")
 
 
 @dataclass(frozen=True)
 class Canny:
-    """Edges of an image (OpenCV's Canny, thresholds `low` and `high`), white on black: a control image."""
+    """Edges of an image (OpenCV's Canny), white on black: a control image."""
 
     kind: ClassVar[str] = "canny"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
-    low: int = 100
-    high: int = 200
+    low: int = param(100, "Lower edge threshold: weaker edges below it are dropped.", low=0, high=255)
+    high: int = param(200, "Upper edge threshold: edges above it are kept.", low=0, high=255)
 
 
 @dataclass(frozen=True)
 class Inpaint(Sampling):
-    """Repaint where the mask is white (AUTOMATIC1111's inpaint).
-
-    strength:          how much the masked area changes (1 = entirely).
-    mask_blur:         feather the mask edge inward by this many pixels (outside the mask nothing changes).
-    invert_mask:       repaint where the mask is black instead.
-    full_res:          "inpaint only masked": work on a crop around the mask at the model's size, paste back.
-    full_res_padding:  pixels of context around the mask for the crop.
-    masked_content:    what the masked area starts from: "original", "noise" or "fill".
-    """
+    """Repaint where the mask is white (AUTOMATIC1111's inpaint)."""
 
     kind: ClassVar[str] = "inpaint"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE", "mask": "MASK"}
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
-    strength: float = 0.75
-    mask_blur: int = 4
-    invert_mask: bool = False
-    full_res: bool = False
-    full_res_padding: int = 32
-    masked_content: MaskedContent = "original"
+    strength: float = param(0.75, "How much the masked area changes (1: entirely).", low=0.0, high=1.0)
+    mask_blur: int = param(4, "Feather the mask edge inward by this many pixels.", low=0, high=256)
+    invert_mask: bool = param(False, "Repaint where the mask is black instead.")
+    full_res: bool = param(False, "Inpaint only masked: work on a crop around the mask at the model's size, "
+                                  "then paste it back.")
+    full_res_padding: int = param(32, "Pixels of context around the mask for the crop.", low=0, high=1024)
+    masked_content: MaskedContent = param("original", "What the masked area starts from.",
+                                          choices=("original", "noise", "fill"))
 
 
 @dataclass(frozen=True)
 class Outpaint(Sampling):
-    """Extend the canvas by `left`, `right`, `top`, `bottom` pixels and paint the new area."""
+    """Extend the canvas and paint the new area."""
 
     kind: ClassVar[str] = "outpaint"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
-    left: int = 0
-    right: int = 0
-    top: int = 0
-    bottom: int = 0
-    feather: int = 16
-    strength: float = 1.0
-    masked_content: MaskedContent = "fill"
+    left: int = param(0, "Pixels to add on the left.", low=0, high="max_side")
+    right: int = param(0, "Pixels to add on the right.", low=0, high="max_side")
+    top: int = param(0, "Pixels to add at the top.", low=0, high="max_side")
+    bottom: int = param(0, "Pixels to add at the bottom.", low=0, high="max_side")
+    feather: int = param(16, "Pixels over which the new area blends into the old.", low=0, high=256)
+    strength: float = param(1.0, "How much the new area is repainted (1: entirely).", low=0.0, high=1.0)
+    masked_content: MaskedContent = param("fill", "What the new area starts from.",
+                                          choices=("original", "noise", "fill"))
 
 
 @dataclass(frozen=True)
 class Upscale:
-    """Enlarge an image by `scale` with `upscaler`: "lanczos", or the catalogue id of an upscaler model,
-    which works in tiles of `tile_size` px (so large images fit in memory) for `steps` steps from `seed`,
-    then is resized to the exact scale with Lanczos."""
+    """Enlarge an image with Lanczos, or with an upscaler model from the catalogue that works in tiles (so
+    large images fit in memory) and is then resized to the exact scale with Lanczos."""
 
     kind: ClassVar[str] = "upscale"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
-    scale: float = 2.0
-    upscaler: str = "lanczos"
-    steps: int | None = None
-    seed: int = -1
-    tile_size: int = 128
+    scale: float = param(2.0, "How many times larger.", low=1.0, high=8.0)
+    upscaler: str = param("lanczos", "lanczos, or the catalogue id of an upscaler model.", choices="upscaler")
+    steps: int | None = param(None, "Denoising steps of an upscaler model; empty: the model's.", low=1,
+                              high="max_steps")
+    seed: int = param(-1, "Seed of an upscaler model's noise; -1: random.", low=-1, high=MAX_SEED,
+                      hint=" Use -1 for a random seed.")
+    tile_size: int = param(128, "Tile size in pixels for an upscaler model.", low=32, high=1024)
 
     @property
     def draws_noise(self) -> bool:
@@ -188,7 +190,7 @@ class LoadImage:
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
 
-    artifact_id: str = ""
+    artifact_id: str = param("", "Artifact id of one of your images (an upload or a result).")
 
 
 @dataclass(frozen=True)
@@ -199,82 +201,75 @@ class LoadMask:
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {"mask": "MASK"}
 
-    artifact_id: str = ""
+    artifact_id: str = param("", "Artifact id of one of your black-and-white images (white: repaint).")
 
 
 @dataclass(frozen=True)
 class Img2Vid:
-    """Image to video with a Stable Video Diffusion model: one video per input image.
-
-    model:               catalogue id of an `svd` model; "" = the first one.
-    width, height:       frame size in pixels, multiples of 8; None = the model's. The image is resized to
-                         it (the plan notes when that changes its shape).
-    frames:              frames to make; None = the model's default.
-    fps:                 frames per second of the video; SVD is also conditioned on it. None = the model's.
-    motion_bucket_id:    how much motion, 1 (little) to 255 (a lot); SVD was trained around 127.
-    noise_aug_strength:  noise added to the image before conditioning: more looks less like the image
-                         and moves more.
-    decode_chunk_size:   frames the VAE decodes at once: fewer use less memory; None = all at once.
-    steps:               denoising steps; None = the model's default.
-    min_cfg_scale, cfg_scale:  guidance rises from min_cfg_scale on the first frame to cfg_scale on the
-                         last (SVD's min/max guidance); cfg_scale None = the model's.
-    seed:                -1 = random; video k uses seed + k.
-    """
+    """Image to video with a Stable Video Diffusion model: one video per input image. Guidance rises from
+    min_cfg_scale on the first frame to cfg_scale on the last (SVD's min/max guidance)."""
 
     kind: ClassVar[str] = "img2vid"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
     outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
 
-    model: str = ""
-    width: int | None = None
-    height: int | None = None
-    frames: int | None = None
-    fps: int | None = None
-    motion_bucket_id: int = 127
-    noise_aug_strength: float = 0.02
-    decode_chunk_size: int | None = None
-    steps: int | None = None
-    min_cfg_scale: float = 1.0
-    cfg_scale: float | None = None
-    seed: int = -1
+    model: str = param("", "Catalogue id of an svd model; empty: the first one.", choices="svd")
+    width: int | None = param(None, "Frame width, a multiple of 8; empty: the model's. The image is resized to it.",
+                              low="min_side", high="max_side")
+    height: int | None = param(None, "Frame height, a multiple of 8; empty: the model's.", low="min_side",
+                               high="max_side")
+    frames: int | None = param(None, "Frames to make; empty: the model's default.", low=2, high="max_frames",
+                               hint=" Make a shorter video, then interpolate it for more frames.")
+    fps: int | None = param(None, "Frames per second (SVD is conditioned on it too); empty: the model's.", low=1,
+                            high="max_fps")
+    motion_bucket_id: int = param(127, "How much motion, 1 (little) to 255 (a lot); SVD was trained around 127.",
+                                  low=1, high=255, hint=" Around 127 is SVD's usual motion; higher moves more.")
+    noise_aug_strength: float = param(0.02, "Noise added to the image before conditioning: more looks less like "
+                                            "the image and moves more.", low=0.0, high=1.0)
+    decode_chunk_size: int | None = param(None, "Frames the VAE decodes at once: fewer use less memory; empty: all.",
+                                          low=1, high="frames", hint=" Fewer frames at a time use less memory.")
+    steps: int | None = param(None, "Denoising steps; empty: the model's default.", low=1, high="max_steps")
+    min_cfg_scale: float = param(1.0, "Guidance on the first frame.", low=0.0, high="max_cfg_scale")
+    cfg_scale: float | None = param(None, "Guidance on the last frame; empty: the model's.", low=0.0,
+                                    high="max_cfg_scale")
+    seed: int = param(-1, "Seed of the first video; video k uses seed + k. -1: random.", low=-1, high=MAX_SEED,
+                      hint=" Use -1 for a random seed.")
 
 
 @dataclass(frozen=True)
 class Txt2Vid(Sampling):
-    """Text to video with AnimateDiff: a motion adapter animates an SD1.5-family `model`.
-
-    motion_adapter:     catalogue id of an `animatediff` motion adapter; "" = the first one.
-    width, height:      frame size, multiples of 8; None = the model's.
-    frames, fps:        length and speed of the video; None = the motion adapter's defaults.
-    decode_chunk_size:  frames the VAE decodes at once; None = all at once.
-    batch_size is the number of videos (video k uses seed + k).
-    """
+    """Text to video with AnimateDiff: a motion adapter animates an SD1.5-family `model`; batch_size is the
+    number of videos (video k uses seed + k)."""
 
     kind: ClassVar[str] = "txt2vid"
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
 
-    motion_adapter: str = ""
-    width: int | None = None
-    height: int | None = None
-    frames: int | None = None
-    fps: int | None = None
-    decode_chunk_size: int | None = None
+    motion_adapter: str = param("", "Catalogue id of an animatediff motion adapter; empty: the first one.",
+                                choices="animatediff")
+    width: int | None = param(None, "Frame width, a multiple of 8; empty: the adapter's.", low="min_side",
+                              high="max_side")
+    height: int | None = param(None, "Frame height, a multiple of 8; empty: the adapter's.", low="min_side",
+                               high="max_side")
+    frames: int | None = param(None, "Frames to make; empty: the adapter's default.", low=2, high="max_frames",
+                               hint=" Make a shorter video, then interpolate it for more frames.")
+    fps: int | None = param(None, "Frames per second; empty: the adapter's default.", low=1, high="max_fps")
+    decode_chunk_size: int | None = param(None, "Frames the VAE decodes at once: fewer use less memory; empty: all.",
+                                          low=1, high="frames", hint=" Fewer frames at a time use less memory.")
 
 
 @dataclass(frozen=True)
 class Interpolate:
-    """Raise a video's frame rate `factor` times (2 or 4) by making frames between each pair: `method`
-    "flow" uses dense optical flow (no weights needed); the id of an `interpolator` model from the
-    catalogue uses that learned model (RIFE family). The original frames are kept; n frames become
-    (n - 1) * factor + 1 and the fps is multiplied by `factor`, so the video lasts as long."""
+    """Raise a video's frame rate by making frames between each pair; the original frames are kept, n frames
+    become (n - 1) * factor + 1 and the fps is multiplied by `factor`, so the video lasts as long."""
 
     kind: ClassVar[str] = "interpolate"
     inputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
     outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
 
-    factor: int = 2
-    method: str = "flow"
+    factor: int = param(2, "How many times the frame rate: 2 or 4.", choices=(2, 4))
+    method: str = param("flow", "flow (dense optical flow, no weights), or the catalogue id of an interpolator "
+                                "model (RIFE family).", choices="interpolator")
 
 
 @dataclass(frozen=True)
@@ -285,7 +280,7 @@ class LoadVideo:
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
 
-    artifact_id: str = ""
+    artifact_id: str = param("", "Artifact id of one of your videos (an upload or a result).")
 
 
 NodeParams = (Txt2Img | Img2Img | Inpaint | Outpaint | Upscale | Canny | LoadImage | LoadMask | Img2Vid | Txt2Vid

@@ -16,10 +16,10 @@ from pipelines.errors import InvalidRequest
 from pipelines.executors import EXECUTORS, Executor
 from pipelines.facts import InputFacts, Made
 from pipelines.infotext import VERSION, line, parse_infotext
-from pipelines.node import NodeKind, StepKind
+from pipelines.node import Input, NodeKind, StepKind, input_of, inputs_of
 from pipelines.nodes import REGISTRY
 from pipelines.plan import ExecutionPlan, Step
-from pipelines.spec import WorkflowSpec
+from pipelines.spec import Txt2Img, WorkflowSpec
 
 MODELS = (ModelEntry(id="tiny", family="sd15", source="demo", width=64, height=64, steps=2, cfg_scale=7.0,
                      sampler="euler", schedule="normal"),)
@@ -45,6 +45,27 @@ def test_every_declaration_is_complete():
         for step in node.steps:
             assert step.type.kind == step.kind and dataclasses.is_dataclass(step.type)
             assert (step.infotext is None) == step.type.reads_stored, step.kind
+
+
+def test_every_parameter_is_declared_with_a_type_a_description_and_what_it_may_be():
+    """The API docs and the forms are built from these declarations, and the compiler checks against them."""
+    compiler = Compiler(MODELS, (Style("None"),), Limits(), CreditPrices(), lambda entry: "sha256:" + "0" * 64)
+    for node in REGISTRY.nodes:
+        for declared in inputs_of(node.params):
+            where = f"{node.kind}.{declared.name}"
+            assert declared.type in ("int", "float", "bool", "str", "pairs"), where
+            assert declared.description.endswith("."), f"{where} has no one-line description"
+            for bound in (declared.low, declared.high):
+                assert bound is None or isinstance(bound, (int, float)) or hasattr(Limits(), bound) \
+                    or bound == "frames", f"{where}: unknown bound {bound!r}"
+            if declared.type in ("int", "float") and declared.choices is None:
+                assert declared.low is not None and declared.high is not None, f"{where} has no bounds"
+            if isinstance(declared.choices, str):
+                compiler.choices(declared.choices)          # a list this catalogue gives (maybe empty)
+    assert compiler.choices("model") == ("tiny",) and "euler_a" in compiler.choices("sampler")
+    assert input_of(Txt2Img, "steps") == Input(name="steps", type="int", default=None, optional=True, low=1,
+                                               high="max_steps", description="Denoising steps; empty: the "
+                                               "model's default.")
 
 
 def test_every_node_kind_round_trips_through_its_json_and_compile():

@@ -11,8 +11,8 @@ from pipelines.spec import Canny
 
 def compile_canny(compiler, node, inputs, check, request):
     image = inputs["image"]
-    low = check.integer("low", node.params.low, 0, 255)
-    high = check.integer("high", node.params.high, 0, 255)
+    low = compiler.checked(node.params, "low", check)
+    high = compiler.checked(node.params, "high", check)
     if low is not None and high is not None and low > high:
         check.fail("out_of_range", "low", f"low ({low}) must not be above high ({high}).")
     if check.problems:

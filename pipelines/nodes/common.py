@@ -44,7 +44,3 @@ def control_params(step) -> dict:
 def whole(value):
     """A count the plan holds as a float (fps) as the whole number a request gives."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-# What a repainted area starts from (the inpaint and outpaint nodes' `masked_content`).
-MASKED_CONTENT = ("original", "noise", "fill")

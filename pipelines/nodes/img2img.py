@@ -14,7 +14,7 @@ def compile_img2img(compiler, node, inputs, check, request):
     p: Img2Img = node.params
     image = inputs["image"]
     common = compiler.sampling(p, check, need_prompt=False)
-    strength = check.number("strength", p.strength, 0.0, 1.0)
+    strength = compiler.checked(p, "strength", check)
     if common is None:
         return None
     compiler.denoises(common.get("steps"), strength, check)

@@ -9,8 +9,6 @@ from pipelines.plan import Img2VidStep
 from pipelines.pricing import video_price
 from pipelines.spec import Img2Vid
 
-MAX_MOTION_BUCKET = 255
-
 
 def compile_img2vid(compiler, node, inputs, check, request):
     p: Img2Vid = node.params
@@ -18,20 +16,17 @@ def compile_img2vid(compiler, node, inputs, check, request):
     model = compiler.video_model(p.model, "svd", "model", check)
     if model is None:
         return None
-    limits = compiler.limits
     width = compiler.side("width", model.width if p.width is None else p.width, check)
     height = compiler.side("height", model.height if p.height is None else p.height, check)
-    frames, fps = compiler.frames_and_fps(p.frames, p.fps, model, check)
+    frames, fps = compiler.frames_and_fps(p, model, check)
     compiler.pixels(width, height, check)
-    steps = check.integer("steps", model.steps if p.steps is None else p.steps, 1, limits.max_steps)
-    motion = check.integer("motion_bucket_id", p.motion_bucket_id, 1, MAX_MOTION_BUCKET,
-                           " Around 127 is SVD's usual motion; higher moves more.")
-    noise = check.number("noise_aug_strength", p.noise_aug_strength, 0.0, 1.0)
-    low = check.number("min_cfg_scale", p.min_cfg_scale, 0.0, limits.max_cfg_scale)
-    high = check.number("cfg_scale", model.cfg_scale if p.cfg_scale is None else p.cfg_scale, 0.0,
-                        limits.max_cfg_scale)
-    chunk = compiler.chunk(p.decode_chunk_size, frames, check)
-    seed = compiler.seed(p.seed, check)
+    steps = compiler.checked(p, "steps", check, model.steps if p.steps is None else p.steps)
+    motion = compiler.checked(p, "motion_bucket_id", check)
+    noise = compiler.checked(p, "noise_aug_strength", check)
+    low = compiler.checked(p, "min_cfg_scale", check)
+    high = compiler.checked(p, "cfg_scale", check, model.cfg_scale if p.cfg_scale is None else p.cfg_scale)
+    chunk = compiler.chunk(p, frames, check)
+    seed = compiler.seed(p, check)
     if check.problems:
         return None
     if image.width * height != image.height * width:

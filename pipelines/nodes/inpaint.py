@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import MASKED_CONTENT, floor8, sampling_params
+from pipelines.nodes.common import floor8, sampling_params
 from pipelines.plan import InpaintStep
 from pipelines.pricing import denoising_price
 from pipelines.spec import Inpaint
@@ -15,12 +15,9 @@ def compile_inpaint(compiler, node, inputs, check, request):
     p: Inpaint = node.params
     image, mask = inputs["image"], inputs["mask"]
     common = compiler.sampling(p, check, need_prompt=False)
-    strength = check.number("strength", p.strength, 0.0, 1.0)
-    blur = check.integer("mask_blur", p.mask_blur, 0, 256)
-    invert = check.flag("invert_mask", p.invert_mask)
-    full_res = check.flag("full_res", p.full_res)
-    padding = check.integer("full_res_padding", p.full_res_padding, 0, 1024)
-    content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
+    strength, blur, invert, full_res, padding, content = (
+        compiler.checked(p, name, check) for name in ("strength", "mask_blur", "invert_mask", "full_res",
+                                                      "full_res_padding", "masked_content"))
     if mask.count not in (1, image.count):
         check.fail("mask_count", "mask", f"Give one mask, or one per image ({image.count}); got {mask.count}.")
     if common is not None:

@@ -10,17 +10,14 @@ from pipelines.node import NodeKind, StepKind
 from pipelines.plan import InterpolateStep
 from pipelines.spec import INTERPOLATORS, Interpolate
 
-FACTORS = (2, 4)
 MAX_VIDEO_FPS = 120          # what the MP4 writer accepts
 
 
 def compile_interpolate(compiler, node, inputs, check, request):
     p: Interpolate = node.params
     video = inputs["video"]
-    factor = check.integer("factor", p.factor, min(FACTORS), max(FACTORS))
-    if factor is not None and factor not in FACTORS:
-        check.fail("unknown_choice", "factor", f"factor must be one of {list(FACTORS)}, got {factor}.")
-    method = check.choice("method", p.method, compiler.interpolators())
+    factor = compiler.checked(p, "factor", check)
+    method = compiler.checked(p, "method", check)
     if check.problems:
         return None
     model = compiler.ref(compiler.models[method]) if method not in INTERPOLATORS else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import MASKED_CONTENT, ceil8, sampling_params
+from pipelines.nodes.common import ceil8, sampling_params
 from pipelines.plan import OutpaintStep
 from pipelines.pricing import denoising_price
 from pipelines.spec import Outpaint
@@ -16,10 +16,9 @@ def compile_outpaint(compiler, node, inputs, check, request):
     p: Outpaint = node.params
     image = inputs["image"]
     common = compiler.sampling(p, check, need_prompt=False)
-    sides = {name: check.integer(name, getattr(p, name), 0, compiler.limits.max_side) for name in SIDES}
-    feather = check.integer("feather", p.feather, 0, 256)
-    strength = check.number("strength", p.strength, 0.0, 1.0)
-    content = check.choice("masked_content", p.masked_content, MASKED_CONTENT)
+    sides = {name: compiler.checked(p, name, check) for name in SIDES}
+    feather, strength, content = (compiler.checked(p, name, check) for name in ("feather", "strength",
+                                                                                 "masked_content"))
     if all(v == 0 for v in sides.values()):
         check.fail("nothing_to_extend", "left", "left, right, top and bottom are all 0; extend at least one side.")
     if common is None or None in sides.values():

@@ -32,9 +32,9 @@ def compile_txt2vid(compiler, node, inputs, check, request):
                    f"{sorted(m.id for m in compiler.models.values() if m.family == adapter.base_family)}.")
     width = compiler.side("width", adapter.width if p.width is None else p.width, check)
     height = compiler.side("height", adapter.height if p.height is None else p.height, check)
-    frames, fps = compiler.frames_and_fps(p.frames, p.fps, adapter, check)
+    frames, fps = compiler.frames_and_fps(p, adapter, check)
     compiler.pixels(width, height, check)
-    chunk = compiler.chunk(p.decode_chunk_size, frames, check)
+    chunk = compiler.chunk(p, frames, check)
     batch = common.pop("batch")
     if check.problems:
         return None

@@ -9,19 +9,16 @@ from pipelines.nodes.common import request_seed
 from pipelines.plan import UpscaleStep
 from pipelines.spec import RESAMPLERS, Upscale
 
-MAX_SCALE = 8.0
-
 
 def compile_upscale(compiler, node, inputs, check, request):
     p: Upscale = node.params
     image = inputs["image"]
-    scale = check.number("scale", p.scale, 1.0, MAX_SCALE)
-    upscaler = check.choice("upscaler", p.upscaler, compiler.upscalers())
-    seed = compiler.seed(p.seed, check)
-    tile = check.integer("tile_size", p.tile_size, 32, 1024)
+    scale = compiler.checked(p, "scale", check)
+    upscaler = compiler.checked(p, "upscaler", check)
+    seed = compiler.seed(p, check)
+    tile = compiler.checked(p, "tile_size", check)
     entry = compiler.models.get(upscaler) if upscaler not in RESAMPLERS else None
-    steps = check.integer("steps", (entry.steps if entry else 1) if p.steps is None else p.steps,
-                          1, compiler.limits.max_steps)
+    steps = compiler.checked(p, "steps", check, (entry.steps if entry else 1) if p.steps is None else p.steps)
     if scale is None or upscaler is None or check.problems:
         return None
     width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
