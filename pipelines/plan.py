@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 PLAN_VERSION = 1
+# The settings `ExecutionPlan.summary` shows, where the last step has them.
+SUMMARY_FIELDS = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
+                  "style", "strength", "scale", "upscaler", "frames", "fps", "motion_bucket_id", "noise_aug_strength",
+                  "factor", "method")
 
 
 def canonical_json(data) -> str:
@@ -299,6 +303,34 @@ class ExecutionPlan:
 
     def step(self, step_id: str) -> Step:
         return next(s for s in self.steps if s.id == step_id)
+
+    def models(self) -> set[str]:
+        """Catalogue ids of every model the plan runs (image models, ControlNets, motion adapters, upscalers,
+        interpolators)."""
+        return {value.id for step in self.steps for value in vars(step).values() if isinstance(value, ModelRef)}
+
+    def output_position(self, step_id: str, index: int) -> int | None:
+        """Where output `index` of step `step_id` stands in the job's flat list of stored outputs (steps that
+        read a stored file store nothing); None for a step the plan does not have."""
+        position = 0
+        for step in self.steps:
+            if step.id == step_id:
+                return position + index
+            if not step.reads_stored:
+                position += len(getattr(step, "seeds", ()))
+        return None
+
+    def summary(self) -> dict:
+        """What a person reads of how the plan's final outputs were made: the kind and resolved settings of its
+        last step (what was set, or the defaults it got), models by catalogue id, and the first seed."""
+        step = self.steps[-1]
+        shown = {"kind": step.kind, **{name: getattr(step, name) for name in SUMMARY_FIELDS if hasattr(step, name)}}
+        for name in ("model", "motion_adapter"):
+            if isinstance(getattr(step, name, None), ModelRef):
+                shown[name] = getattr(step, name).id
+        if getattr(step, "noise_seeds", ()):
+            shown["seed"] = step.noise_seeds[0]
+        return shown
 
     def to_dict(self) -> dict:
         return {**self.recipe(), "credits": self.credits, "notes": list(self.notes)}

@@ -13,7 +13,6 @@ others, and waits a moment before taking the next, so the job is not handed stra
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import socket
@@ -55,12 +54,6 @@ def worker_name() -> str:
     """"host:pid", and "host:pid-2"... for a second executor in one process (tests run two apps)."""
     number = next(_IN_THIS_PROCESS)
     return f"{socket.gethostname()}:{os.getpid()}" + (f"-{number}" if number > 1 else "")
-
-
-def models_of(plan: dict) -> set[str]:
-    """Catalogue ids of the models a plan (as JSON data) runs."""
-    return {step[name]["id"] for step in plan["steps"] for name in ("model", "control_model", "motion_adapter")
-            if step.get(name)}
 
 
 def build_runner(settings, on_model_load=None):
@@ -165,7 +158,7 @@ class JobExecutor:
 
     def serves(self, job: Job) -> bool:
         """Whether this worker has every model the job runs."""
-        return not self.models or models_of(json.loads(job.plan)) <= self.models
+        return not self.models or ExecutionPlan.from_json(job.plan).models() <= self.models
 
     def _put_back(self, job: Job) -> None:
         """Leave a job this worker will not run to another one (it is stopping, or lacks a model)."""
@@ -175,7 +168,7 @@ class JobExecutor:
         self.enqueue(job.id, job.priority)
         if not self.stopping.is_set():
             logger.info("job %s: needs %s; left for a worker that serves them", job.id,
-                        sorted(models_of(json.loads(job.plan)) - self.models))
+                        sorted(ExecutionPlan.from_json(job.plan).models() - self.models))
             time.sleep(self.put_back_delay)
 
     def _run(self, job: Job) -> None:

@@ -20,7 +20,6 @@ from pipelines.errors import AtelierError, InvalidRequest, NotFound, Problem
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import WorkflowSpec
 from queueing import leases, settlement, uploads
-from queueing.executor import models_of
 from queueing.uploads import Upload
 from storage import jobs
 from storage.artifacts import (file_recipe, find_artifact, find_holding, lineage_of, own_holding, recent_artifacts,
@@ -287,7 +286,7 @@ class JobService:
             logger.info("job %s: still queued and no worker is running", job.id)
             raise AtelierError(f"No worker is running to take this job; it stays queued as {job.id} and will run "
                                f"when one starts (check /job_status).", code="no_worker", field="job_id")
-        needed = models_of(json.loads(job.plan))
+        needed = ExecutionPlan.from_json(job.plan).models()
         if not any(leases.serves(worker, needed) for worker in workers):
             logger.info("job %s: still queued and no running worker serves %s", job.id, sorted(needed))
             raise AtelierError(f"No running worker serves {', '.join(sorted(needed))}, which this job needs; it "
@@ -378,7 +377,7 @@ class JobService:
         original = self.holding(user, job.replay_of)
         recipe = file_recipe(self.blobs, original.artifact)
         ids = job.artifact_ids
-        position = _output_position(json.loads(job.plan), recipe.get("step", ""), recipe.get("index", 0))
+        position = ExecutionPlan.from_json(job.plan).output_position(recipe.get("step", ""), recipe.get("index", 0))
         new_id = ids[position] if position is not None and position < len(ids) else ""
         made = find_holding(user, new_id) if new_id else None
         if made is not None and made.artifact.mime == MP4_MIME and original.artifact.mime != MP4_MIME:
@@ -420,13 +419,3 @@ def generations_of(plan: ExecutionPlan) -> int:
     """How many of a tier's hourly generations `plan` uses: one per step that makes images or a video
     (loading a stored image or video makes nothing), and at least one, since every job takes a worker."""
     return max(1, sum(not step.reads_stored for step in plan.steps))
-
-
-def _output_position(plan: dict, step_id: str, index: int) -> int | None:
-    """Where image `index` of step `step_id` stands in the job's flat list of outputs."""
-    position = 0
-    for step in plan["steps"]:
-        if step["id"] == step_id:
-            return position + index
-        position += len(step.get("seeds", ()))          # load_image steps store nothing
-    return None

@@ -263,3 +263,21 @@ def test_video_plans_read_back_as_their_requests(tmp_path):
     plan = compiler.compile(spec, describe=describe)
     assert plan.step("a").seeds == (9, 10)
     assert recipes.mismatches(plan, compiler.compile(recipes.spec_of(plan), describe=describe)) == []
+
+
+def test_a_plan_names_its_models_places_its_outputs_and_summarises_its_last_step(compiler):
+    """What the job service, the worker and the pages read of a plan, through its types."""
+    from pipelines.facts import InputFacts
+    from pipelines.spec import Img2Img, Link, LoadImage, Node
+
+    spec = WorkflowSpec(nodes=(Node("src", LoadImage(artifact_id="a" * 64)),
+                               Node("t", Txt2Img(prompt="fox", model="tiny-xl", width=64, height=64, seed=7,
+                                                 batch_size=2)),
+                               Node("i", Img2Img(prompt="ink", strength=0.5, steps=4),
+                                    (("image", Link("t", "images")),))))
+    plan = compiler.compile(spec, describe=lambda artifact_id, use: InputFacts(width=64, height=64))
+    assert plan.models() == {"tiny", "tiny-xl"}
+    assert [plan.output_position(s, k) for s, k in (("t", 0), ("t", 1), ("i", 1), ("nope", 0))] == [0, 1, 3, None]
+    assert plan.summary() == {"kind": "img2img", "prompt": "ink", "negative_prompt": "", "width": 64, "height": 64,
+                              "steps": 4, "cfg_scale": 7.0, "sampler": "euler", "schedule": "normal", "style": "",
+                              "strength": 0.5, "model": "tiny", "seed": 7}

@@ -73,8 +73,11 @@ def test_a_worker_leaves_jobs_for_models_it_does_not_serve(atelier, owner):
     from queueing.executor import JobExecutor
     from storage.models import Job
 
-    needs = [{"kind": "txt2img", "id": "1", "model": {"id": "demo-sdxl", "family": "sdxl", "source": "demo",
-                                                      "hash": "x"}}]
+    from pipelines.plan import ModelRef, Txt2ImgStep
+
+    sdxl = ModelRef(id="demo-sdxl", family="sdxl", source="demo", hash="x")
+    needs = [Txt2ImgStep(id="1", model=sdxl, prompt="", negative_prompt="", steps=1, cfg_scale=1.0, sampler="euler",
+                         schedule="normal", seeds=(1,)).to_dict()]
     job = queued_job(owner, needs)
     sent = []
     executor = JobExecutor(lambda: None, atelier.service.blobs, models=("demo-sd15",), put_back_delay=0)
