@@ -72,9 +72,7 @@ def build(settings: Settings) -> Atelier:
     service = JobService(compiler, enqueue, blobs, policy=policy if settings.accounts else None,
                          worker_wait=settings.worker_wait_seconds, lease_seconds=settings.job_lease_seconds)
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
-    web_auth = WebAuth(accounts, settings.accounts, lambda artifact: str(blobs.path(artifact.blob_key)),
-                       providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
-                       blob_root=str(blobs.root), gradio_folders=(gradio_upload_folder(),))
+    web_auth = WebAuth(accounts, settings.accounts, blob_root=str(blobs.root), gradio_folders=(gradio_upload_folder(),))
     limits = settings.limits
     ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
                     schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,
@@ -119,6 +117,7 @@ def make_fastapi(atelier: Atelier):
     from auth import session_secret
     from queueing import start_embedded_consumer
     from queueing.reconcile import Reconciler
+    from web import install_account_routes, install_ops_routes
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -138,8 +137,7 @@ def make_fastapi(atelier: Atelier):
 
     app = FastAPI(lifespan=lifespan)
 
-    from queueing.observability import (Readiness, blob_check, database_check, install_ops_routes, queue_check,
-                                        workers_check)
+    from queueing.observability import Readiness, blob_check, database_check, queue_check, workers_check
     from storage.db import database
 
     runs_jobs = atelier.executor is not None and atelier.settings.queue_workers > 0
@@ -150,14 +148,17 @@ def make_fastapi(atelier: Atelier):
 
     settings = atelier.settings
     if atelier.account.billing is not None:
-        from auth.billing import install_billing_routes
+        from web.billing import install_billing_routes
         install_billing_routes(app, atelier.account.billing)
     if settings.accounts and settings.oauth_providers:
-        from auth.oauth import install_oauth_routes
+        from web.oauth import install_oauth_routes
         install_oauth_routes(app, atelier.web_auth, settings.oauth_providers, settings.public_url)
-    atelier.web_auth.install(app, session_secret(settings.session_secret, settings.data_dir),
-                             https_only=settings.public_url.startswith("https://"),
-                             max_age=int(settings.session_days * 86400), public_url=settings.public_url)
+    blobs = atelier.service.blobs
+    install_account_routes(app, atelier.web_auth, session_secret(settings.session_secret, settings.data_dir),
+                           lambda artifact: str(blobs.path(artifact.blob_key)),
+                           providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
+                           https_only=settings.public_url.startswith("https://"),
+                           max_age=int(settings.session_days * 86400), public_url=settings.public_url)
     app = gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
                               max_file_size=settings.limits.max_upload_bytes,
                               auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
@@ -199,11 +200,12 @@ def open_share_link(host: str, port: int) -> None:
 
 
 def main() -> None:
-    from queueing.logs import configure_logging
+    from queueing.logs import JobIdFilter
     from storage.db import SchemaTooNew
+    from web import configure_logging
 
     settings = load_settings()
-    configure_logging(json=settings.log_format == "json")
+    configure_logging(json=settings.log_format == "json", filters=(JobIdFilter(),))
     try:
         atelier = build(settings)
     except SchemaTooNew as e:

@@ -23,6 +23,7 @@ from pipelines.checks import MAX_SEED, Checker, is_whole
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.facts import Describe, Made
 from pipelines.loras import ExtraFile
+from pipelines.model_facts import ModelFacts
 from pipelines.node import NodeRegistry, Request, input_of
 from pipelines.nodes import REGISTRY
 from pipelines.plan import ExecutionPlan, ModelRef
@@ -56,13 +57,16 @@ class Compiler:
         seed_source: returns a random seed for requests with seed -1.
         extras: kind ("lora" or "embedding") -> the files available, by name.
         registry: the node kinds it compiles.
+        model_facts: what each model's files say (`pipelines.model_facts.ModelInspector`); with it, hashes come
+            from there and models that cannot run a request are refused here, not in the worker.
     """
 
     def __init__(self, models: tuple[ModelEntry, ...], styles: tuple[Style, ...], limits: Limits,
                  prices: CreditPrices, model_hash: Callable[[ModelEntry], str],
                  seed_source: Callable[[], int] = random_seed,
                  extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {},
-                 registry: NodeRegistry = REGISTRY):
+                 registry: NodeRegistry = REGISTRY,
+                 model_facts: Callable[[ModelEntry], ModelFacts] | None = None):
         self.models = {m.id: m for m in models}
         self.default_model = next(m for m in models if m.family in GENERATORS)
         self.styles = {s.name: s for s in styles}
@@ -72,6 +76,7 @@ class Compiler:
         self.seed_source = seed_source
         self.extras = extras
         self.registry = registry
+        self.model_facts = model_facts
 
     def compile(self, spec: WorkflowSpec, describe: Describe | None = None, tier_max_side: int = 0,
                 tier: str = "", tier_max_frames: int = 0, tier_max_nodes: int = 0) -> ExecutionPlan:
@@ -285,11 +290,12 @@ class Compiler:
         if start is not None and end is not None and start >= end:
             check.fail("out_of_range", "control_start", f"control_start ({start:g}) must be below control_end "
                        f"({end:g}).")
-        return {"control_model": self.ref(entry), "control_scale": scale, "control_start": start, "control_end": end}
+        return {"control_model": self.ref(entry, check, "control_model"), "control_scale": scale, "control_start": start, "control_end": end}
 
 
-    def sampling(self, p: Sampling, check: Checker, need_prompt: bool) -> dict | None:
-        """The parameters every diffusion node shares, resolved (None if the model is unknown)."""
+    def sampling(self, p: Sampling, check: Checker, need_prompt: bool, inpaints: bool = False) -> dict | None:
+        """The parameters every diffusion node shares, resolved (None if the model is unknown). `inpaints`: the
+        node runs an inpainting pipeline, so an inpainting model may do it."""
         prompt = self.checked(p, "prompt", check)
         if need_prompt and prompt is not None and not prompt.strip():
             check.fail("empty_prompt", "prompt", "The prompt is empty; describe the picture you want.")
@@ -317,7 +323,11 @@ class Compiler:
         prompt, loras = self._loras(prompt, p.loras, check)
         if check.problems:
             return {"entry": model, "batch": batch}
-        return {"entry": model, "model": self.ref(model), "prompt": prompt, "negative_prompt": negative, "steps": steps,
+        ref = self.ref(model, check, "model")
+        if self.model_facts is not None and self.model_facts(model).inpainting and not inpaints:
+            check.fail("inpainting_model", "model", f"Model {model.id!r} is an inpainting model; use it to inpaint or "
+                       f"outpaint, or choose one of {[m for m in self.choices('model') if m != model.id]}.")
+        return {"entry": model, "model": ref, "prompt": prompt, "negative_prompt": negative, "steps": steps,
                 "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
                 "seed": seed, "style": style.name if style else "",
                 "loras": loras, "embeddings": self._embeddings(prompt, negative)}
@@ -371,9 +381,15 @@ class Compiler:
         seed = self.checked(params, "seed", check)
         return self.seed_source() if seed == -1 else seed
 
-    def ref(self, entry: ModelEntry) -> ModelRef:
-        """A catalogue entry resolved to the weights it names."""
-        return ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
+    def ref(self, entry: ModelEntry, check: Checker, name: str) -> ModelRef:
+        """A catalogue entry resolved to the weights it names; a model the cache could not load (its facts say
+        why) fails in `check`, as parameter `name`."""
+        if self.model_facts is None:
+            return ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=self.model_hash(entry))
+        facts = self.model_facts(entry)
+        if facts.problem:
+            check.fail(facts.code, name, facts.problem)
+        return ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=facts.hash)
 
     def _model(self, model_id, check: Checker) -> ModelEntry | None:
         if model_id in ("", None):

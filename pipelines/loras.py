@@ -19,6 +19,7 @@ import logging
 import os
 import pathlib
 import re
+import threading
 from dataclasses import dataclass
 
 from pipelines.errors import BadModelFile
@@ -158,6 +159,33 @@ def extras_finder(loras_dir: str | os.PathLike, embeddings_dir: str | os.PathLik
     """A callable kind -> {name: ExtraFile}: "lora" lists `loras_dir`, "embedding" `embeddings_dir`."""
     folders = {"lora": loras_dir, "embedding": embeddings_dir}
     return lambda kind: scan_folder(folders[kind], kind)
+
+
+class ExtrasIndex:
+    """Callable: kind ("lora" or "embedding") -> {name: ExtraFile}, like `extras_finder`, for quoting: a folder is
+    scanned again only when its listing changes (its mtime: a file added, removed or renamed), so a quote costs
+    one stat per folder instead of one per file. A file rewritten in place keeps its old entry until the listing
+    changes; the worker, which scans before every job, refuses it by name."""
+
+    def __init__(self, loras_dir: str | os.PathLike, embeddings_dir: str | os.PathLike):
+        self.folders = {"lora": loras_dir, "embedding": embeddings_dir}
+        self._scans: dict[str, tuple[int | None, dict[str, ExtraFile]]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, kind: str) -> dict[str, ExtraFile]:
+        folder = self.folders[kind]
+        try:
+            listing = os.stat(folder).st_mtime_ns
+        except OSError:
+            listing = None
+        with self._lock:
+            scanned = self._scans.get(kind)
+        if scanned is not None and scanned[0] == listing:
+            return scanned[1]
+        found = scan_folder(folder, kind)
+        with self._lock:
+            self._scans[kind] = (listing, found)
+        return found
 
 
 def _first_line(e: Exception) -> str:

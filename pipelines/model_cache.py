@@ -27,6 +27,7 @@ from pipelines.control import ensure_demo_controlnet, ensure_demo_latent_upscale
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
 from pipelines.learned_interpolation import FlowNet, ensure_demo_interpolator, load_interpolator
+from pipelines.model_facts import checkpoint_family
 from pipelines.plan import ModelRef
 from pipelines.video_models import animatediff_from, ensure_demo_motion_adapter, ensure_demo_svd
 
@@ -45,22 +46,6 @@ CONTROL_CLASSES = {
     "sd15": {"txt2img": StableDiffusionControlNetPipeline, "img2img": StableDiffusionControlNetImg2ImgPipeline},
     "sdxl": {"txt2img": StableDiffusionXLControlNetPipeline, "img2img": StableDiffusionXLControlNetImg2ImgPipeline},
 }
-
-
-def checkpoint_family(path: str | os.PathLike) -> str:
-    """The family an original-layout (LDM / A1111) .safetensors checkpoint holds, from its tensor names
-    alone (nothing is loaded): "sdxl", "sd15", "sd2", or "unknown"."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        prefixes = {".".join(key.split(".")[:3]) for key in f.keys()}
-    if any(p.startswith("conditioner.embedders.1") for p in prefixes):
-        return "sdxl"
-    if any(p.startswith("cond_stage_model.transformer") for p in prefixes):
-        return "sd15"
-    if any(p.startswith("cond_stage_model.model") for p in prefixes):
-        return "sd2"
-    return "unknown"
 
 
 class ModelCache:

@@ -38,7 +38,7 @@ def test_a_file_of_another_family_than_declared_is_named_not_an_internal_error(c
 
     from pipelines.demo_model import ensure_demo_model
     from pipelines.errors import AtelierError
-    from pipelines.model_cache import checkpoint_family
+    from pipelines.model_facts import checkpoint_family
 
     entry = next(m for m in load_models(catalogue_file) if m.id == "single-file")
     path = entry.source.removeprefix("file:")

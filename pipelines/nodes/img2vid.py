@@ -33,7 +33,7 @@ def compile_img2vid(compiler, node, inputs, check, request):
         request.notes.append(f"The image ({image.width}x{image.height}) was resized to the video's "
                              f"{width}x{height}, which changes its shape; give width and height to keep it.")
     step = Img2VidStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
-                       model=compiler.ref(model), frames=frames, fps=float(fps), steps=steps,
+                       model=compiler.ref(model, check, "model"), frames=frames, fps=float(fps), steps=steps,
                        motion_bucket_id=motion, noise_aug_strength=noise, min_cfg_scale=low, cfg_scale=high,
                        decode_chunk_size=chunk, seeds=compiler.seeds(seed, image.count))
     return step, Made(image.count, width, height, frames=frames, fps=float(fps))

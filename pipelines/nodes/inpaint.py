@@ -14,7 +14,7 @@ from pipelines.spec import Inpaint
 def compile_inpaint(compiler, node, inputs, check, request):
     p: Inpaint = node.params
     image, mask = inputs["image"], inputs["mask"]
-    common = compiler.sampling(p, check, need_prompt=False)
+    common = compiler.sampling(p, check, need_prompt=False, inpaints=True)
     strength, blur, invert, full_res, padding, content = (
         compiler.checked(p, name, check) for name in ("strength", "mask_blur", "invert_mask", "full_res",
                                                       "full_res_padding", "masked_content"))

@@ -20,7 +20,7 @@ def compile_interpolate(compiler, node, inputs, check, request):
     method = compiler.checked(p, "method", check)
     if check.problems:
         return None
-    model = compiler.ref(compiler.models[method]) if method not in INTERPOLATORS else None
+    model = compiler.ref(compiler.models[method], check, "method") if method not in INTERPOLATORS else None
     frames = (video.frames - 1) * factor + 1
     fps = video.fps * factor
     limits = compiler.limits

@@ -15,7 +15,7 @@ SIDES = ("left", "right", "top", "bottom")
 def compile_outpaint(compiler, node, inputs, check, request):
     p: Outpaint = node.params
     image = inputs["image"]
-    common = compiler.sampling(p, check, need_prompt=False)
+    common = compiler.sampling(p, check, need_prompt=False, inpaints=True)
     sides = {name: compiler.checked(p, name, check) for name in SIDES}
     feather, strength, content = (compiler.checked(p, name, check) for name in ("feather", "strength",
                                                                                  "masked_content"))

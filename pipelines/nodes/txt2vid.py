@@ -38,7 +38,8 @@ def compile_txt2vid(compiler, node, inputs, check, request):
     batch = common.pop("batch")
     if check.problems:
         return None
-    step = Txt2VidStep(id=node.id, width=width, height=height, motion_adapter=compiler.ref(adapter), frames=frames,
+    motion_adapter = compiler.ref(adapter, check, "motion_adapter")
+    step = Txt2VidStep(id=node.id, width=width, height=height, motion_adapter=motion_adapter, frames=frames,
                        fps=float(fps), decode_chunk_size=chunk, seeds=compiler.seeds(common.pop("seed"), batch),
                        **common)
     return step, Made(batch, width, height, frames=frames, fps=float(fps))

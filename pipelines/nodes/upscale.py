@@ -28,7 +28,7 @@ def compile_upscale(compiler, node, inputs, check, request):
     compiler.pixels(width, height, check)
     if check.problems:
         return None
-    model = compiler.ref(entry) if entry is not None else None
+    model = compiler.ref(entry, check, "upscaler") if entry is not None else None
     step = UpscaleStep(id=node.id, inputs=(("image", node.link("image").node),), width=width, height=height,
                        scale=scale, upscaler=upscaler, model=model, seeds=compiler.seeds(seed, image.count),
                        steps=steps if model else 0, tile_size=tile)
