@@ -4,8 +4,9 @@
 user's id; Stripe sends `checkout.session.completed` to `POST /webhooks/stripe`, which checks the
 signature, reads the session back from Stripe's API by its id, and grants what tiers.toml says that
 price sells, times the quantity, once (the ledger key is the session id, so a second delivery grants
-nothing). Nothing in the event's body decides who gets what: anyone holding the webhook secret can sign
-an event, but only Stripe holds a paid session (issue 11). A delayed payment (a bank debit) completes
+nothing). The route itself is `web.billing`'s; this module checks and applies what it is handed. Nothing
+in the event's body decides who gets what: anyone holding the webhook secret can sign an event, but only
+Stripe holds a paid session (issue 11). A delayed payment (a bank debit) completes
 the session unpaid; the credits come with `checkout.session.async_payment_succeeded`.
 Subscription events are trusted the same way: only the subscription's id is read from the event, the
 subscription is read back from Stripe, and its current state puts its user (the one linked to its
@@ -22,9 +23,6 @@ import time
 from collections.abc import Callable
 
 import stripe
-from fastapi import Request
-from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from auth import audit, credits
 from configs import Tiers
@@ -329,20 +327,3 @@ def _user(user_id) -> User | None:
     except (TypeError, ValueError):
         return None
 
-
-def install_billing_routes(app, billing: Billing) -> None:
-    """POST /webhooks/stripe: 200 when applied (or ignored), 400 when the signature does not hold, 503 when
-    Stripe's API could not be asked about the event (Stripe then delivers it again)."""
-    @app.post("/webhooks/stripe")
-    async def stripe_webhook(request: Request):
-        payload = await request.body()
-        try:
-            result = await run_in_threadpool(billing.handle_webhook, payload, request.headers.get("stripe-signature"))
-        except WebhookRefused as e:
-            logger.warning("stripe: refused a webhook: %s", e)
-            return JSONResponse({"error": "signature verification failed"}, status_code=400)
-        except StripeUnavailable as e:
-            logger.warning("stripe: deferred a webhook: %s", e)
-            return JSONResponse({"error": "Stripe's API did not answer; deliver the event again later"},
-                                status_code=503)
-        return {"ok": True, "result": result}

@@ -1,6 +1,6 @@
-"""The operator's routes beside the app: `/healthz` (the process is up), `/readyz` (it can do its
-work: the database, the queue and the blob store answer; and which workers are running) and
-`/metrics` (Prometheus).
+"""What the operator's routes report (the routes themselves are `web.ops`): `/healthz` (the process is
+up), `/readyz` (it can do its work: the database, the queue and the blob store answer; and which
+workers are running) and `/metrics` (Prometheus, `queueing.metrics`).
 
 A load balancer restarts what fails /healthz and stops sending traffic to what fails /readyz, so
 /healthz checks nothing outside the process, and /readyz runs every check each time, each in its own
@@ -19,23 +19,17 @@ submitted meanwhile stay queued, and a synchronous call says "No worker is runni
 
     readiness = Readiness({"database": database_check(database), "queue": queue_check(huey),
                            "blobs": blob_check(blobs), "workers": workers_check(database, 60, runs_jobs=False)})
-    install_ops_routes(fastapi_app, metrics, readiness)
+    web.ops.install_ops_routes(fastapi_app, metrics, readiness)
 """
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 
-from fastapi import Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client.exposition import choose_encoder
-
 from queueing.leases import serving_workers
-from queueing.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -186,33 +180,3 @@ class Readiness:
                 self._failing.add(name)
                 logger.warning("readiness: %s failed: %s", name, result["error"])
 
-
-def install_ops_routes(app, metrics: Metrics, readiness: Readiness, metrics_token: str = "") -> None:
-    """Add GET /healthz, /readyz and /metrics to the FastAPI `app`. Call it before Gradio is mounted at
-    "/", which would otherwise answer these paths.
-
-    Args:
-        app: the FastAPI app.
-        metrics: this process's metrics (its registry is what /metrics serves).
-        readiness: the checks /readyz runs.
-        metrics_token: if set, /metrics wants `Authorization: Bearer <token>` (for a /metrics reachable
-            from the internet); "" (default) leaves it open, for a private network.
-    """
-    @app.get("/healthz", include_in_schema=False)
-    def healthz():
-        return {"ok": True}
-
-    @app.get("/readyz", include_in_schema=False)
-    def readyz():
-        ok, checks = readiness.run()
-        return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
-
-    @app.get("/metrics", include_in_schema=False)
-    def prometheus_metrics(request: Request):
-        if metrics_token:
-            sent = request.headers.get("authorization", "")
-            if not hmac.compare_digest(sent.encode(), f"Bearer {metrics_token}".encode()):
-                return Response("A bearer token is required.\n", status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"}, media_type="text/plain")
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(metrics.registry), media_type=content_type)

@@ -22,12 +22,13 @@ from huey.consumer import Consumer
 from configs import load_models, load_settings, needs_hub
 from queueing.executor import JobExecutor, build_runner
 from queueing.huey_app import make_huey
-from queueing.logs import configure_logging, install_huey_job_context
+from queueing.logs import JobIdFilter, install_huey_job_context
 from queueing.metrics import Metrics, serve_worker_metrics
 from queueing.reconcile import Reconciler
 from queueing.tasks import register_tasks
 from storage.blobs import open_blob_store
 from storage.db import SchemaTooNew, open_database
+from web.logs import configure_logging      # the one import of web here: this module is an entry point
 
 logger = logging.getLogger("atelier.worker")
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="serve Prometheus metrics on this port (default: ATELIER_METRICS_PORT, else none)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    configure_logging(json=settings.log_format == "json")
+    configure_logging(json=settings.log_format == "json", filters=(JobIdFilter(),))
     metrics_port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
     catalogue = load_models(settings.catalogue)
     if not needs_hub(catalogue):

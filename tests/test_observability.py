@@ -20,12 +20,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipelines import Txt2Img, WorkflowSpec
-from queueing.logs import (JsonFormatter, TextFormatter, current_job_id, install_huey_job_context, job_context,
-                           make_handler)
+from queueing.logs import JobIdFilter, current_job_id, install_huey_job_context, job_context
 from queueing.metrics import Metrics, serve_worker_metrics
-from queueing.observability import (Readiness, blob_check, database_check, install_ops_routes, queue_check,
-                                    workers_check)
+from queueing.observability import Readiness, blob_check, database_check, queue_check, workers_check
 from storage.models import Job
+from web.logs import JsonFormatter, TextFormatter, make_handler
+from web.ops import install_ops_routes
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -356,7 +356,8 @@ def test_the_web_side_of_observability_never_imports_torch(tmp_path):
 import sys
 from storage.db import open_database
 from queueing.metrics import Metrics
-from queueing.observability import Readiness, database_check, install_ops_routes
+from queueing.observability import Readiness, database_check
+from web.ops import install_ops_routes
 from storage.db import database
 open_database("sqlite:///{tmp_path / 'web.db'}")
 text = Metrics().scrape().decode()
@@ -374,7 +375,7 @@ def log_lines():
     """A logger "atelier.test.observability" (and Huey's) writing JSON lines into a buffer; call the
     fixture's value to get the lines parsed."""
     buffer = io.StringIO()
-    handler = make_handler(json=True, stream=buffer)
+    handler = make_handler(json=True, stream=buffer, filters=(JobIdFilter(),))
     loggers = [logging.getLogger("atelier.test.observability"), logging.getLogger("huey")]
     saved = [(lg.level, lg.propagate) for lg in loggers]
     for lg in loggers:
@@ -491,8 +492,9 @@ def test_the_log_format_and_the_metrics_settings_come_from_the_settings():
     script = """
 import logging
 from configs import load_settings
-from queueing.logs import configure_logging, job_context
-configure_logging(json=load_settings().log_format == "json")
+from queueing.logs import JobIdFilter, job_context
+from web.logs import configure_logging
+configure_logging(json=load_settings().log_format == "json", filters=(JobIdFilter(),))
 with job_context("j1"):
     logging.getLogger("atelier").info("in a job")
 logging.getLogger("uvicorn.error").warning("from uvicorn")

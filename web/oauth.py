@@ -4,7 +4,9 @@
 for OpenID Connect); `GET /auth/NAME` takes the code back, checks the ID token against the issuer's
 keys, and logs in the account linked to the provider's subject. A first login links the account
 with the same email only when the provider says the email is verified; otherwise it makes a new
-account (a guest's session becomes that account, keeping what the guest made).
+account (a guest's session becomes that account, keeping what the guest made). Which account a
+provider's subject is, and that linking, are `auth.Accounts.oauth_user`'s business; this module is the
+HTTP side of the flow.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from auth.web import WebAuth
+from auth.callers import WebAuth
 from configs import OAuthProvider
 from pipelines.errors import AtelierError
 

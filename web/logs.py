@@ -1,0 +1,102 @@
+"""How a process writes its log lines: a JSON or text formatter, and the one call that sets up its
+handler. Only entry points (app.py, `python -m queueing.worker`) call `configure_logging`.
+
+- `JsonFormatter` writes one JSON object per line: `time` (UTC, ISO 8601, milliseconds), `level`,
+  `logger`, `message`, `job_id` when the record has one, `exc_info` / `stack_info` as text when any,
+  and whatever else was passed through `extra=`. `TextFormatter` is the terminal layout, with
+  " [job ...]" appended where the message does not already name the job.
+- `configure_logging(json=..., filters=...)` installs one root handler, JSON or text as the
+  settings' `log_format` (ATELIER_LOG_FORMAT: `json` | `text`, default text) says, with the given
+  filters on it: the entry points pass `queueing.logs.JobIdFilter()`, which puts the job a line is
+  about on `record.job_id`.
+"""
+from __future__ import annotations
+
+import datetime
+import json as jsonlib
+import logging
+import sys
+from collections.abc import Iterable
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "job_id"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (newlines in messages and tracebacks are escaped)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+                            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "job_id", None):
+            entry["job_id"] = record.job_id
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc_info"] = record.exc_text
+        if record.stack_info:
+            entry["stack_info"] = self.formatStack(record.stack_info)
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_") and key not in entry:
+                entry[key] = value
+        return jsonlib.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """The terminal layout (`TEXT_FORMAT`), naming the job at the end when the message does not."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT):
+        super().__init__(fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        job_id = getattr(record, "job_id", None)
+        if job_id and job_id not in record.getMessage():
+            first, newline, rest = text.partition("\n")
+            text = f"{first} [job {job_id}]{newline}{rest}"
+        return text
+
+
+def make_handler(json: bool, stream=None, filters: Iterable[logging.Filter] = ()) -> logging.Handler:
+    """A stream handler (stderr by default) with the JSON or text formatter and `filters` attached."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    for log_filter in filters:
+        handler.addFilter(log_filter)
+    return handler
+
+
+def configure_logging(json: bool = False, level: int | str = logging.INFO, stream=None,
+                      filters: Iterable[logging.Filter] = ()) -> logging.Handler:
+    """Give the root logger one handler (replacing any it had), JSON or text, at `level`.
+
+    Args:
+        json: True for JSON lines, False for text (settings.log_format says which).
+        level: the root logger's level (default INFO).
+        stream: where lines go (default stderr).
+        filters: put on the handler, which sees the records of every logger that propagates to the
+            root (default none; the entry points pass `queueing.logs.JobIdFilter()`).
+
+    Uvicorn's own loggers are made to propagate here; start uvicorn with `log_config=None` so that it
+    does not install its own handlers over them. Returns the handler.
+    """
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+        old.close()
+    handler = make_handler(json, stream, filters)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    logging.captureWarnings(True)
+    return handler
