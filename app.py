@@ -41,7 +41,8 @@ def build(settings: Settings) -> Atelier:
 
     from auth import AccountService, Accounts, Policy, WebAuth
     from pipelines.compiler import Compiler
-    from pipelines.loras import extras_finder
+    from pipelines.loras import ExtrasIndex
+    from pipelines.model_facts import ModelInspector
     from pipelines.model_hashes import ModelHasher
     from pipelines.samplers import SAMPLERS, SCHEDULES
     from queueing import JobExecutor, JobService, build_runner, make_huey, register_tasks
@@ -61,9 +62,13 @@ def build(settings: Settings) -> Atelier:
     if executor is not None:
         install_huey_job_context(huey)
     run_job = register_tasks(huey, executor)
-    extras = extras_finder(settings.loras_dir, settings.embeddings_dir)
-    compiler = Compiler(models, styles, settings.limits, tiers.prices, ModelHasher(settings.models_dir),
-                        extras=extras)
+    # Quoting reads what is known of the models and the LoRA folders, not the files (issue 12, item 2): the
+    # models' hashes and facts are worked out now, in the background, and kept.
+    extras = ExtrasIndex(settings.loras_dir, settings.embeddings_dir)
+    inspector = ModelInspector(ModelHasher(settings.models_dir))
+    threading.Thread(target=inspector.warm, args=(models,), name="model-facts", daemon=True).start()
+    compiler = Compiler(models, styles, settings.limits, tiers.prices, inspector.hash, extras=extras,
+                        model_facts=inspector)
     accounts = Accounts(tiers, settings.guest_credits, settings.session_days * 86400)
     policy = Policy(tiers)
     def enqueue(job_id: str, priority: int) -> None:
