@@ -22,8 +22,7 @@ import torch
 import transformers
 
 from pipelines import image_ops
-from pipelines.errors import AtelierError
-from pipelines.loras import ExtraFile, applied_embeddings, applied_loras
+from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_file
 from pipelines.model_cache import ModelCache
 from pipelines.control import canny
 from pipelines.plan import (CannyStep, DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep,
@@ -229,14 +228,7 @@ class DiffusersBackend:
 
     def extra_file(self, kind: str, name: str, sha256: str) -> str:
         """The path of LoRA or embedding `name`, if it still holds the bytes the plan was made with."""
-        found = self.extras(kind).get(name)
-        if found is None:
-            raise AtelierError(f"The {kind} {name!r} this job uses is no longer there; put it back or compile "
-                               "the job again.", code="extra_missing")
-        if found.sha256 != sha256:
-            raise AtelierError(f"The {kind} file {name!r} changed since this job was made (its hash differs); "
-                               "the job would not make the same picture.", code="extra_changed")
-        return found.path
+        return extra_file(self.extras, kind, name, sha256)
 
     def _inpaint_one(self, pipe, step: InpaintStep, image, mask, seeds, on_step) -> Images:
         work = (step.work_width, step.work_height)

@@ -290,7 +290,8 @@ class Compiler:
         if start is not None and end is not None and start >= end:
             check.fail("out_of_range", "control_start", f"control_start ({start:g}) must be below control_end "
                        f"({end:g}).")
-        return {"control_model": self.ref(entry, check, "control_model"), "control_scale": scale, "control_start": start, "control_end": end}
+        return {"control_model": self.ref(entry, check, "control_model"), "control_scale": scale,
+                "control_start": start, "control_end": end}
 
 
     def sampling(self, p: Sampling, check: Checker, need_prompt: bool, inpaints: bool = False) -> dict | None:

@@ -20,9 +20,10 @@ import os
 import pathlib
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.errors import BadModelFile
+from pipelines.errors import AtelierError, BadModelFile
 from pipelines.model_hashes import file_sha256
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,19 @@ def extras_finder(loras_dir: str | os.PathLike, embeddings_dir: str | os.PathLik
     """A callable kind -> {name: ExtraFile}: "lora" lists `loras_dir`, "embedding" `embeddings_dir`."""
     folders = {"lora": loras_dir, "embedding": embeddings_dir}
     return lambda kind: scan_folder(folders[kind], kind)
+
+
+def extra_file(extras: Callable[[str], dict[str, ExtraFile]], kind: str, name: str, sha256: str) -> str:
+    """The path of LoRA or embedding `name` among `extras(kind)`, if it still holds the bytes a plan was made
+    with; raises AtelierError saying what happened to it otherwise."""
+    found = extras(kind).get(name)
+    if found is None:
+        raise AtelierError(f"The {kind} {name!r} this job uses is no longer there; put it back or compile "
+                           "the job again.", code="extra_missing")
+    if found.sha256 != sha256:
+        raise AtelierError(f"The {kind} file {name!r} changed since this job was made (its hash differs); "
+                           "the job would not make the same picture.", code="extra_changed")
+    return found.path
 
 
 class ExtrasIndex:

@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import PIL.Image
 
-from pipelines.backend import DiffusersBackend
 from pipelines.errors import JobCancelled
 from pipelines.executors import EXECUTORS, Engine, Executor
 from pipelines.plan import ExecutionPlan, Step
@@ -68,13 +68,21 @@ def _parents(step: Step, index: int, counts: dict[str, int]) -> tuple[tuple[str,
     return tuple(parents)
 
 
+class Backend(Protocol):
+    """What the runner itself needs of the backend that makes images (`DiffusersBackend`; the executors call
+    its step methods): to set up the calling thread for a run, and the environment recorded with each result."""
+
+    def use_threads(self) -> None: ...
+
+    def environment(self) -> dict: ...
+
+
 class Runner:
     """Runs plans on `backend` (images) and `video_backend` (videos), each step by its kind's executor."""
 
-    def __init__(self, backend: DiffusersBackend, video_backend: VideoBackend | None = None,
-                 executors: dict[str, Executor] = EXECUTORS):
+    def __init__(self, backend: Backend, video_backend: VideoBackend, executors: dict[str, Executor] = EXECUTORS):
         self.backend = backend
-        self.video_backend = video_backend or VideoBackend(backend)
+        self.video_backend = video_backend
         self.executors = executors
 
     def run(self, plan: ExecutionPlan, load_image: Callable[[str], PIL.Image.Image] = None,

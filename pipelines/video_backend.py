@@ -1,5 +1,5 @@
 """VideoBackend: runs the steps that make videos, img2vid (Stable Video Diffusion) and txt2vid (AnimateDiff),
-on the image backend's device, model cache and lock.
+and interpolation, with the model cache and lock it shares with the image backend.
 
 The diffusers pipeline denoises each video to latents; we then decode them `decode_chunk_size` frames
 at a time, the same chunks the pipeline itself would decode, so the frames are the pipeline's own while
@@ -8,6 +8,7 @@ progress can report decoded frames and a cancel can stop between chunks. Video k
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,7 +18,8 @@ import torch
 from pipelines import image_ops
 from pipelines.interpolate import interpolate
 from pipelines.learned_interpolation import interpolate_learned
-from pipelines.loras import applied_embeddings, applied_loras
+from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_file
+from pipelines.model_cache import ModelCache
 from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep
 from pipelines.samplers import make_scheduler
 
@@ -38,19 +40,27 @@ def _generator(seed: int) -> torch.Generator:
 
 
 class VideoBackend:
-    """Makes videos with the pipelines of `images.models`, holding `images.lock` so image and video work
-    never share a pipeline at once; LoRAs and embeddings are found as the image backend finds them."""
+    """Makes videos with the pipelines of `models`.
 
-    def __init__(self, images):
-        self.images = images
-        self.models = images.models
+    Args:
+        models: the model cache (shared with the image backend).
+        lock: held while a pipeline runs; the image backend's, so image and video work never share a
+            pipeline at once.
+        extras: kind ("lora" or "embedding") -> the files available, by name.
+    """
+
+    def __init__(self, models: ModelCache, lock: threading.Lock,
+                 extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
+        self.models = models
+        self.lock = lock
+        self.extras = extras
 
     def img2vid(self, step: Img2VidStep, images: list[PIL.Image.Image], on_step: StepCallback) -> list[Video]:
         """One video per input image; the image is resized to the video's size (the plan noted any change
         of shape)."""
         sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
         videos = []
-        with self.images.lock:
+        with self.lock:
             pipe = self.models.video(step.model)
             for k, (image, seed) in enumerate(zip(sized, step.seeds)):
                 latents = pipe(image=image, width=step.width, height=step.height, num_frames=step.frames,
@@ -69,10 +79,10 @@ class VideoBackend:
 
     def txt2vid(self, step: Txt2VidStep, on_step: StepCallback) -> list[Video]:
         """One video per seed, each from its own call, so video k is the same whatever the batch size."""
-        loras = [(self.images.extra_file("lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
-        embeddings = [(self.images.extra_file("embedding", name, sha256), name) for name, sha256 in step.embeddings]
+        loras = [(extra_file(self.extras, "lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
+        embeddings = [(extra_file(self.extras, "embedding", name, sha256), name) for name, sha256 in step.embeddings]
         videos = []
-        with self.images.lock:
+        with self.lock:
             pipe = self.models.animatediff(step.model, step.motion_adapter)
             with applied_embeddings(pipe, embeddings), applied_loras(pipe, loras):
                 for k, seed in enumerate(step.seeds):
@@ -109,7 +119,7 @@ class VideoBackend:
                 done += len(video.frames) - 1
                 on_step(done, total)
             return results
-        with self.images.lock:
+        with self.lock:
             net = self.models.interpolator(step.model)
             for video in videos:
                 results.append(Video(interpolate_learned(net, video.frames, step.factor, on_pair), step.fps))

@@ -134,6 +134,7 @@ def test_a_node_kind_declared_in_one_place_compiles_prices_runs_and_replays(tmp_
     from pipelines.backend import DiffusersBackend
     from pipelines.model_cache import ModelCache
     from pipelines.runner import Runner
+    from pipelines.video_backend import VideoBackend
 
     registry = REGISTRY.with_nodes(INVERT)
     compiler = Compiler(MODELS, (Style("None"),), Limits(), CreditPrices(), lambda entry: "sha256:" + "0" * 64,
@@ -155,8 +156,10 @@ def test_a_node_kind_declared_in_one_place_compiles_prices_runs_and_replays(tmp_
     assert refused.value.field == "inv.amount"
 
     progress = []
-    backend = DiffusersBackend(ModelCache(tmp_path, torch.device("cpu"), torch.float32))
-    runner = Runner(backend, executors={**EXECUTORS, "invert": Executor(run_invert)})
+    models = ModelCache(tmp_path, torch.device("cpu"), torch.float32)
+    backend = DiffusersBackend(models)
+    runner = Runner(backend, VideoBackend(models, backend.lock),
+                    executors={**EXECUTORS, "invert": Executor(run_invert)})
     source = PIL.Image.new("RGB", (8, 4), (10, 200, 30))
     result = runner.run(plan, load_image=lambda artifact_id: source, on_progress=progress.append)
     [output] = result.outputs
