@@ -6,7 +6,6 @@ start and end sessions through it and render `web.pages`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import pathlib
 import urllib.parse
@@ -166,12 +165,9 @@ def _origin(url: str) -> str:
 
 
 def _recipe_summary(holding: ArtifactOwner) -> dict:
-    """What a visitor of a share link sees of how an image was made: the last step of the link owner's
-    job that made it (`sharing.recipe_source`), settings only."""
-    step = json.loads(holding.job.plan)["steps"][-1]
-    shown = {k: step[k] for k in ("kind", "prompt", "negative_prompt", "width", "height", "steps", "cfg_scale",
-                                  "sampler", "schedule") if k in step}
-    if step.get("model"):
-        shown["model"] = step["model"]["id"]
-    shown["seed"] = holding.seed
-    return shown
+    """What a visitor of a share link sees of how an image was made: the summary of the link owner's job
+    that made it (`sharing.recipe_source`), settings only, with this image's own seed."""
+    from pipelines.plan import ExecutionPlan     # here: `import web` loads no engine module (tests/test_rooms.py)
+
+    summary = ExecutionPlan.from_json(holding.job.plan).summary()
+    return {**summary, "seed": holding.seed} if holding.seed is not None else summary
