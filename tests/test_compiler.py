@@ -1,6 +1,5 @@
 """The compiler: validation messages, defaults, seeds, price and plan hash. No torch needed."""
 import dataclasses
-import inspect
 import json
 import pathlib
 import subprocess
@@ -138,15 +137,13 @@ def test_malformed_specs_are_refused(text, words):
     assert words in info.value.message
 
 
-def test_one_vocabulary_for_spec_and_api():
+def test_one_vocabulary_for_spec_and_api(compiler):
     """The spec's field names are the API parameters, and the names AUTOMATIC1111 users know."""
     from ui import api
     fields = {f.name for f in dataclasses.fields(Txt2Img)} - {"loras"}   # API callers write <lora:name:w>
     assert fields >= {"prompt", "negative_prompt", "model", "width", "height", "steps", "cfg_scale", "sampler",
                       "schedule", "seed", "batch_size", "style"}
-    source = inspect.getsource(api.build)
-    signature = source[source.index("def txt2img("):source.index("request: gr.Request")]
-    parameters = {p.split(":")[0].strip() for p in signature[len("def txt2img("):].split(",") if p.strip()}
+    parameters = {f.name for f in api.generation_fields("txt2img", compiler)}    # the endpoint's signature
     assert parameters == fields | {"control_image", "canny_low", "canny_high", "hires_fix", "hires_scale",
                                    "hires_upscaler", "hires_strength", "hires_steps"}
 

@@ -1,9 +1,13 @@
 """The named API endpoints for `gradio_client`.
 
-Each endpoint is a plain typed function; `expose` gives it hidden input components built from its
-signature, so every parameter's API default is the function's own default (None or "" = the model's
-default), whatever the visible tabs show. Image inputs are files, checked on arrival and stored byte
-for byte as uploads once the request is accepted (a refused one stores nothing).
+Each generation endpoint makes one node (and the loads of the files it is sent): its parameters are the
+node's declared ones (`pipelines/spec.py`), in the order of ../shared/API.md, made into the endpoint's
+signature and its `Client.view_api()` types, choices, defaults and descriptions by `ui.fields`; a few
+are the endpoint's own (the files, the canny thresholds and hires fix of txt2img, declared by the canny,
+upscale and img2img nodes). Its request is built by `ui.common.node_request`, as the tabs build theirs. A
+parameter's API default is its declared default (None or "" = the model's default), whatever the
+visible tabs show. Image inputs are files, checked on arrival and stored byte for byte as uploads once
+the request is accepted (a refused one stores nothing).
 
 Each generation endpoint returns (files, info): the stored files byte for byte and a dict with
 job_id, artifact_ids, seeds, plan_hash and credits. While it waits it sends a progress event at least
@@ -13,22 +17,102 @@ and /quote take a WorkflowSpec as JSON text of at most 1 MiB, nested at most 32 
 """
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import os
 import typing
 
 import gradio as gr
 
-from pipelines.spec import Img2Img, Img2Vid, Inpaint, Interpolate, Outpaint, Txt2Img, Txt2Vid, Upscale, WorkflowSpec
-from ui.common import (UIContext, control, editing_spec, export_animation, replay_and_wait, sampling, user_errors,
-                       video_spec, wait_for_result, wait_for_video, whole, with_hires_fix)
+from pipelines.spec import Canny, Img2Img, Interpolate, LoadVideo, Upscale, WorkflowSpec
+from ui.common import (UIContext, export_animation, node_request, replay_and_wait, user_errors, video_spec,
+                       wait_for_result, wait_for_video)
 from ui.controls import read_image
+from ui.fields import Field, api_input, edge_fields, endpoint, endpoint_fields, field_of, node_params
 
-ImageFile = typing.NewType("ImageFile", str)      # a parameter that takes an uploaded image file
-VideoFile = typing.NewType("VideoFile", str)      # a parameter that takes an uploaded video file (MP4)
 AtelierFile = typing.NewType("AtelierFile", str)  # a parameter that takes a PNG or MP4 file Atelier made
 SKIPPED = {"request", "progress"}
+
+SAMPLING = ("negative_prompt", "model", "steps", "cfg_scale", "sampler", "schedule", "seed", "batch_size", "style")
+CONTROL = ("control_image", "control_model", "control_scale", "control_start", "control_end", "canny_low",
+           "canny_high")
+HIRES = ("hires_fix", "hires_scale", "hires_upscaler", "hires_strength", "hires_steps")
+# The generation endpoints of ../shared/API.md, each named after the node kind it makes, and its parameters in
+# order: the node's declared parameters, its files and its own (`own_fields`).
+ORDER = {
+    "txt2img": ("prompt", "negative_prompt", "model", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
+                "seed", "batch_size", "style", *CONTROL, *HIRES),
+    "img2img": ("image", "prompt", "strength", "negative_prompt", "model", "width", "height", "steps", "cfg_scale",
+                "sampler", "schedule", "seed", "batch_size", "style", *CONTROL),
+    "inpaint": ("image", "mask", "prompt", "strength", "mask_blur", "invert_mask", "full_res", "full_res_padding",
+                "masked_content", *SAMPLING),
+    "outpaint": ("image", "left", "right", "top", "bottom", "prompt", "feather", "strength", "masked_content",
+                 *SAMPLING),
+    "upscale": ("image", "scale", "upscaler", "steps", "seed", "tile_size"),
+    "img2vid": ("image", "frames", "fps", "motion_bucket_id", "noise_aug_strength", "decode_chunk_size", "seed",
+                "model", "width", "height", "steps", "cfg_scale", "min_cfg_scale"),
+    "txt2vid": ("prompt", "negative_prompt", "frames", "fps", "steps", "cfg_scale", "seed", "model", "motion_adapter",
+                "width", "height", "sampler", "schedule", "style", "decode_chunk_size"),
+    "interpolate": ("video", "factor", "artifact_id", "method"),
+}
+# Node kinds that only ever come inside another endpoint's request (the loads of the files it is sent, the canny
+# edges of txt2img's and img2img's control image). Every other kind the server's registry holds, besides those
+# in ORDER (a plugin's, a test's), gets an endpoint named after it: its file edges, then its declarations.
+INTERNAL = ("load_image", "load_mask", "load_video", "canny")
+DESCRIPTIONS = {
+    "txt2img": "Text to image. Omitted parameters take the model's defaults; seed -1 is random. With a control_image "
+               "and a control_model, a ControlNet steers it (canny edges of the image, with thresholds "
+               "canny_low/canny_high; lineage: control). hires_fix: then upscale by hires_scale and repaint at "
+               "hires_strength (AUTOMATIC1111's hires fix).",
+    "img2img": "Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source (and control).",
+    "inpaint": "Repaint where the mask (a black-and-white image) is white. Lineage: source, mask.",
+    "outpaint": "Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source.",
+    "upscale": "Enlarge an image by `scale` with Lanczos or an upscaler model (in tiles of tile_size px). "
+               "Lineage: upscale_of.",
+    "img2vid": "Image to video with a Stable Video Diffusion model; returns the MP4. Omitted parameters take the "
+               "model's defaults; an image of another shape is resized to the video size (info[\"notes\"] says so). "
+               "motion_bucket_id: 1 (little motion) to 255. Lineage: source.",
+    "txt2vid": "Text to video with AnimateDiff: a motion adapter animates an SD1.5-family model; returns the MP4. "
+               "Omitted parameters take the motion adapter's and the model's defaults.",
+    "interpolate": "Raise a video's frame rate `factor` (2 or 4) times: n frames become (n - 1) * factor + 1, the "
+                   "originals kept. The video is an uploaded MP4 or, when none is sent, `artifact_id`, one of your "
+                   "videos. method: \"flow\" (optical flow) or the id of an interpolator model. Lineage: frames_of.",
+}
+# The parameters of the endpoints that are not generation ones (their functions' own signatures).
+QUERY_FIELDS = {
+    "spec": Field("spec", "str", "", "A WorkflowSpec as JSON text: {\"version\": 1, \"nodes\": [...]}."),
+    "job_id": Field("job_id", "str", "", "The id of one of your jobs (every generation's info has it)."),
+    "artifact_id": Field("artifact_id", "str", "", "The artifact id (sha256) of one of your images or videos."),
+    "format": Field("format", "str", "gif", "The animation's format.", choices=("gif", "webp")),
+    "file": Field("file", "FILE", None, "A PNG or MP4 file Atelier made, here or elsewhere; pass it with "
+                  "handle_file(path).", optional=True),
+}
+
+
+def own_fields(catalogue) -> tuple[Field, ...]:
+    """The parameters endpoints take besides their node's: the files, a ControlNet's canny edge map (the canny
+    node's thresholds), a hires fix (an upscale node's scale and upscaler, then an img2img repaint) and the
+    stored video interpolate takes instead of a file."""
+    control, = (f for f in edge_fields(Img2Img) if f.name == "control")
+    hires = "Hires fix: "
+    return (control.renamed("control_image", description="An image file a ControlNet follows (its canny edges "
+                            "unless canny is off), with control_model; pass it with handle_file(path)."),
+            field_of(Canny, "low", catalogue).renamed("canny_low", "Canny edges of control_image: "),
+            field_of(Canny, "high", catalogue).renamed("canny_high", "Canny edges of control_image: "),
+            Field("hires_fix", "bool", False, "Upscale the image, then repaint it (AUTOMATIC1111's hires fix)."),
+            field_of(Upscale, "scale", catalogue).renamed("hires_scale", hires),
+            field_of(Upscale, "upscaler", catalogue).renamed("hires_upscaler", hires),
+            field_of(Img2Img, "strength", catalogue).renamed("hires_strength", "Hires fix repaint: ", default=0.5),
+            field_of(Img2Img, "steps", catalogue).renamed("hires_steps", description=hires + "denoising steps of "
+                                                          "the repaint; empty: as many as the image's."),
+            edge_fields(Interpolate)[0].renamed("video", optional=True, description="A video file (MP4) to "
+                                                "interpolate; pass it with handle_file(path), or give artifact_id."),
+            field_of(LoadVideo, "artifact_id", catalogue).renamed("artifact_id", "When no video file is sent: "))
+
+
+def generation_fields(kind: str, catalogue) -> tuple[Field, ...]:
+    """The parameters of the endpoint that makes a node of `kind` (see ORDER), for `catalogue` (a Compiler,
+    whose registry declares the kind)."""
+    return endpoint_fields(catalogue.registry.node(kind).params, catalogue, ORDER.get(kind), own_fields(catalogue))
 
 
 def read_file(path: str | None, name: str) -> bytes:
@@ -39,143 +123,38 @@ def read_video(path: str) -> bytes:
     return read_image(path, "the video", "pass it with handle_file(path), or give artifact_id")
 
 
+def read_files(values: dict) -> dict:
+    """The files a call sent, as `node_request` takes them: image, mask, and control (with its canny values)."""
+    files = {name: read_file(values[name], name) for name in ("image", "mask") if name in values}
+    if values.get("control_image"):
+        files.update(control=read_file(values["control_image"], "control image"),
+                     canny={"low": values["canny_low"], "high": values["canny_high"]})
+    return files
+
+
 def build(ctx: UIContext) -> None:
     """Add the API endpoints to the enclosing Blocks."""
     service = ctx.service
 
     caller = ctx.api_caller
 
-    @user_errors
-    def txt2img(prompt: str, negative_prompt: str = "", model: str = "", width: int | None = None,
-                height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
-                sampler: str = "", schedule: str = "", seed: int = -1, batch_size: int = 1, style: str = "",
-                control_image: ImageFile | None = None, control_model: str = "", control_scale: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0, canny_low: int = 100, canny_high: int = 200,
-                hires_fix: bool = False, hires_scale: float = 2.0, hires_upscaler: str = "lanczos",
-                hires_strength: float = 0.5, hires_steps: int | None = None,
-                request: gr.Request = None, progress=gr.Progress()):
-        """Text to image. Omitted parameters take the model's defaults; seed -1 is random. With a
-        control_image and a control_model, a ControlNet steers it (canny edges of the image, with
-        thresholds canny_low/canny_high; lineage: control). hires_fix: then upscale by hires_scale
-        and repaint at hires_strength (AUTOMATIC1111's hires fix)."""
-        user = caller(request)
-        params = Txt2Img(width=whole(width), height=whole(height),
-                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
-                                    batch_size, style),
-                         **control(control_model, control_scale, control_start, control_end))
-        control_bytes = read_file(control_image, "control image") if control_image else None
-        draft = editing_spec(service, user, params, control=control_bytes, canny=(whole(canny_low),
-                                                                                   whole(canny_high)))
-        if hires_fix:
-            draft = dataclasses.replace(draft, spec=with_hires_fix(draft.spec, hires_scale, hires_upscaler,
-                                                                   hires_strength, hires_steps))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
+    def making(params: type, wait):
+        """The body of an endpoint that makes one `params` node from the call's values (and the files it sent;
+        a hires fix where it asks for one) and waits for it with `wait` (`wait_for_result`: the images;
+        `wait_for_video`: the video)."""
+        def run(values: dict, request: gr.Request, progress: gr.Progress):
+            user = caller(request)
+            draft = node_request(service, user, params, values, **read_files(values),
+                                 hires=values if values.get("hires_fix") else None)
+            return wait(service, user, draft.submit(service, user).id, progress, name_job=True)
+        return run
 
-    @user_errors
-    def img2img(image: ImageFile, prompt: str = "", strength: float = 0.75, negative_prompt: str = "",
-                model: str = "", width: int | None = None, height: int | None = None, steps: int | None = None,
-                cfg_scale: float | None = None, sampler: str = "", schedule: str = "", seed: int = -1,
-                batch_size: int = 1, style: str = "", control_image: ImageFile | None = None,
-                control_model: str = "", control_scale: float = 1.0, control_start: float = 0.0,
-                control_end: float = 1.0, canny_low: int = 100, canny_high: int = 200,
-                request: gr.Request = None, progress=gr.Progress()):
-        """Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source (and control)."""
+    def interpolate(values: dict, request: gr.Request, progress: gr.Progress):
+        """The body of /interpolate: the video is a file sent or else one of the caller's, by artifact_id."""
         user = caller(request)
-        params = Img2Img(strength=strength, width=whole(width), height=whole(height),
-                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
-                                    batch_size, style),
-                         **control(control_model, control_scale, control_start, control_end))
-        control_bytes = read_file(control_image, "control image") if control_image else None
-        draft = editing_spec(service, user, params, read_file(image, "image"), control=control_bytes,
-                             canny=(whole(canny_low), whole(canny_high)))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
-
-    @user_errors
-    def inpaint(image: ImageFile, mask: ImageFile, prompt: str = "", strength: float = 0.75, mask_blur: int = 4,
-                invert_mask: bool = False, full_res: bool = False, full_res_padding: int = 32,
-                masked_content: str = "original", negative_prompt: str = "", model: str = "",
-                steps: int | None = None, cfg_scale: float | None = None, sampler: str = "", schedule: str = "",
-                seed: int = -1, batch_size: int = 1, style: str = "", request: gr.Request = None,
-                progress=gr.Progress()):
-        """Repaint where the mask (a black-and-white image) is white. Lineage: source, mask."""
-        user = caller(request)
-        params = Inpaint(strength=strength, mask_blur=whole(mask_blur), invert_mask=invert_mask, full_res=full_res,
-                         full_res_padding=whole(full_res_padding), masked_content=masked_content,
-                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
-                                    batch_size, style))
-        draft = editing_spec(service, user, params, read_file(image, "image"), read_file(mask, "mask"))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
-
-    @user_errors
-    def outpaint(image: ImageFile, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0, prompt: str = "",
-                 feather: int = 16, strength: float = 1.0, masked_content: str = "fill", negative_prompt: str = "",
-                 model: str = "", steps: int | None = None, cfg_scale: float | None = None, sampler: str = "",
-                 schedule: str = "", seed: int = -1, batch_size: int = 1, style: str = "",
-                 request: gr.Request = None, progress=gr.Progress()):
-        """Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source."""
-        user = caller(request)
-        params = Outpaint(left=whole(left), right=whole(right), top=whole(top), bottom=whole(bottom),
-                          feather=whole(feather), strength=strength, masked_content=masked_content,
-                          **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed,
-                                     batch_size, style))
-        draft = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
-
-    @user_errors
-    def upscale(image: ImageFile, scale: float = 2.0, upscaler: str = "lanczos", steps: int | None = None,
-                seed: int = -1, tile_size: int = 128, request: gr.Request = None, progress=gr.Progress()):
-        """Enlarge an image by `scale` with Lanczos or an upscaler model (in tiles of tile_size px).
-        Lineage: upscale_of."""
-        user = caller(request)
-        params = Upscale(scale=scale, upscaler=upscaler, steps=whole(steps), seed=whole(seed),
-                         tile_size=whole(tile_size))
-        draft = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_result(service, user, draft.submit(service, user).id, progress, name_job=True)
-
-    @user_errors
-    def img2vid(image: ImageFile, frames: int | None = None, fps: int | None = None, motion_bucket_id: int = 127,
-                noise_aug_strength: float = 0.02, decode_chunk_size: int | None = None, seed: int = -1,
-                model: str = "", width: int | None = None, height: int | None = None, steps: int | None = None,
-                cfg_scale: float | None = None, min_cfg_scale: float = 1.0, request: gr.Request = None,
-                progress=gr.Progress()):
-        """Image to video with a Stable Video Diffusion model; returns the MP4. Omitted parameters take the
-        model's defaults; an image of another shape is resized to the video size (info["notes"] says so).
-        motion_bucket_id: 1 (little motion) to 255. Lineage: source."""
-        user = caller(request)
-        params = Img2Vid(model=model or "", width=whole(width), height=whole(height), frames=whole(frames),
-                         fps=whole(fps), motion_bucket_id=whole(motion_bucket_id),
-                         noise_aug_strength=noise_aug_strength, decode_chunk_size=whole(decode_chunk_size),
-                         steps=whole(steps), cfg_scale=cfg_scale, min_cfg_scale=min_cfg_scale,
-                         seed=-1 if seed is None else whole(seed))
-        draft = editing_spec(service, user, params, read_file(image, "image"))
-        return wait_for_video(service, user, draft.submit(service, user).id, progress, name_job=True)
-
-    @user_errors
-    def txt2vid(prompt: str, negative_prompt: str = "", frames: int | None = None, fps: int | None = None,
-                steps: int | None = None, cfg_scale: float | None = None, seed: int = -1, model: str = "",
-                motion_adapter: str = "", width: int | None = None, height: int | None = None, sampler: str = "",
-                schedule: str = "", style: str = "", decode_chunk_size: int | None = None,
-                request: gr.Request = None, progress=gr.Progress()):
-        """Text to video with AnimateDiff: a motion adapter animates an SD1.5-family model; returns the MP4.
-        Omitted parameters take the motion adapter's and the model's defaults."""
-        user = caller(request)
-        params = Txt2Vid(motion_adapter=motion_adapter or "", width=whole(width), height=whole(height),
-                         frames=whole(frames), fps=whole(fps), decode_chunk_size=whole(decode_chunk_size),
-                         **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed, 1,
-                                    style))
-        return wait_for_video(service, user, service.submit(user, WorkflowSpec.single(params)).id, progress,
-                              name_job=True)
-
-    @user_errors
-    def interpolate(video: VideoFile | None = None, factor: int = 2, artifact_id: str = "", method: str = "flow",
-                    request: gr.Request = None, progress=gr.Progress()):
-        """Raise a video's frame rate `factor` (2 or 4) times: n frames become (n - 1) * factor + 1, the
-        originals kept. The video is an uploaded MP4 or, when none is sent, `artifact_id`, one of your
-        videos. method: "flow" (optical flow) or the id of an interpolator model. Lineage: frames_of."""
-        user = caller(request)
-        data = read_video(video) if video else None
-        params = Interpolate(factor=whole(factor), method=method or "flow")
-        draft = video_spec(service, user, params, data, (artifact_id or "").strip())
+        data = read_video(values["video"]) if values["video"] else None
+        draft = video_spec(service, user, node_params(Interpolate, values), data,
+                           (values["artifact_id"] or "").strip())
         return wait_for_video(service, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
@@ -243,31 +222,21 @@ def build(ctx: UIContext) -> None:
         info = gr.JSON(label="info")
         never = gr.Button()      # never clicked: it only gives the API events a trigger
 
-        def expose(fn, outputs):
-            inputs = [_hidden_input(parameter) for parameter in inspect.signature(fn).parameters.values()
-                      if parameter.name not in SKIPPED]
-            never.click(fn, inputs, outputs, api_name=fn.__name__, show_progress="hidden", concurrency_limit=None)
+        def expose(fn, fields, outputs):
+            never.click(fn, [api_input(f) for f in fields], outputs, api_name=fn.__name__, show_progress="hidden",
+                        concurrency_limit=None)
 
-        for generate in (txt2img, img2img, inpaint, outpaint, upscale):
-            expose(generate, [files, info])
-        for query in (submit, quote, job_status, cancel_job, jobs, account):
-            expose(query, [info])
-        for video_maker in (img2vid, txt2vid, interpolate, export_video):
-            expose(video_maker, [file, info])
-        expose(artifact_info, [file, info])
-        expose(replay, [file, info])
-
-
-def _hidden_input(parameter: inspect.Parameter):
-    """A hidden component whose initial value is the parameter's default (so the API's default)."""
-    default = None if parameter.default is inspect.Parameter.empty else parameter.default
-    annotation = parameter.annotation
-    if annotation in ("ImageFile", ImageFile, "ImageFile | None", "VideoFile", VideoFile, "VideoFile | None",
-                      "AtelierFile | None"):
-        return gr.File(label=parameter.name)
-    if annotation == "bool":
-        return gr.Checkbox(value=default, label=parameter.name)
-    if annotation.startswith(("int", "float")):
-        return gr.Number(value=default, label=parameter.name, precision=None)
-    return gr.Textbox(value=default if default is not None else "", label=parameter.name)
-
+        for node in ctx.catalogue.registry.nodes:
+            if node.kind in INTERNAL:
+                continue
+            video = "VIDEO" in node.outputs.values()
+            fields = generation_fields(node.kind, ctx.catalogue)
+            body = interpolate if node.kind == "interpolate" else making(node.params, wait_for_video if video
+                                                                          else wait_for_result)
+            description = DESCRIPTIONS.get(node.kind) or inspect.getdoc(node.params)
+            expose(user_errors(endpoint(node.kind, description, fields, body)), fields,
+                   [file, info] if video else [files, info])
+        for query, outputs in ((submit, [info]), (quote, [info]), (job_status, [info]), (cancel_job, [info]),
+                               (jobs, [info]), (account, [info]), (export_video, [file, info]),
+                               (artifact_info, [file, info]), (replay, [file, info])):
+            expose(query, [QUERY_FIELDS[p] for p in inspect.signature(query).parameters if p not in SKIPPED], outputs)

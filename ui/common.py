@@ -9,7 +9,7 @@ import logging
 import pathlib
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import gradio as gr
@@ -19,12 +19,12 @@ from configs import ModelEntry, Style
 from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
-from pipelines.spec import (Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Txt2Img, Upscale,
-                            WorkflowSpec)
+from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
 from queueing.service import JobService, progress_of
 from queueing.uploads import Upload
 from storage.blobs import write_whole
 from storage.models import Job, User
+from ui.fields import node_params, whole
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,12 @@ class UIContext:
     def model(self, model_id: str) -> ModelEntry:
         return next((m for m in self.models if m.id == model_id), self.default_model)
 
+    @property
+    def catalogue(self):
+        """The compiler: what the declared parameters' named choices and bounds resolve against
+        (`ui.fields.fields_of`)."""
+        return self.service.compiler
+
 
 def user_errors(fn):
     """Show AtelierErrors as the message they carry, and anything else as a short apology (the
@@ -116,33 +122,6 @@ def user_errors(fn):
     return wrapper
 
 
-def whole(value):
-    """Gradio numbers arrive as floats; whole ones become ints, anything else goes on to the compiler."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler, schedule, seed, batch_size, style) -> dict:
-    """The shared diffusion parameters from form or API values; None and "" mean "the model's default"."""
-    return {"prompt": prompt if prompt is not None else "", "negative_prompt": negative_prompt or "",
-            "model": model or "", "steps": whole(steps), "cfg_scale": cfg_scale, "sampler": sampler or "",
-            "schedule": schedule or "", "seed": -1 if seed is None else whole(seed),
-            "batch_size": 1 if batch_size is None else whole(batch_size), "style": style or ""}
-
-
-def txt2img_spec(prompt, negative_prompt, model, width, height, steps, cfg_scale, sampler, schedule, seed,
-                 batch_size, style) -> WorkflowSpec:
-    """A one-node txt2img spec from form or API values."""
-    return WorkflowSpec.single(Txt2Img(width=whole(width), height=whole(height),
-                                       **sampling(prompt, negative_prompt, model, steps, cfg_scale, sampler,
-                                                  schedule, seed, batch_size, style)))
-
-
-def control(control_model, control_scale, control_start, control_end) -> dict:
-    """The ControlNet parameters from form or API values."""
-    return {"control_model": control_model or "", "control_scale": control_scale, "control_start": control_start,
-            "control_end": control_end}
-
-
 @dataclass(frozen=True)
 class Draft:
     """A request as a form or an API call builds it: the spec, and the uploads it loads, checked but not
@@ -164,10 +143,25 @@ def as_draft(request: WorkflowSpec | Draft) -> Draft:
     return request if isinstance(request, Draft) else Draft(request)
 
 
+def node_request(service: JobService, user: User, params: type, values: Mapping, *, image: bytes | None = None,
+                 mask: bytes | None = None, control: bytes | None = None, canny: Mapping | None = None,
+                 hires: Mapping | None = None) -> Draft:
+    """The request for one node of kind `params` (a node dataclass) from form or API values by name
+    (`ui.fields.node_params`), loading `image`, `mask` and `control` (those given; see `editing_spec`). The
+    control image goes through a canny node when `canny` gives its values (`low`, `high`); `hires` (the values
+    hires_scale, hires_upscaler, hires_strength and, if given, hires_steps) adds a hires fix after it. Every tab
+    and every generation endpoint builds its request here."""
+    draft = editing_spec(service, user, node_params(params, values), image, mask, control,
+                         None if canny is None else node_params(Canny, canny))
+    if hires is not None:
+        draft = dataclasses.replace(draft, spec=with_hires_fix(draft.spec, hires))
+    return draft
+
+
 def editing_spec(service: JobService, user: User, params, image: bytes | None = None, mask: bytes | None = None,
-                 control: bytes | None = None, canny: tuple[int, int] | None = None) -> Draft:
+                 control: bytes | None = None, canny: Canny | None = None) -> Draft:
     """The request that loads `image`, `mask` and `control` (those given) into one `params` node; the control
-    image goes through a canny node when `canny` gives its thresholds. Each image is checked here (raises
+    image goes through `canny` (an edge map node) when one is given. Each image is checked here (raises
     AtelierError naming the one that is not usable) and stored only when the request is submitted and
     accepted (`Draft.submit`)."""
     nodes, inputs, uploads = [], [], []
@@ -185,7 +179,7 @@ def editing_spec(service: JobService, user: User, params, image: bytes | None = 
     if control is not None:
         nodes.append(Node("guide", LoadImage(artifact_id=load(control, "The control image"))))
         if canny is not None:
-            nodes.append(Node("edges", Canny(low=canny[0], high=canny[1]), (("image", Link("guide", "image")),)))
+            nodes.append(Node("edges", canny, (("image", Link("guide", "image")),)))
             inputs.append(("control", Link("edges", "images")))
         else:
             inputs.append(("control", Link("guide", "image")))
@@ -218,14 +212,18 @@ def video_spec(service: JobService, user: User, params, video: bytes | None = No
     return Draft(WorkflowSpec(nodes=nodes), uploads)
 
 
-def with_hires_fix(spec: WorkflowSpec, scale: float, upscaler: str, strength: float, steps) -> WorkflowSpec:
-    """AUTOMATIC1111's hires fix: the spec's last (txt2img) node, upscaled by `scale` with `upscaler`,
-    then repainted by img2img at `strength` with the same prompt, seed and sampler."""
+def with_hires_fix(spec: WorkflowSpec, values: Mapping) -> WorkflowSpec:
+    """AUTOMATIC1111's hires fix: the spec's last (txt2img) node, upscaled by `values["hires_scale"]` with
+    `values["hires_upscaler"]`, then repainted by img2img at `values["hires_strength"]` with the same prompt,
+    seed and sampler, in `values["hires_steps"]` steps (absent or empty: the txt2img node's)."""
     first = spec.nodes[-1]
     shared = {f.name: getattr(first.params, f.name) for f in dataclasses.fields(Sampling)}
+    steps = values.get("hires_steps")
     shared.update(batch_size=1, steps=whole(steps) if steps else first.params.steps)
-    nodes = (Node("hires_up", Upscale(scale=scale, upscaler=upscaler), (("image", Link(first.id, "images")),)),
-             Node("hires", Img2Img(strength=strength, **shared), (("image", Link("hires_up", "images")),)))
+    upscale = node_params(Upscale, {"scale": values["hires_scale"], "upscaler": values["hires_upscaler"]})
+    repaint = node_params(Img2Img, {**shared, "strength": values["hires_strength"]})
+    nodes = (Node("hires_up", upscale, (("image", Link(first.id, "images")),)),
+             Node("hires", repaint, (("image", Link("hires_up", "images")),)))
     return WorkflowSpec(nodes=spec.nodes + nodes)
 
 

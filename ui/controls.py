@@ -1,37 +1,40 @@
-"""Form controls the editing tabs share: the diffusion settings, in the order `ui.common.sampling` takes."""
+"""Form controls the editing tabs share: the diffusion settings, made from their declarations (`ui.fields`)."""
 from __future__ import annotations
 
 import gradio as gr
 
+from pipelines.spec import Sampling
 from ui.common import UIContext
+from ui.fields import fields_of, form_input
 
 
-def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> list:
-    """Prompt, negative prompt, model, then (folded) steps, CFG, sampler, schedule, seed, batch size, style.
-    Choosing a model fills in its defaults."""
+def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> dict:
+    """Prompt, negative prompt, model, then (folded) steps, CFG, sampler, schedule, seed, batch size, style,
+    keyed by their names in the spec. Choosing a model fills in its defaults."""
     m = ctx.model(model_id) if model_id else ctx.default_model
-    prompt = gr.Textbox(label="Prompt", lines=2, elem_id=f"{prefix}-prompt")
-    negative = gr.Textbox(label="Negative prompt", lines=1, elem_id=f"{prefix}-negative")
-    model = gr.Dropdown(ctx.generators, value=m.id, label="Model", elem_id=f"{prefix}-model")
+    f = {field.name: field for field in fields_of(Sampling, ctx.catalogue)}
+    prompt = form_input(f["prompt"], label="Prompt", lines=2, elem_id=f"{prefix}-prompt")
+    negative = form_input(f["negative_prompt"], label="Negative prompt", lines=1, elem_id=f"{prefix}-negative")
+    model = form_input(f["model"], label="Model", value=m.id, elem_id=f"{prefix}-model")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
-            steps = gr.Slider(1, ctx.max_steps, value=m.steps, step=1, label="Steps", elem_id=f"{prefix}-steps")
-            cfg = gr.Slider(0, ctx.max_cfg_scale, value=m.cfg_scale, step=0.5, label="CFG scale")
+            steps = form_input(f["steps"], label="Steps", value=m.steps, elem_id=f"{prefix}-steps")
+            cfg = form_input(f["cfg_scale"], label="CFG scale", value=m.cfg_scale, step=0.5)
         with gr.Row():
-            sampler = gr.Dropdown(list(ctx.samplers), value=m.sampler, label="Sampler")
-            schedule = gr.Dropdown(list(ctx.schedules), value=m.schedule, label="Schedule")
+            sampler = form_input(f["sampler"], label="Sampler", value=m.sampler)
+            schedule = form_input(f["schedule"], label="Schedule", value=m.schedule)
         with gr.Row():
-            seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)", elem_id=f"{prefix}-seed")
-            batch = gr.Slider(1, ctx.max_batch_size, value=1, step=1, label="Batch size")
-            style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
-                                label="Style")
+            seed = form_input(f["seed"], label="Seed (-1 = random)", elem_id=f"{prefix}-seed")
+            batch = form_input(f["batch_size"], label="Batch size")
+            style = form_input(f["style"], label="Style", value=ctx.styles[0].name if ctx.styles else None)
 
     def model_defaults(chosen):
         e = ctx.model(chosen)
         return e.steps, e.cfg_scale, e.sampler, e.schedule
 
     model.input(model_defaults, model, [steps, cfg, sampler, schedule], api_visibility="private")
-    return [prompt, negative, model, steps, cfg, sampler, schedule, seed, batch, style]
+    return {"prompt": prompt, "negative_prompt": negative, "model": model, "steps": steps, "cfg_scale": cfg,
+            "sampler": sampler, "schedule": schedule, "seed": seed, "batch_size": batch, "style": style}
 
 
 def image_input(prefix: str) -> gr.Image:

@@ -7,11 +7,12 @@ import gradio as gr
 
 from pipelines import image_ops
 from pipelines.spec import Inpaint
-from ui.common import UIContext, editing_spec, sampling
+from ui.common import UIContext, node_request
 from ui.controls import sampling_controls
+from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
 
-MASKED_CONTENT = ["original", "fill", "noise"]
+MASKED_CONTENT = ["original", "fill", "noise"]      # the declared choices, in the order the form shows them
 
 
 def png_bytes(image) -> bytes:
@@ -21,6 +22,7 @@ def png_bytes(image) -> bytes:
 
 
 def build(ctx: UIContext) -> dict:
+    f = {field.name: field for field in fields_of(Inpaint, ctx.catalogue)}
     with gr.Row():
         with gr.Column(scale=3):
             editor = gr.ImageEditor(label="Image and mask (paint what to repaint)", type="pil", image_mode="RGBA",
@@ -28,32 +30,32 @@ def build(ctx: UIContext) -> dict:
                                     eraser=gr.Eraser(default_size=24), layers=False, height=420,
                                     sources=["upload", "clipboard"], elem_id="inpaint-editor")
             with gr.Row():
-                strength = gr.Slider(0, 1, value=0.75, step=0.05, label="Strength", elem_id="inpaint-strength")
-                mask_blur = gr.Slider(0, 64, value=4, step=1, label="Mask blur (feather, px)",
-                                      elem_id="inpaint-blur")
+                strength = form_input(f["strength"], step=0.05, label="Strength", elem_id="inpaint-strength")
+                mask_blur = form_input(f["mask_blur"], maximum=64, label="Mask blur (feather, px)",
+                                       elem_id="inpaint-blur")
             with gr.Row():
-                invert = gr.Checkbox(False, label="Invert mask (repaint the unpainted area)")
-                full_res = gr.Checkbox(False, label="Only masked area, at full resolution")
-                padding = gr.Slider(0, 256, value=32, step=4, label="Padding around the mask (px)")
-            masked_content = gr.Radio(MASKED_CONTENT, value="original", label="Masked content starts from")
+                invert = form_input(f["invert_mask"], label="Invert mask (repaint the unpainted area)")
+                full_res = form_input(f["full_res"], label="Only masked area, at full resolution")
+                padding = form_input(f["full_res_padding"], maximum=256, step=4, label="Padding around the mask (px)")
+            masked_content = gr.Radio(MASKED_CONTENT, value=f["masked_content"].default,
+                                      label="Masked content starts from")
             controls = sampling_controls(ctx, "inpaint")
             generate, cancel = action_buttons("Inpaint", "inpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("inpaint")
 
-    def make_spec(user, value, strength_value, blur, invert_value, full_res_value, padding_value, content,
-                  *values):
+    names = ["strength", "mask_blur", "invert_mask", "full_res", "full_res_padding", "masked_content", *controls]
+
+    def make_spec(user, value, *values):
+        chosen = dict(zip(names, values))
         if not value or value.get("background") is None:
             raise gr.Error("Add an image first, then paint over the part to repaint.")
         background = value["background"]
         mask = image_ops.mask_from_layers(background.size, [layer for layer in value.get("layers") or [] if layer])
-        if image_ops.is_empty(mask) and not invert_value:
+        if image_ops.is_empty(mask) and not chosen["invert_mask"]:
             raise gr.Error("Nothing is painted yet: paint over the part of the image to repaint (white brush).")
-        params = Inpaint(strength=strength_value, mask_blur=int(blur), invert_mask=invert_value,
-                         full_res=full_res_value, full_res_padding=int(padding_value), masked_content=content,
-                         **sampling(*values))
-        return editing_spec(ctx.service, user, params, png_bytes(background), png_bytes(mask))
+        return node_request(ctx.service, user, Inpaint, chosen, image=png_bytes(background), mask=png_bytes(mask))
 
-    wire(ctx, generate, cancel, [editor, strength, mask_blur, invert, full_res, padding, masked_content, *controls],
-         make_spec, gallery, summary, info)
+    wire(ctx, generate, cancel, [editor, strength, mask_blur, invert, full_res, padding, masked_content,
+                                 *controls.values()], make_spec, gallery, summary, info)
     return {"image": editor}

@@ -4,33 +4,39 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.spec import Outpaint
-from ui.common import UIContext, editing_spec, sampling
+from ui.common import UIContext, node_request
 from ui.controls import image_input, read_image, sampling_controls
+from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
 
 
+SIDES = ("left", "right", "top", "bottom")
+
+
 def build(ctx: UIContext) -> dict:
+    f = {field.name: field for field in fields_of(Outpaint, ctx.catalogue)}
     with gr.Row():
         with gr.Column(scale=3):
             image = image_input("outpaint")
             with gr.Row():
-                sides = [gr.Slider(0, 512, value=0, step=8, label=f"{name.title()} (px)", elem_id=f"outpaint-{name}")
-                         for name in ("left", "right", "top", "bottom")]
+                sides = [form_input(f[name], maximum=512, step=8, label=f"{name.title()} (px)",
+                                    elem_id=f"outpaint-{name}") for name in SIDES]
             with gr.Row():
-                feather = gr.Slider(0, 128, value=16, step=1, label="Feather into the old image (px)")
-                strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
-            masked_content = gr.Radio(["fill", "noise", "original"], value="fill", label="New area starts from")
+                feather = form_input(f["feather"], maximum=128, label="Feather into the old image (px)")
+                strength = form_input(f["strength"], step=0.05, label="Strength")
+            # The declared choices, in the order the form shows them.
+            masked_content = gr.Radio(["fill", "noise", "original"], value=f["masked_content"].default,
+                                      label="New area starts from")
             controls = sampling_controls(ctx, "outpaint")
             generate, cancel = action_buttons("Outpaint", "outpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("outpaint")
 
-    def make_spec(user, path, left, right, top, bottom, feather_value, strength_value, content, *values):
-        params = Outpaint(left=int(left), right=int(right), top=int(top), bottom=int(bottom),
-                          feather=int(feather_value), strength=strength_value, masked_content=content,
-                          **sampling(*values))
-        return editing_spec(ctx.service, user, params, read_image(path))
+    names = [*SIDES, "feather", "strength", "masked_content", *controls]
 
-    wire(ctx, generate, cancel, [image, *sides, feather, strength, masked_content, *controls], make_spec,
+    def make_spec(user, path, *values):
+        return node_request(ctx.service, user, Outpaint, dict(zip(names, values)), image=read_image(path))
+
+    wire(ctx, generate, cancel, [image, *sides, feather, strength, masked_content, *controls.values()], make_spec,
          gallery, summary, info)
     return {"image": image}

@@ -5,7 +5,9 @@ import math
 
 import gradio as gr
 
-from ui.common import UIContext, txt2img_spec
+from pipelines.spec import Txt2Img
+from ui.common import UIContext, node_request
+from ui.fields import field_of, form_input
 from ui.generate import priced_action_buttons, results_column, wire, wire_price
 
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16), "3:2": (3, 2),
@@ -32,8 +34,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse at dusk, oil painting",
                                 elem_id="simple-prompt")
             with gr.Row():
-                style = gr.Dropdown([s.name for s in ctx.styles], value=ctx.styles[0].name if ctx.styles else None,
-                                    label="Style", elem_id="simple-style")
+                style = form_input(field_of(Txt2Img, "style", ctx.catalogue), label="Style",
+                                   value=ctx.styles[0].name if ctx.styles else None, elem_id="simple-style")
                 aspect = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="simple-aspect")
             generate, cancel, price = priced_action_buttons("Generate", "simple")
         with gr.Column(scale=4):
@@ -41,7 +43,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
 
     def make_spec(user, prompt_text, style_name, aspect_name):
         width, height = size_for(aspect_name, model.width, model.height)
-        return txt2img_spec(prompt_text, "", model.id, width, height, None, None, "", "", -1, 1, style_name)
+        return node_request(ctx.service, user, Txt2Img, {"prompt": prompt_text, "model": model.id, "width": width,
+                                                         "height": height, "style": style_name})
 
     inputs = [prompt, style, aspect]
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)

@@ -4,31 +4,32 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.spec import Upscale
-from ui.common import UIContext, editing_spec
+from ui.common import UIContext, node_request
 from ui.controls import image_input, read_image
+from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
 
 
 def build(ctx: UIContext) -> dict:
+    f = {field.name: field for field in fields_of(Upscale, ctx.catalogue)}
     with gr.Row():
         with gr.Column(scale=3):
             image = image_input("upscale")
             with gr.Row():
-                scale = gr.Slider(1, 8, value=2, step=0.25, label="Scale", elem_id="upscale-scale")
-                upscaler = gr.Dropdown(list(ctx.upscalers), value=ctx.upscalers[0], label="Upscaler",
-                                       elem_id="upscale-upscaler")
+                scale = form_input(f["scale"], step=0.25, label="Scale", elem_id="upscale-scale")
+                upscaler = form_input(f["upscaler"], label="Upscaler", elem_id="upscale-upscaler")
             with gr.Row():
-                steps = gr.Slider(1, ctx.max_steps, value=20, step=1, label="Steps (upscaler models)")
-                tile = gr.Slider(32, 1024, value=128, step=32, label="Tile size (px)")
-                seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random)")
+                steps = form_input(f["steps"], value=20, label="Steps (upscaler models)")
+                tile = form_input(f["tile_size"], step=32, label="Tile size (px)")
+                seed = form_input(f["seed"], label="Seed (-1 = random)")
             generate, cancel = action_buttons("Upscale", "upscale")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("upscale")
 
-    def make_spec(user, path, scale_value, upscaler_name, steps_value, tile_value, seed_value):
-        params = Upscale(scale=scale_value, upscaler=upscaler_name, steps=int(steps_value), tile_size=int(tile_value),
-                         seed=-1 if seed_value is None else int(seed_value))
-        return editing_spec(ctx.service, user, params, read_image(path))
+    names = ["scale", "upscaler", "steps", "tile_size", "seed"]
+
+    def make_spec(user, path, *values):
+        return node_request(ctx.service, user, Upscale, dict(zip(names, values)), image=read_image(path))
 
     wire(ctx, generate, cancel, [image, scale, upscaler, steps, tile, seed], make_spec, gallery, summary, info)
     return {"image": image}

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.spec import Img2Vid, Interpolate, Txt2Vid, WorkflowSpec
-from ui.common import (UIContext, editing_spec, export_animation, sampling, user_errors, video_spec, wait_for_video,
-                       whole)
+from pipelines.spec import Img2Vid, Interpolate, Txt2Vid
+from ui.common import UIContext, export_animation, node_request, user_errors, video_spec, wait_for_video
 from ui.controls import read_image
+from ui.fields import fields_of, form_input, node_params
 from ui.generate import priced_action_buttons, wire, wire_price
 
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
@@ -19,85 +19,76 @@ def _first(ctx: UIContext, *families: str):
     return models[0] if models else None
 
 
-def _length_controls(ctx: UIContext, prefix: str, model) -> tuple[gr.Slider, gr.Slider]:
-    frames = gr.Slider(2, ctx.max_frames, value=model.frames if model else 16, step=1, label="Frames",
-                       elem_id=f"{prefix}-frames")
-    fps = gr.Slider(1, ctx.max_fps, value=model.fps if model else 8, step=1, label="Frames per second",
-                    elem_id=f"{prefix}-fps")
+def _length_controls(fields: dict, prefix: str, model) -> tuple[gr.Slider, gr.Slider]:
+    frames = form_input(fields["frames"], value=model.frames if model else 16, label="Frames",
+                        elem_id=f"{prefix}-frames")
+    fps = form_input(fields["fps"], value=model.fps if model else 8, label="Frames per second",
+                     elem_id=f"{prefix}-fps")
     return frames, fps
 
 
 def image_to_video_controls(ctx: UIContext) -> dict:
-    """The Image to video form, in the order `img2vid_params` takes its values (after the image)."""
+    """The Image to video form: the image, and the controls keyed by their names in the spec ("inputs")."""
+    f = {field.name: field for field in fields_of(Img2Vid, ctx.catalogue)}
     svd = _first(ctx, "svd")
     if svd is None:
         gr.Markdown("No Stable Video Diffusion model is configured: add one (family \"svd\") to "
                     "`configs/models.toml`.", elem_id="i2v-missing")
     image = gr.Image(label="Image (the first frame)", type="filepath", sources=["upload", "clipboard"], height=260,
                      elem_id="video-image")
-    model = gr.Dropdown([m.id for m in ctx.family("svd")], value=svd.id if svd else None, label="Model",
-                        elem_id="i2v-model")
+    model = form_input(f["model"], value=svd.id if svd else None, label="Model", elem_id="i2v-model")
     with gr.Row():
-        frames, fps = _length_controls(ctx, "i2v", svd)
+        frames, fps = _length_controls(f, "i2v", svd)
     with gr.Row():
-        motion = gr.Slider(1, 255, value=svd.motion_bucket_id if svd else 127, step=1,
-                           label="Motion bucket id", info="1-255: more moves more", elem_id="i2v-motion")
-        noise = gr.Slider(0, 1, value=svd.noise_aug_strength if svd else 0.02, step=0.01,
-                          label="Noise augmentation", info="more strays further from the image", elem_id="i2v-noise")
+        motion = form_input(f["motion_bucket_id"], value=svd.motion_bucket_id if svd else 127,
+                            label="Motion bucket id", info="1-255: more moves more", elem_id="i2v-motion")
+        noise = form_input(f["noise_aug_strength"], value=svd.noise_aug_strength if svd else 0.02, step=0.01,
+                           label="Noise augmentation", info="more strays further from the image", elem_id="i2v-noise")
     with gr.Row():
-        chunk = gr.Number(value=0, precision=0, minimum=0, label="Decode chunk size",
-                          info="frames the VAE decodes at once: fewer use less memory; 0 = all", elem_id="i2v-chunk")
-        seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random", elem_id="i2v-seed")
+        chunk = form_input(f["decode_chunk_size"], value=0, minimum=0, label="Decode chunk size",
+                           info="frames the VAE decodes at once: fewer use less memory; 0 = all", elem_id="i2v-chunk")
+        seed = form_input(f["seed"], label="Seed", info="-1 = random", elem_id="i2v-seed")
 
     def defaults(chosen):
         m = ctx.model(chosen)
         return m.frames, m.fps, m.motion_bucket_id, m.noise_aug_strength
 
     model.input(defaults, model, [frames, fps, motion, noise], **QUIET)
-    return {"image": image, "inputs": [model, frames, fps, motion, noise, chunk, seed]}
+    return {"image": image, "inputs": {"model": model, "frames": frames, "fps": fps, "motion_bucket_id": motion,
+                                       "noise_aug_strength": noise, "decode_chunk_size": chunk, "seed": seed}}
 
 
-def img2vid_params(model, frames, fps, motion, noise, chunk, seed) -> Img2Vid:
-    return Img2Vid(model=model or "", frames=whole(frames), fps=whole(fps), motion_bucket_id=whole(motion),
-                   noise_aug_strength=noise, decode_chunk_size=whole(chunk) or None,
-                   seed=-1 if seed is None else whole(seed))
-
-
-def text_to_video_controls(ctx: UIContext) -> list:
-    """The Text to video form, in the order `txt2vid_params` takes its values."""
+def text_to_video_controls(ctx: UIContext) -> dict:
+    """The Text to video form, keyed by the names in the spec (the prompt first). The adapter's sampler and
+    schedule (DDIM for AnimateDiff) apply: the form leaves them unset."""
+    f = {field.name: field for field in fields_of(Txt2Vid, ctx.catalogue)}
     adapter, base = _first(ctx, "animatediff"), _first(ctx, "sd15")
     if adapter is None:
         gr.Markdown("No AnimateDiff motion adapter is configured: add one (family \"animatediff\") to "
                     "`configs/models.toml`.", elem_id="t2v-missing")
-    prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a paper boat drifting on a pond",
+    prompt = form_input(f["prompt"], label="Prompt", lines=2, placeholder="a paper boat drifting on a pond",
                         elem_id="t2v-prompt")
-    negative = gr.Textbox(label="Negative prompt", lines=1, elem_id="t2v-negative")
+    negative = form_input(f["negative_prompt"], label="Negative prompt", lines=1, elem_id="t2v-negative")
     with gr.Row():
-        model = gr.Dropdown([m.id for m in ctx.family("sd15")], value=base.id if base else None,
-                            label="Model (SD1.5 family)", elem_id="t2v-model")
-        motion_adapter = gr.Dropdown([m.id for m in ctx.family("animatediff")], value=adapter.id if adapter else None,
-                                     label="Motion adapter", elem_id="t2v-adapter")
+        model = form_input(f["model"], choices=[m.id for m in ctx.family("sd15")], value=base.id if base else None,
+                           label="Model (SD1.5 family)", elem_id="t2v-model")
+        motion_adapter = form_input(f["motion_adapter"], value=adapter.id if adapter else None,
+                                    label="Motion adapter", elem_id="t2v-adapter")
     with gr.Row():
-        frames, fps = _length_controls(ctx, "t2v", adapter)
+        frames, fps = _length_controls(f, "t2v", adapter)
     with gr.Row():
-        steps = gr.Slider(1, ctx.max_steps, value=adapter.steps if adapter else 20, step=1, label="Steps",
-                          elem_id="t2v-steps")
-        cfg = gr.Slider(0, ctx.max_cfg_scale, value=adapter.cfg_scale if adapter else 7.5, step=0.5,
-                        label="Guidance (CFG scale)", elem_id="t2v-cfg")
-        seed = gr.Number(value=-1, precision=0, label="Seed", info="-1 = random", elem_id="t2v-seed")
+        steps = form_input(f["steps"], value=adapter.steps if adapter else 20, label="Steps", elem_id="t2v-steps")
+        cfg = form_input(f["cfg_scale"], value=adapter.cfg_scale if adapter else 7.5, step=0.5,
+                         label="Guidance (CFG scale)", elem_id="t2v-cfg")
+        seed = form_input(f["seed"], label="Seed", info="-1 = random", elem_id="t2v-seed")
 
     def defaults(chosen):
         m = ctx.model(chosen)
         return m.frames, m.fps, m.steps, m.cfg_scale
 
     motion_adapter.input(defaults, motion_adapter, [frames, fps, steps, cfg], **QUIET)
-    return [prompt, negative, model, motion_adapter, frames, fps, steps, cfg, seed]
-
-
-def txt2vid_params(prompt, negative, model, motion_adapter, frames, fps, steps, cfg, seed) -> Txt2Vid:
-    """The adapter's sampler and schedule (DDIM for AnimateDiff) apply: the form leaves them unset."""
-    return Txt2Vid(motion_adapter=motion_adapter or "", frames=whole(frames), fps=whole(fps),
-                   **sampling(prompt, negative, model, steps, cfg, "", "", seed, 1, ""))
+    return {"prompt": prompt, "negative_prompt": negative, "model": model, "motion_adapter": motion_adapter,
+            "frames": frames, "fps": fps, "steps": steps, "cfg_scale": cfg, "seed": seed}
 
 
 def result_column(ctx: UIContext) -> dict:
@@ -149,16 +140,19 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     cancels = [i2v_cancel, t2v_cancel]
 
     def i2v_spec(user, path, *values):
-        return editing_spec(service, user, img2vid_params(*values), read_image(path))
+        chosen = dict(zip(i2v["inputs"], values))
+        chosen["decode_chunk_size"] = chosen["decode_chunk_size"] or None          # 0 in the form: all frames
+        return node_request(service, user, Img2Vid, chosen, image=read_image(path))
 
     def t2v_spec(user, *values):
-        return WorkflowSpec.single(txt2vid_params(*values))
+        return node_request(service, user, Txt2Vid, dict(zip(t2v, values)))
 
-    i2v_inputs = [i2v["image"], *i2v["inputs"]]
+    i2v_inputs = [i2v["image"], *i2v["inputs"].values()]
+    t2v_inputs = list(t2v.values())
     i2v_ran = wire(ctx, i2v_go, cancels, i2v_inputs, i2v_spec, *shown, result=wait_for_video)
-    t2v_ran = wire(ctx, t2v_go, cancels, t2v, t2v_spec, *shown, result=wait_for_video)
-    wire_price(ctx, t2v_price, t2v, t2v_spec, [t2v[0].blur, *(c.change for c in t2v[2:]), t2v_page.select,
-                                               *price_on], after=(t2v_ran,))
+    t2v_ran = wire(ctx, t2v_go, cancels, t2v_inputs, t2v_spec, *shown, result=wait_for_video)
+    wire_price(ctx, t2v_price, t2v_inputs, t2v_spec, [t2v["prompt"].blur, *(c.change for c in t2v_inputs[2:]),
+                                                      t2v_page.select, *price_on], after=(t2v_ran,))
     # Pricing checks the image as Generate would, and stores nothing.
     wire_price(ctx, i2v_price, i2v_inputs, i2v_spec, [c.change for c in i2v_inputs] + [i2v_page.select],
                after=(i2v_ran,), first_missing="Add an image to see the price.")
@@ -179,7 +173,7 @@ def _interpolation(service, factor: int):
     """make_spec for "Interpolate ×factor": the video the player shows, `factor` times the frame rate by the
     chosen interpolator."""
     def make_spec(user, info, method):
-        return video_spec(service, user, Interpolate(factor=factor, method=method or "flow"),
+        return video_spec(service, user, node_params(Interpolate, {"factor": factor, "method": method}),
                           artifact_id=current_video(info))
     return make_spec
 
