@@ -136,11 +136,14 @@ class Posterize:
     keep_alpha: bool = param(True, "Keep the alpha channel.")
 
 
+STYLES = (Style("None"), Style("Cinematic", "cinematic still of {prompt}", "cartoon"))
+
+
 def toy_compiler() -> Compiler:
     """A compiler whose registry holds Posterize besides the built-in kinds (it is never asked to compile it)."""
     models = (ModelEntry(id="tiny", family="sd15", source="demo"),)
     registry = REGISTRY.with_nodes(NodeKind(Posterize, compile=None, steps=()))
-    return Compiler(models, (Style("None"),), Limits(max_steps=40), CreditPrices(), lambda entry: "sha256:" + "0" * 64,
+    return Compiler(models, STYLES, Limits(max_steps=40), CreditPrices(), lambda entry: "sha256:" + "0" * 64,
                     registry=registry)
 
 
@@ -212,3 +215,32 @@ def test_a_node_declared_in_a_test_appears_in_view_api(tmp_path):
     assert not toy["image"]["parameter_has_default"]
     assert toy["levels"]["python_type"]["description"] == "Values each colour channel keeps."
     assert "/txt2img" in shown and "/canny" not in shown and "/load_image" not in shown
+
+
+# -- the Gallery's "Use these settings" reads a plan back through its types (issue 12, item 4) ---------------
+
+
+def test_use_these_settings_maps_the_plan_read_back_onto_the_form_and_it_makes_the_same_plan():
+    from pipelines.spec import WorkflowSpec
+    from ui.common import with_hires_fix
+    from ui.fields import node_params
+    from ui.gallery_tab import form_values
+
+    compiler = toy_compiler()
+    hires = {"hires_scale": 1.5, "hires_upscaler": "lanczos", "hires_strength": 0.4}
+    asked = Txt2Img(prompt="a red fox", negative_prompt="blurry", style="Cinematic", seed=5, steps=12, cfg_scale=6.5,
+                    sampler="euler", schedule="karras", width=256, height=192)
+    plan = compiler.compile(with_hires_fix(WorkflowSpec.single(asked), hires))
+    with gr.Blocks():
+        weight = gr.Slider(-2, 2, value=0.8, step=0.05)
+    values, control_id, notes = form_values(plan, "hires", STYLES, weight)
+    assert (values["prompt"], values["negative_prompt"], values["style"]) == ("a red fox", "blurry", "Cinematic")
+    assert {k: values[k] for k in ("model", "width", "height", "steps", "cfg_scale", "sampler", "schedule", "hires",
+                                   "hires_scale", "hires_upscaler", "hires_strength", "control_model")} == {
+        "model": "tiny", "width": 256, "height": 192, "steps": 12, "cfg_scale": 6.5, "sampler": "euler",
+        "schedule": "karras", "hires": True, "hires_scale": 1.5, "hires_upscaler": "lanczos", "hires_strength": 0.4,
+        "control_model": "None"}
+    assert (control_id, notes) == ("", [])
+    # The form as the Advanced tab reads it (ControlNet None; the seed comes from the image) makes the same plan.
+    again = node_params(Txt2Img, {**values, "control_model": "", "seed": 5})
+    assert compiler.compile(with_hires_fix(WorkflowSpec.single(again), values)).plan_hash == plan.plan_hash

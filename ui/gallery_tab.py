@@ -4,24 +4,29 @@ Advanced tab, or send it to an editing tab or the Video tab.
 
 "Use these settings" fills the Advanced tab so that Generate makes the same plan again (issue 18): the
 txt2img step's settings, its LoRAs, its ControlNet with the stored control image, and a hires fix's
-upscale and repaint. `form_values` works out the form from the plan and checks, as the compiler would
-read the form, that it gives back the same prompts and LoRAs."""
+upscale and repaint. `form_values` reads the plan back as the request that makes it (`recipes.spec_of`), maps
+that onto the form, and checks, as the compiler would read the form, that it gives back the same prompts
+and LoRAs."""
 from __future__ import annotations
 
 import gradio as gr
 
 from configs import Style
 from pipelines.errors import NotFound
+from pipelines.plan import ExecutionPlan
 from pipelines.prompt_syntax import extract_loras
+from pipelines.recipes import spec_of
+from pipelines.spec import Node, Txt2Img, WorkflowSpec
 from ui.common import UIContext, is_video, replay_and_wait, user_errors
 from ui.generate import video_line
 
 HIRES_STEPS = ("hires_up", "hires")    # the node ids ui.common.with_hires_fix gives its upscale and repaint
 
 
-def _inputs(step: dict) -> dict[str, str]:
-    """A plan step's inputs: input name -> id of the step it takes images from."""
-    return {name: source for name, source in step.get("inputs", ())}
+def _source(spec: WorkflowSpec, node: Node, name: str) -> Node | None:
+    """The node whose output `node`'s input `name` takes, or None."""
+    link = node.link(name)
+    return next((n for n in spec.nodes if n.id == link.node), None) if link else None
 
 
 def _unstyled(style: Style, prompt: str, negative: str) -> tuple[str, str] | None:
@@ -47,19 +52,21 @@ def _lora_tags(prompt: str, loras: list[tuple[str, float]]) -> str:
     return f"{prompt}, {tags}" if prompt else tags
 
 
-def form_prompts(step: dict, styles: tuple[Style, ...], slider: gr.Slider) -> tuple[dict, list[str]]:
-    """The Advanced tab's prompt, negative prompt, style, LoRAs and LoRA weight that give back `step`'s
-    (a txt2img plan step's) prompts, style and LoRAs, and notes on what could not be given back.
+def form_prompts(params: Txt2Img, style_name: str, styles: tuple[Style, ...],
+                 slider: gr.Slider) -> tuple[dict, list[str]]:
+    """The Advanced tab's prompt, negative prompt, style, LoRAs and LoRA weight that give back the prompts and
+    LoRAs of `params` (a txt2img step read back) and its style `style_name` (the step's label), and notes on
+    what could not be given back.
 
     The plan holds the prompt with the style applied and the `<lora:...>` tags taken out, and its LoRAs as
-    [name, sha256, weight, shorthash]. LoRAs that share one weight the `slider` can hold go in the LoRA
+    (name, weight) pairs once read back. LoRAs that share one weight the `slider` can hold go in the LoRA
     list, leaving the prompt as it was; otherwise they go back into the prompt as tags. Each way is tried
     as the compiler reads the form (style, then the tags out), and the first that gives back exactly the
     plan's prompts and LoRAs, in order, is taken: the style's own name where the prompt still fits its
     template, else "None" with the styled prompt."""
-    prompt, negative = step["prompt"], step["negative_prompt"]
-    loras = [(name, float(weight)) for name, _, weight, _ in step.get("loras", ())]
-    style = next((s for s in styles if s.name == step.get("style")), None) if step.get("style") else None
+    prompt, negative = params.prompt, params.negative_prompt
+    loras = [(name, float(weight)) for name, weight in params.loras]
+    style = next((s for s in styles if s.name == style_name), None) if style_name else None
     weights = {weight for _, weight in loras}
     weight = next(iter(weights)) if len(weights) == 1 else None
     listed = weight is not None and slider.minimum <= weight <= slider.maximum and (
@@ -90,47 +97,49 @@ def form_prompts(step: dict, styles: tuple[Style, ...], slider: gr.Slider) -> tu
              "(a LoRA name with ':' in it, or spaces or commas at the prompt's ends); check them before Generate."])
 
 
-def form_values(plan: dict, step_id: str, styles: tuple[Style, ...], slider: gr.Slider) -> tuple[dict, str, list]:
+def form_values(plan: ExecutionPlan, step_id: str, styles: tuple[Style, ...],
+                slider: gr.Slider) -> tuple[dict, str, list]:
     """The Advanced tab's values (keyed as advanced_tab.build's dict) that make `step_id` of `plan` again,
     the artifact id of the stored control image to fill in ("" for none), and notes on what the form
     cannot carry. `step_id` is a txt2img step, or the repaint of a hires fix (its txt2img settings and the
-    hires fix's); anything else raises gr.Error."""
-    steps = {s["id"]: s for s in plan["steps"]}
-    step, hires = steps[step_id], None
-    if step["kind"] == "img2img" and step_id == HIRES_STEPS[1]:
-        up = steps.get(_inputs(step).get("image"), {})
-        base = steps.get(_inputs(up).get("image"), {})
-        if up.get("id") == HIRES_STEPS[0] and up["kind"] == "upscale" and base.get("kind") == "txt2img":
-            step, hires = base, (up, step)
-    if step["kind"] != "txt2img":
-        raise gr.Error(f"This image came from {step['kind']}; Use these settings fills the txt2img form. "
+    hires fix's); anything else raises gr.Error. The plan is read back as the request that makes it
+    (`recipes.spec_of`), and that request is mapped onto the form."""
+    spec = spec_of(plan)
+    node, hires = next(n for n in spec.nodes if n.id == step_id), None
+    if node.kind == "img2img" and step_id == HIRES_STEPS[1]:
+        up = _source(spec, node, "image")
+        base = _source(spec, up, "image") if up else None
+        if up and up.id == HIRES_STEPS[0] and up.kind == "upscale" and base and base.kind == "txt2img":
+            node, hires = base, (up.params, node.params)
+    if node.kind != "txt2img":
+        raise gr.Error(f"This image came from {node.kind}; Use these settings fills the txt2img form. "
                        "Replay it instead, or send it to an editing tab.")
-    prompts, notes = form_prompts(step, styles, slider)
-    values = {"model": step["model"]["id"], "width": step["width"], "height": step["height"], "steps": step["steps"],
-              "cfg_scale": step["cfg_scale"], "sampler": step["sampler"], "schedule": step["schedule"],
-              "batch_size": 1, **prompts, "hires": hires is not None, "control_model": "None", "control_image": None,
-              "control_scale": step["control_scale"], "control_start": step["control_start"],
-              "control_end": step["control_end"]}
+    p = node.params
+    prompts, notes = form_prompts(p, plan.step(node.id).style, styles, slider)
+    values = {"model": p.model, "width": p.width, "height": p.height, "steps": p.steps, "cfg_scale": p.cfg_scale,
+              "sampler": p.sampler, "schedule": p.schedule, "batch_size": 1, **prompts, "hires": hires is not None,
+              "control_model": "None", "control_image": None, "control_scale": p.control_scale,
+              "control_start": p.control_start, "control_end": p.control_end}
     control_id = ""
-    if step.get("control_model") and "control" in _inputs(step):
-        source = steps[_inputs(step)["control"]]
-        canny = source if source["kind"] == "canny" else None
+    source = _source(spec, node, "control") if p.control_model else None
+    if source is not None:
+        canny = source if source.kind == "canny" else None
         if canny:
-            source = steps.get(_inputs(canny).get("image"), {})
-        if source.get("kind") == "load_image":
-            control_id = source["artifact_id"]
-            values.update(control_model=step["control_model"]["id"], preprocess="canny" if canny else "none")
+            source = _source(spec, canny, "image")
+        if source is not None and source.kind == "load_image":
+            control_id = source.params.artifact_id
+            values.update(control_model=p.control_model, preprocess="canny" if canny else "none")
             if canny:
-                values.update(canny_low=canny["low"], canny_high=canny["high"])
+                values.update(canny_low=canny.params.low, canny_high=canny.params.high)
         else:
-            notes.append(f"The control image was made by the step {source.get('id')!r}, not loaded from a file, "
-                         "so ControlNet is left at None.")
+            notes.append(f"The control image was made by the step {source.id if source else None!r}, not loaded "
+                         "from a file, so ControlNet is left at None.")
     if hires:
         up, repaint = hires
-        values.update(hires_scale=up["scale"], hires_upscaler=up["upscaler"], hires_strength=repaint["strength"])
-        if repaint["steps"] != step["steps"]:
-            notes.append(f"The hires pass repainted in {repaint['steps']} steps; the form repaints in as many "
-                         f"steps as the image ({step['steps']}).")
+        values.update(hires_scale=up.scale, hires_upscaler=up.upscaler, hires_strength=repaint.strength)
+        if repaint.steps != p.steps:
+            notes.append(f"The hires pass repainted in {repaint.steps} steps; the form repaints in as many "
+                         f"steps as the image ({p.steps}).")
     return values, control_id, notes
 
 
@@ -236,7 +245,8 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         plan = info["recipe"].get("plan")
         if not plan:
             raise gr.Error("This artifact has no recipe of yours: you uploaded it; none of your jobs made it.")
-        values, control_id, notes = form_values(plan, info["recipe"]["step"], ctx.styles, advanced["lora_weight"])
+        values, control_id, notes = form_values(ExecutionPlan.from_dict(plan), info["recipe"]["step"], ctx.styles,
+                                                advanced["lora_weight"])
         if control_id:
             values["control_image"] = service.artifact_path(service.artifact(user, control_id))
         # A LoRA file added since the page was built is not among the list's choices yet.
