@@ -320,16 +320,14 @@ class ExecutionPlan:
                 position += len(getattr(step, "seeds", ()))
         return None
 
-    def summary(self) -> dict:
-        """What a person reads of how the plan's final outputs were made: the kind and resolved settings of its
-        last step (what was set, or the defaults it got), models by catalogue id, and the first seed."""
-        step = self.steps[-1]
+    def summary(self, step_id: str | None = None) -> dict:
+        """What a person reads of how a step's outputs were made (the last step's: the plan's final outputs):
+        its kind and resolved settings (what was set, or the defaults it got), models by catalogue id."""
+        step = self.steps[-1] if step_id is None else self.step(step_id)
         shown = {"kind": step.kind, **{name: getattr(step, name) for name in SUMMARY_FIELDS if hasattr(step, name)}}
         for name in ("model", "motion_adapter"):
             if isinstance(getattr(step, name, None), ModelRef):
                 shown[name] = getattr(step, name).id
-        if getattr(step, "noise_seeds", ()):
-            shown["seed"] = step.noise_seeds[0]
         return shown
 
     def to_dict(self) -> dict:

@@ -277,4 +277,5 @@ def test_a_plan_names_its_models_places_its_outputs_and_summarises_its_last_step
     assert [plan.output_position(s, k) for s, k in (("t", 0), ("t", 1), ("i", 1), ("nope", 0))] == [0, 1, 3, None]
     assert plan.summary() == {"kind": "img2img", "prompt": "ink", "negative_prompt": "", "width": 64, "height": 64,
                               "steps": 4, "cfg_scale": 7.0, "sampler": "euler", "schedule": "normal", "style": "",
-                              "strength": 0.5, "model": "tiny", "seed": 7}
+                              "strength": 0.5, "model": "tiny"}
+    assert plan.summary("t")["model"] == "tiny-xl" and plan.summary("t")["width"] == 64

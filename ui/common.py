@@ -280,6 +280,7 @@ def finished_or_raise(job: Job) -> Job:
 def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[str, str]], dict]:
     """The finished job's files (the stored files themselves) with captions, and its info dict."""
     files, seeds = [], []
+    plan = ExecutionPlan.from_json(job.plan)
     for artifact_id in job.artifact_ids:
         holding = service.holding(user, artifact_id)
         caption = f"seed {holding.seed}" if holding.seed is not None else f"{holding.step_id} (no seed)"
@@ -287,8 +288,8 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
         seeds.append(holding.seed)
     info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
-            "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": settings_of(job),
-            "notes": json.loads(job.plan).get("notes", []),
+            "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": plan.summary(),
+            "notes": list(plan.notes),
             "reused_from": json.loads(job.result).get("reused_from", "")}
     return files, info
 
@@ -358,17 +359,3 @@ def replay_and_wait(service: JobService, user: User, artifact_id: str, progress:
         raise gr.Error("The replay finished but made nothing where the original stood; the server log has details.")
     return service.artifact_path(service.artifact(user, outcome["artifact_id"])), {**outcome, "job_id": job.id}
 
-
-SETTINGS_SHOWN = ("prompt", "negative_prompt", "width", "height", "steps", "cfg_scale", "sampler", "schedule",
-                  "style", "strength", "scale", "upscaler", "frames", "fps", "motion_bucket_id", "noise_aug_strength",
-                  "factor", "method")
-
-
-def settings_of(job: Job) -> dict:
-    """The resolved settings of the job's last step (what a person set, or the defaults it got)."""
-    step = json.loads(job.plan)["steps"][-1]
-    shown = {"kind": step["kind"], **{k: step[k] for k in SETTINGS_SHOWN if k in step}}
-    for name in ("model", "motion_adapter"):
-        if step.get(name):
-            shown[name] = step[name]["id"]
-    return shown

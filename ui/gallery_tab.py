@@ -97,6 +97,15 @@ def form_prompts(params: Txt2Img, style_name: str, styles: tuple[Style, ...],
              "(a LoRA name with ':' in it, or spaces or commas at the prompt's ends); check them before Generate."])
 
 
+def _step_summary(recipe: dict) -> dict:
+    """The summary of the step that made an artifact (`ExecutionPlan.summary`), from the artifact's recipe; {}
+    when it holds no plan this version reads (an upload, or a file made elsewhere)."""
+    try:
+        return ExecutionPlan.from_dict(recipe["plan"]).summary(recipe.get("step"))
+    except (KeyError, TypeError, ValueError, StopIteration):
+        return {}
+
+
 def form_values(plan: ExecutionPlan, step_id: str, styles: tuple[Style, ...],
                 slider: gr.Slider) -> tuple[dict, str, list]:
     """The Advanced tab's values (keyed as advanced_tab.build's dict) that make `step_id` of `plan` again,
@@ -193,15 +202,13 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         info = service.artifact_info(ctx.current_user(request), artifact_id)
         text = (f"**{info['kind']}** `{artifact_id[:16]}…` · {info['width']}×{info['height']} · "
                 f"{info['size']:,} bytes" + (f" · seed {info['seed']}" if info["seed"] is not None else ""))
-        plan = info["recipe"].get("plan")
-        step = next((s for s in plan["steps"] if s["id"] == info["recipe"].get("step")), {}) if plan else {}
+        step = _step_summary(info["recipe"])
         if "prompt" in step:
             text += f"  \n**Prompt:** {step['prompt']}"
         if "frames" in step:            # a video step: one line for its model(s), size, length and settings
-            text += "  \n" + video_line({**step, **{k: step[k]["id"] for k in ("model", "motion_adapter")
-                                                    if isinstance(step.get(k), dict)}})
+            text += "  \n" + video_line(step)
         elif "prompt" in step:
-            text += (f"  \n**Model:** {step['model']['id']} · {step['steps']} steps"
+            text += (f"  \n**Model:** {step['model']} · {step['steps']} steps"
                      f" · CFG {step['cfg_scale']:g} · {step['sampler']} / {step['schedule']}")
         elif info.get("video"):
             text += f"  \n**Video:** {info['video'].get('frames')} frames at {info['video'].get('fps'):g} fps"

@@ -37,7 +37,7 @@ def info_markdown(info: dict) -> str:
 
 
 def video_line(s: dict) -> str:
-    """One line saying how a video was made, from `settings_of`."""
+    """One line saying how a video was made, from `ExecutionPlan.summary`."""
     kind = {"img2vid": "Image to video", "txt2vid": "Text to video", "interpolate": "Interpolated"}.get(
         s.get("kind"), s.get("kind", ""))
     parts = [f"{s.get('width')}×{s.get('height')}", f"{s.get('frames')} frames at {s.get('fps'):g} fps"]

@@ -169,5 +169,4 @@ def _recipe_summary(holding: ArtifactOwner) -> dict:
     that made it (`sharing.recipe_source`), settings only, with this image's own seed."""
     from pipelines.plan import ExecutionPlan     # here: `import web` loads no engine module (tests/test_rooms.py)
 
-    summary = ExecutionPlan.from_json(holding.job.plan).summary()
-    return {**summary, "seed": holding.seed} if holding.seed is not None else summary
+    return {**ExecutionPlan.from_json(holding.job.plan).summary(), "seed": holding.seed}
