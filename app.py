@@ -44,7 +44,6 @@ def build(settings: Settings) -> Atelier:
     from pipelines.loras import ExtrasIndex
     from pipelines.model_facts import ModelInspector
     from pipelines.model_hashes import ModelHasher
-    from pipelines.samplers import SAMPLERS, SCHEDULES
     from queueing import JobExecutor, JobService, build_runner, make_huey, register_tasks
     from queueing.logs import install_huey_job_context
     from queueing.metrics import Metrics
@@ -78,12 +77,8 @@ def build(settings: Settings) -> Atelier:
                          worker_wait=settings.worker_wait_seconds, lease_seconds=settings.job_lease_seconds)
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
     web_auth = WebAuth(accounts, settings.accounts, blob_root=str(blobs.root), gradio_folders=(gradio_upload_folder(),))
-    limits = settings.limits
-    ctx = UIContext(service=service, models=models, styles=styles, samplers=tuple(SAMPLERS),
-                    schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(), current_user=web_auth.current_user,
+    ctx = UIContext(service=service, models=models, styles=styles, current_user=web_auth.current_user,
                     account=account, public_url=settings.public_url, loras=lambda: sorted(extras("lora")),
-                    max_side=limits.max_side, max_steps=limits.max_steps, max_batch_size=limits.max_batch_size,
-                    max_cfg_scale=limits.max_cfg_scale, max_frames=limits.max_frames, max_fps=limits.max_fps,
                     lease_seconds=settings.job_lease_seconds)
     demo = build_ui(ctx)
     # A call that waits for a job holds one of Gradio's worker slots, and a thread, until the job ends.

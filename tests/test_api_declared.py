@@ -195,7 +195,6 @@ def test_a_node_declared_in_a_test_appears_in_view_api(tmp_path):
     compiler = toy_compiler()
     service = JobService(compiler, lambda job_id, priority: None, LocalBlobStore(tmp_path))
     ctx = UIContext(service=service, models=tuple(compiler.models.values()), styles=(Style("None"),),
-                    samplers=tuple(SAMPLERS), schedules=tuple(SCHEDULES), upscalers=compiler.upscalers(),
                     current_user=lambda request: types.SimpleNamespace(id="nobody"))
     with gr.Blocks() as demo:
         api.build(ctx)

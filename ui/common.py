@@ -16,7 +16,6 @@ import gradio as gr
 
 from auth import AccountService
 from configs import ModelEntry, Style
-from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
@@ -33,43 +32,27 @@ logger = logging.getLogger(__name__)
 class UIContext:
     """What the tabs need, built once by app.py.
 
-    service:       jobs and artifacts, per user.
+    service:       jobs and artifacts, per user; its compiler gives the choices and bounds the forms show.
     models:        the catalogue; the first entry is the default.
     styles:        style presets.
-    samplers, schedules, upscalers: the names the compiler accepts.
     current_user:  the User making a request.
     account:       the caller's account: balance, keys, share links, buying credits, admin actions.
     public_url:    the site's address for links that leave the page ("" = the request's own).
-    max_side, max_steps, max_batch_size, max_cfg_scale, max_frames, max_fps: bounds for the sliders.
     lease_seconds: the job lease; the Admin tab shows a worker silent for longer as gone.
     """
 
     service: JobService
     models: tuple[ModelEntry, ...]
     styles: tuple[Style, ...]
-    samplers: tuple[str, ...]
-    schedules: tuple[str, ...]
-    upscalers: tuple[str, ...]
     current_user: Callable[[gr.Request | None], User]
     account: AccountService | None = None
     public_url: str = ""
     loras: Callable[[], list[str]] = list          # names of the LoRA files there are now
-    max_side: int = 2048
-    max_steps: int = 150
-    max_batch_size: int = 8
-    max_cfg_scale: float = 30.0
-    max_frames: int = 128
-    max_fps: int = 60
     lease_seconds: float = 60.0                    # a worker silent for longer is shown as gone
 
     @property
     def default_model(self) -> ModelEntry:
         return self.models[0]
-
-    @property
-    def generators(self) -> list[str]:
-        """Ids of the models that draw (not ControlNets or upscalers)."""
-        return [m.id for m in self.models if m.family in GENERATORS]
 
     def api_caller(self, request: gr.Request | None) -> User:
         """The user making an API call, counted against their tier's API calls per minute."""
