@@ -178,6 +178,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(condition, what: str, timeout: float = 60.0, interval: float = 0.05, details=lambda: ""):
+    """Poll `condition()` until it returns something truthy, and return that. Fails after `timeout` seconds
+    with `what` (and `details()`, e.g. logs) in the message. The limit is generous on purpose: it only
+    matters when the test fails, and a loaded 2-core machine may take many times longer than an idle one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n{details()}")
+        time.sleep(interval)
+
+
 @pytest.fixture(scope="session")
 def catalogue_file(tmp_path_factory):
     """The demo models, plus the same SD1.5 demo weights as a real model would come: a diffusers

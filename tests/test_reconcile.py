@@ -28,7 +28,7 @@ from storage import jobs
 from storage.db import database
 from storage.models import Job, Worker
 from tests.conftest import fresh_postgres_database, free_port, need
-from tests.test_scale_out import Cluster, client_of, ledger, stop_all_workers, submit
+from tests.test_scale_out import WAIT, Cluster, client_of, ledger, stop_all_workers, submit
 
 GRACE = 2.0                 # seconds a queued job may be missing from the queue before it counts as lost
 WORKER_WAIT = 2.0           # seconds a synchronous call waits before it looks for a worker
@@ -75,10 +75,11 @@ def test_only_queued_jobs_missing_from_the_queue_past_the_grace_are_enqueued_aga
     made += [lost.id, waiting.id, fresh.id, older.id, taken.id]
 
     sent = []
+    before = time.time()
     again = Reconciler(huey, GRACE).run(lambda job_id, priority: sent.append(job_id))
     assert {lost.id, older.id} <= set(again) and sent == again
     assert not {waiting.id, fresh.id, taken.id} & set(again)
-    assert Job.get_by_id(lost.id).enqueued_at > time.time() - 5              # stamped: not again at once
+    assert Job.get_by_id(lost.id).enqueued_at >= before                      # stamped: not again at once
     assert Job.get_by_id(lost.id).status == "queued"
     assert Reconciler(huey, GRACE).run(lambda job_id, priority: sent.append(job_id)) == []
     assert queued_job_ids(huey) == {waiting.id}                              # `sent` stood for the queue here
@@ -103,7 +104,8 @@ def test_of_two_reconcilers_at_once_exactly_one_enqueues_each_lost_job(atelier, 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(WAIT)
+    assert not any(thread.is_alive() for thread in threads)
     ids = {job.id for job in lost}
     first, second = (set(w) & ids for w in won)
     assert first | second == ids and not first & second
@@ -130,9 +132,10 @@ def test_a_queue_that_does_not_answer_never_stops_the_heartbeat(atelier, owner, 
     try:
         down = Heartbeat(names[0], 60, lambda job_id, priority: sent.append(job_id),
                          reconciler=Reconciler(unreachable, GRACE))
+        before = time.time()
         assert down.beat() == [] and sent == []                           # no exception, nothing sent
-        assert Worker.get_by_id(names[0]).heartbeat_at > time.time() - 5    # the beat itself happened
-        assert Job.get_by_id(lost.id).enqueued_at < time.time() - 20        # left for the next beat
+        assert Worker.get_by_id(names[0]).heartbeat_at >= before            # the beat itself happened
+        assert Job.get_by_id(lost.id).enqueued_at == lost.enqueued_at       # left for the next beat
 
         huey, run_job = paused_queue(tmp_path, "queue.db")
         up = Heartbeat(names[1], 60, lambda job_id, priority: run_job(job_id, priority=priority),
@@ -152,10 +155,9 @@ def test_wait_says_no_worker_is_running_and_leaves_the_job_queued(atelier, owner
                          worker_wait=0.2, lease_seconds=0.001)
     job = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="nobody to run it", steps=2)))
     made.append(job.id)
-    started = time.monotonic()
     with pytest.raises(AtelierError) as raised:
-        service.wait(owner, job.id, timeout=60)
-    assert raised.value.code == "no_worker" and time.monotonic() - started < 30
+        service.wait(owner, job.id, timeout=120)                   # a timeout would be code "timeout"
+    assert raised.value.code == "no_worker"
     assert raised.value.message == (f"No worker is running to take this job; it stays queued as {job.id} and "
                                     f"will run when one starts (check /job_status).")
     assert Job.get_by_id(job.id).status == "queued"
@@ -198,7 +200,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.folder)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             try:
                 if redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1).ping():
@@ -213,7 +215,7 @@ class RedisServer:
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
+            self.process.wait(60)
 
     def queue(self):
         """A fresh Huey on this Redis (so no connection from before a restart is reused), to read its queue."""
@@ -252,7 +254,7 @@ def stack(tmp_path_factory, catalogue_file):
 
 def readyz_workers(stack) -> dict:
     import httpx
-    answer = httpx.get(stack.url + "readyz", timeout=10)
+    answer = httpx.get(stack.url + "readyz", timeout=60)
     assert answer.status_code == 200, answer.text              # no worker is no reason to stop serving pages
     check = answer.json()["checks"]["workers"]
     assert check["ok"], check
@@ -281,7 +283,7 @@ class FakeWorkerBeat:
 
     def __exit__(self, *exc):
         self.stop.set()
-        self.thread.join(10)
+        self.thread.join(60)
         self.stack.sql("DELETE FROM worker WHERE name = %s", self.name)
 
 
@@ -296,10 +298,9 @@ def test_a_synchronous_call_with_no_worker_says_so_and_a_worker_started_later_ru
     report = readyz_workers(stack)
     assert (report["count"], report["names"]) == (0, []) and "No worker is running" in report["warning"]
     client = client_of(stack)
-    started = time.monotonic()
+    call = client.submit(prompt="nobody home", seed=5, steps=2, width=64, height=64, api_name="/txt2img")
     with pytest.raises(AppError) as raised:
-        client.predict(prompt="nobody home", seed=5, steps=2, width=64, height=64, api_name="/txt2img")
-    assert time.monotonic() - started < 60                      # an answer, not a call held open for good
+        call.result(timeout=120)                                # an answer, not a call held open for good
     found = re.search(NO_WORKER, str(raised.value))
     assert found, str(raised.value)
     job_id = found.group(1)
@@ -316,14 +317,14 @@ def test_a_synchronous_call_with_no_worker_says_so_and_a_worker_started_later_ru
 
     worker = stack.start_worker("late-worker")
     for waiting in (job_id, second):
-        done = stack.wait_for(lambda: stack.job(waiting)["status"] in ("succeeded", "failed") and stack.job(waiting),
-                              "the waiting job to run on the worker started late", timeout=240)
-        assert (done["status"], done["attempts"]) == ("succeeded", 1), done["error"]
+        done = stack.wait_for(lambda: stack.finished(waiting), "the waiting job to run on the worker started late")
+        assert (done["status"], done["worker"], done["attempts"]) == ("succeeded", stack.name_of(worker), 1), \
+            done["error"]
         assert ledger(stack, waiting) == ["capture", "reserve"]
     report = readyz_workers(stack)
-    assert report["count"] == 1 and report["names"] == [done["worker"]] and "warning" not in report
+    assert (report["count"], report["names"]) == (1, [stack.name_of(worker)]) and "warning" not in report
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(60) == 0
+    assert worker.wait(WAIT) == 0
     assert readyz_workers(stack)["count"] == 0                  # told to stop: not counted any more
 
 
@@ -338,10 +339,10 @@ def test_jobs_queued_when_redis_restarts_empty_run_once_a_worker_starts(stack):
     assert not set(ids) & queued_job_ids(stack.redis.queue())
     assert [stack.job(i)["status"] for i in ids] == ["queued"] * 3
 
-    stack.start_worker("after-redis-restart")
-    stack.wait_for(lambda: all(stack.job(i)["status"] in ("succeeded", "failed") for i in ids),
-                   "the three jobs the queue lost to run", timeout=240)
-    assert [(stack.job(i)["status"], stack.job(i)["attempts"]) for i in ids] == [("succeeded", 1)] * 3
+    worker = stack.start_worker("after-redis-restart")
+    stack.wait_for(lambda: all(stack.finished(i) for i in ids), "the three jobs the queue lost to run")
+    assert [(stack.job(i)["status"], stack.job(i)["worker"], stack.job(i)["attempts"]) for i in ids] == \
+        [("succeeded", stack.name_of(worker), 1)] * 3
     assert [ledger(stack, i) for i in ids] == [["capture", "reserve"]] * 3      # reserved once, captured once
     log = (stack.folder / "after-redis-restart.log").read_text(errors="replace")
     assert all(f"job {i}: queued, but missing from the queue" in log for i in ids), log[-3000:]
