@@ -2,6 +2,7 @@
 import hashlib
 import json
 import pathlib
+import re
 
 import pytest
 from gradio_client.exceptions import AppError
@@ -57,22 +58,47 @@ def test_bad_requests_get_a_message_not_a_traceback(client, kwargs, words):
     assert "Traceback" not in str(info.value)
 
 
-def test_submit_returns_at_once_and_job_status_follows_the_job(client):
-    spec = {"version": 1, "nodes": [{"id": "a", "kind": "txt2img", "params": {"prompt": "an owl", "seed": 5}}]}
-    submitted = client.predict(spec=json.dumps(spec), api_name="/submit")
-    job_id = submitted["job_id"]
-    status = client.predict(job_id=job_id, api_name="/job_status")
-    assert status["status"] in ("queued", "running", "succeeded")
-    for _ in range(400):
+def test_submit_returns_at_once_and_job_status_follows_the_job(client, atelier, monkeypatch):
+    """The runner is held at a gate, so the job cannot finish before /submit answers: /submit returns
+    while the job is unfinished, /job_status shows it running, and succeeded once the gate opens."""
+    import threading
+    import uuid
+
+    from tests.conftest import wait_until
+
+    gate, entered = threading.Event(), threading.Event()
+    run = atelier.runner.run
+
+    def gated_run(*args, **kwargs):
+        entered.set()
+        assert gate.wait(300), "the test never opened the gate"
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(atelier.runner, "run", gated_run)
+    prompt = f"an owl {uuid.uuid4().hex[:8]}"                # never served from an earlier job's outputs
+    spec = {"version": 1, "nodes": [{"id": "a", "kind": "txt2img", "params": {"prompt": prompt, "seed": 5}}]}
+    try:
+        submitted = client.predict(spec=json.dumps(spec), api_name="/submit")
+        job_id = submitted["job_id"]
+        assert (set(submitted), submitted["credits"]) == ({"job_id", "plan_hash", "credits"}, 0)
+        assert re.fullmatch("[0-9a-f]{32}", job_id) and re.fullmatch("[0-9a-f]{64}", submitted["plan_hash"])
+        assert entered.wait(120), "the job never reached the runner"
         status = client.predict(job_id=job_id, api_name="/job_status")
-        if status["status"] == "succeeded":
-            break
-    assert status["status"] == "succeeded"
+        assert (status["status"], status["finished_at"], status["artifact_ids"]) == ("running", None, [])
+    finally:
+        gate.set()
+
+    def finished():
+        now = client.predict(job_id=job_id, api_name="/job_status")
+        return now if now["finished_at"] is not None else None
+
+    status = wait_until(finished, "the job to finish", timeout=300)
+    assert (status["status"], status["plan_hash"]) == ("succeeded", submitted["plan_hash"]), status["error"]
     assert status["finished_at"] >= status["started_at"] >= status["created_at"]
     assert len(status["artifact_ids"]) == 1 and status["error"] == ""
     jobs = client.predict(api_name="/jobs")
-    assert jobs[0]["job_id"] == job_id and jobs[0]["status"] == "succeeded"
-    assert set(jobs[0]) >= {"job_id", "status", "progress"}
+    assert jobs[0] == {"job_id": job_id, "status": "succeeded", "progress": status["progress"],
+                       "created_at": status["created_at"]}
 
 
 def test_submit_refuses_a_bad_spec(client):
@@ -210,5 +236,10 @@ def test_an_oversized_upload_is_refused(client, atelier, tmp_path):
     from gradio_client import handle_file
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG" + b"\0" * (atelier.settings.limits.max_upload_bytes + 1))
-    with pytest.raises(Exception, match="(?i)too large|exceeds|maximum"):
-        client.predict(image=handle_file(str(big)), api_name="/img2img")
+    limit = atelier.settings.limits.max_upload_bytes
+    with pytest.raises(ValueError, match=f"exceeds the maximum file size of {limit} bytes"):
+        client.predict(image=handle_file(str(big)), api_name="/img2img")     # gradio_client reads the app's limit
+    import httpx                                                              # and the app refuses it itself
+    with open(big, "rb") as f:
+        answer = httpx.post(atelier.url + "gradio_api/upload", files={"files": ("big.png", f, "image/png")}, timeout=120)
+    assert answer.status_code == 413, (answer.status_code, answer.text[:300])

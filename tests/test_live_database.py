@@ -20,7 +20,8 @@ def test_the_cli_beside_a_running_app_leaves_the_database_whole(atelier, client,
 
     database = settings.data_dir / "atelier.db"
     env = {**os.environ, "ATELIER_DATA_DIR": str(settings.data_dir), "ATELIER_CATALOGUE": str(settings.catalogue)}
-    before = client.predict(api_name="/jobs")
+    client.predict(api_name="/jobs")                 # the app has served a call, so it holds the database open
+    made_jobs = []
     for _ in range(3):
         email = f"{uuid.uuid4().hex[:8]}@cli.example"
         made = subprocess.run([sys.executable, "-m", "auth.cli", "create-user", email, "--api-key"], cwd=ROOT,
@@ -29,10 +30,12 @@ def test_the_cli_beside_a_running_app_leaves_the_database_whole(atelier, client,
         assert os.path.exists(f"{database}-shm"), "the CLI removed the running app's shared-memory file"
         # The app still reads and writes: a job goes through, and its listing grows.
         files, info = client.predict(prompt="still whole", seed=5, api_name="/txt2img")
-        assert info["artifact_ids"]
+        assert len(files) == len(info["artifact_ids"]) == 1
+        made_jobs.append(info["job_id"])
     after = client.predict(api_name="/jobs")
-    assert len(after) >= min(len(before) + 3, 50)
+    assert [j["job_id"] for j in after[:3]] == made_jobs[::-1]        # newest first
+    assert [j["status"] for j in after[:3]] == ["succeeded"] * 3
     with sqlite3.connect(database) as check:
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     [newest] = atelier.service.recent(local_owner(), limit=1)
-    assert newest["status"] == "succeeded"
+    assert (newest["job_id"], newest["status"]) == (made_jobs[-1], "succeeded")

@@ -56,9 +56,9 @@ def generate(app, user) -> list:
 
     job = app.service.submit(user, WorkflowSpec.single(Txt2Img(prompt="a guest's fox")))
     job = app.service.wait(user, job.id, timeout=120)
-    assert job.status == "succeeded"
+    assert job.status == "succeeded", job.error
     artifacts = [Artifact.get_by_id(artifact_id) for artifact_id in job.artifact_ids]
-    assert artifacts
+    assert [(a.mime, a.width, a.height) for a in artifacts] == [("image/png", 64, 64)]    # batch 1, 64x64 demo
     return artifacts
 
 
