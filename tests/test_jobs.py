@@ -1,6 +1,7 @@
 """Jobs through the real stack: JobService -> SqliteHuey -> consumer thread -> Runner on the tiny
 demo models -> PNG blobs and Artifact rows."""
 import io
+import re
 import threading
 import time
 
@@ -12,6 +13,7 @@ from pipelines import Txt2Img, WorkflowSpec
 from pipelines.infotext import parse_infotext
 from storage.artifacts import png_texts
 from storage.models import Artifact, Job
+from tests.conftest import wait_until
 
 
 def run(atelier, owner, **params):
@@ -94,26 +96,32 @@ def test_cancel_stops_a_running_job_at_the_next_step(atelier, owner):
     service = atelier.service
     job = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="a long one", steps=150, width=128,
                                                             height=128)))
-    deadline = time.monotonic() + 30
-    while service.status(owner, job.id)["progress"]["step"] < 2:
-        assert time.monotonic() < deadline, "the job never started"
-        time.sleep(0.005)
+    wait_until(lambda: service.status(owner, job.id)["progress"]["step"] >= 2, "the job to reach step 2",
+               timeout=120, interval=0.005)
     service.cancel(owner, job.id)
-    finished = service.wait(owner, job.id, timeout=30)
+    finished = service.wait(owner, job.id, timeout=120)
     assert finished.status == "cancelled"
     assert finished.progress_step < 150
     assert finished.artifact_ids == []
-    assert "Cancelled at step" in finished.error
+    stopped = re.fullmatch(r"Cancelled at step (\d+) of 150\.", finished.error)
+    assert stopped and 2 <= int(stopped.group(1)) < 150, finished.error
 
 
 def test_cancelling_a_queued_job_means_it_never_runs(atelier, owner):
+    """The one consumer thread takes the queue in order: once `after`, queued behind the cancelled job,
+    has run, the consumer has dealt with the cancelled job's message, and left the job alone."""
+    from queueing.reconcile import queued_job_ids
+
     service = atelier.service
-    blocker = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="blocker", steps=60, width=128, height=128)))
+    blocker = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="blocker", steps=20)))
     queued = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="never", steps=2)))
     assert service.cancel(owner, queued.id)["status"] == "cancelled"
-    service.wait(owner, blocker.id, timeout=60)
+    after = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="after it", steps=2)))
+    assert service.wait(owner, blocker.id, timeout=300).status == "succeeded"
+    assert service.wait(owner, after.id, timeout=300).status == "succeeded"
+    assert queued.id not in queued_job_ids(atelier.huey)            # its message was taken off the queue
     row = Job.get_by_id(queued.id)
-    assert row.status == "cancelled" and row.started_at is None and row.attempts == 0
+    assert (row.status, row.started_at, row.attempts, row.worker, row.artifact_ids) == ("cancelled", None, 0, "", [])
 
 
 def test_failures_end_the_job_with_a_message(atelier, owner, monkeypatch):
@@ -137,13 +145,28 @@ def test_a_waiting_worker_wakes_on_enqueue(tmp_path):
     storage = huey.storage
     storage.read_timeout = 30.0
     assert storage.blocking
+
+    class Watched(threading.Condition):
+        """The storage's wake-up condition, telling when the waiter blocks on it (holding its lock until
+        `wait` releases it, so an enqueue after that cannot slip in before the waiter listens)."""
+        def __init__(self):
+            super().__init__()
+            self.waiting = threading.Event()
+
+        def wait(self, timeout=None):
+            self.waiting.set()
+            return super().wait(timeout)
+
+    storage._wake = Watched()
     got = []
     waiter = threading.Thread(target=lambda: got.append(storage.dequeue()))
     waiter.start()
-    time.sleep(0.3)
+    assert storage._wake.waiting.wait(60), "the consumer never waited on the queue"
+    assert got == [] and waiter.is_alive()                         # idle, found nothing, and blocked
+    started = time.monotonic()
     storage.enqueue(b"job", priority=0)
-    waiter.join(10)
-    assert got == [b"job"]
+    waiter.join(25)
+    assert got == [b"job"] and time.monotonic() - started < 25    # woken by the enqueue, not its 30 s timeout
 
 
 def test_jobs_lists_newest_first_and_status_has_the_times(atelier, owner):
@@ -153,7 +176,11 @@ def test_jobs_lists_newest_first_and_status_has_the_times(atelier, owner):
     recent = [j["job_id"] for j in service.recent(owner)]
     assert recent.index(second.id) < recent.index(first.id)
     status = service.status(owner, second.id)
-    assert set(status) >= {"status", "progress", "created_at", "started_at", "finished_at", "error", "artifact_ids"}
+    assert (status["status"], status["error"], status["artifact_ids"]) == ("succeeded", "", second.artifact_ids)
+    assert (status["created_at"], status["started_at"], status["finished_at"]) == \
+        (second.created_at, second.started_at, second.finished_at)
+    assert status["created_at"] <= status["started_at"] <= status["finished_at"]
+    assert (status["progress"]["fraction"], status["progress"]["text"]) == (1.0, "done")
 
 
 def test_folder_and_single_file_models_load_the_same_weights(atelier, owner):
