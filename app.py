@@ -30,6 +30,7 @@ class Atelier:
     web_auth: object         # auth.WebAuth
     account: object          # auth.AccountService
     metrics: object = None   # queueing.metrics.Metrics
+    artifacts: object = None  # queueing.catalogue.ArtifactCatalogue
 
 
 def build(settings: Settings) -> Atelier:
@@ -44,7 +45,7 @@ def build(settings: Settings) -> Atelier:
     from pipelines.loras import ExtrasIndex
     from pipelines.model_facts import ModelInspector
     from pipelines.model_hashes import ModelHasher
-    from queueing import JobExecutor, JobService, build_runner, make_huey, register_tasks
+    from queueing import ArtifactCatalogue, JobExecutor, JobService, build_runner, make_huey, register_tasks
     from queueing.logs import install_huey_job_context
     from queueing.metrics import Metrics
     from storage import open_blob_store, open_database
@@ -62,10 +63,9 @@ def build(settings: Settings) -> Atelier:
         install_huey_job_context(huey)
     run_job = register_tasks(huey, executor)
     # Quoting reads what is known of the models and the LoRA folders, not the files (issue 12, item 2): the
-    # models' hashes and facts are worked out now, in the background, and kept.
+    # models' hashes and facts are worked out once (in the background when the server starts) and kept.
     extras = ExtrasIndex(settings.loras_dir, settings.embeddings_dir)
     inspector = ModelInspector(ModelHasher(settings.models_dir))
-    threading.Thread(target=inspector.warm, args=(models,), name="model-facts", daemon=True).start()
     compiler = Compiler(models, styles, settings.limits, tiers.prices, inspector.hash, extras=extras,
                         model_facts=inspector)
     accounts = Accounts(tiers, settings.guest_credits, settings.session_days * 86400)
@@ -77,7 +77,8 @@ def build(settings: Settings) -> Atelier:
                          worker_wait=settings.worker_wait_seconds, lease_seconds=settings.job_lease_seconds)
     account = AccountService(accounts, policy, tiers, settings.accounts, billing=make_billing(settings, tiers))
     web_auth = WebAuth(accounts, settings.accounts, blob_root=str(blobs.root), gradio_folders=(gradio_upload_folder(),))
-    ctx = UIContext(service=service, models=models, styles=styles, current_user=web_auth.current_user,
+    artifacts = ArtifactCatalogue(service, blobs)
+    ctx = UIContext(service=service, artifacts=artifacts, models=models, styles=styles, current_user=web_auth.current_user,
                     account=account, public_url=settings.public_url, loras=lambda: sorted(extras("lora")),
                     lease_seconds=settings.job_lease_seconds)
     demo = build_ui(ctx)
@@ -88,7 +89,8 @@ def build(settings: Settings) -> Atelier:
     # holds events, and, since that is not 40, a thread limiter of Gradio's own for them.
     demo.max_threads = QUEUE_SIZE
     demo.queue(default_concurrency_limit=8, max_size=QUEUE_SIZE)
-    return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account, metrics)
+    return Atelier(settings, service, executor, huey, demo, str(blobs.root), web_auth, account, metrics,
+                   artifacts=artifacts)
 
 
 def gradio_upload_folder() -> str:
@@ -121,6 +123,9 @@ def make_fastapi(atelier: Atelier):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        compiler = atelier.service.compiler
+        threading.Thread(target=compiler.model_facts.warm, args=(compiler.models.values(),), name="model-facts",
+                         daemon=True).start()
         consumer = None
         executor = atelier.executor
         if executor is not None and atelier.settings.queue_workers > 0:

@@ -299,7 +299,7 @@ def test_share_links_show_the_image_to_anyone_until_revoked(accounts_app, make_u
 def test_gradio_file_route_serves_a_stored_file_only_to_its_holders(accounts_app, make_user, someone_elses_work):
     import httpx
     owner, info = someone_elses_work
-    path = accounts_app.service.artifact_path(accounts_app.service.artifact(owner, info["artifact_ids"][0]))
+    path = accounts_app.artifacts.artifact_path(accounts_app.artifacts.artifact(owner, info["artifact_ids"][0]))
     owners_key = api_client_key(accounts_app, owner)
     _, strangers_key = make_user()
     with httpx.Client(base_url=accounts_app.url) as http:

@@ -108,16 +108,16 @@ def test_paint_a_mask_and_inpaint_it(page, atelier, owner):
     page.wait_for_selector("#inpaint-summary :text('Seeds:')", timeout=60000)
     page.screenshot(path=str(SHOTS / "inpaint_tab.png"), full_page=True)
 
-    service = atelier.service
+    service, artifacts = atelier.service, atelier.artifacts
     job = service.job(owner, service.recent(owner)[0]["job_id"])
     assert job.status == "succeeded"
-    parents = {p["relation"]: p["artifact_id"] for p in service.artifact_info(owner, job.artifact_ids[0])["parents"]}
-    mask = np.asarray(Image.open(service.artifact_path(service.artifact(owner, parents["mask"]))).convert("L"))
+    parents = {p["relation"]: p["artifact_id"] for p in artifacts.artifact_info(owner, job.artifact_ids[0])["parents"]}
+    mask = np.asarray(Image.open(artifacts.artifact_path(artifacts.artifact(owner, parents["mask"]))).convert("L"))
     painted = mask > 127
     assert 0.05 < painted.mean() < 0.9                         # a stroke, not nothing and not everything
     assert not painted[:, 0].any() and not painted[0, :].any()  # it starts inside the picture
-    result = np.asarray(Image.open(service.artifact_path(service.artifact(owner, job.artifact_ids[0]))).convert("RGB"))
-    source = np.asarray(Image.open(service.artifact_path(service.artifact(owner, parents["source"]))).convert("RGB"))
+    result = np.asarray(Image.open(artifacts.artifact_path(artifacts.artifact(owner, job.artifact_ids[0]))).convert("RGB"))
+    source = np.asarray(Image.open(artifacts.artifact_path(artifacts.artifact(owner, parents["source"]))).convert("RGB"))
     untouched = mask == 0                                      # the feather only reaches inward
     assert untouched.any() and np.array_equal(result[untouched], source[untouched])
     assert not np.array_equal(result[painted], source[painted])

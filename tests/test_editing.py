@@ -85,8 +85,8 @@ def test_img2img_changes_the_image_reproducibly(atelier, owner, source):
     first, second = run(atelier, owner, *nodes), run(atelier, owner, *nodes)
     assert first.artifact_ids == second.artifact_ids and len(first.artifact_ids) == 2
     assert np.abs(pixels(atelier, first.artifact_ids[0]) - np.asarray(gradient()).astype(int)).max() > 20
-    outcome = atelier.service.replay_outcome(owner, atelier.service.wait(
-        owner, atelier.service.replay(owner, first.artifact_ids[1]).id, timeout=60))
+    outcome = atelier.artifacts.replay_outcome(owner, atelier.service.wait(
+        owner, atelier.artifacts.replay(owner, first.artifact_ids[1]).id, timeout=60))
     assert outcome["identical"] is True
 
 
@@ -339,8 +339,8 @@ def test_an_upscaler_model_works_in_tiles_and_replays_identically(atelier, owner
     from storage.artifacts import png_texts
     params = parse_infotext(png_texts(atelier.service.blobs.get(artifact.blob_key))["parameters"])
     assert (params["Postprocess upscaler"], params["Tile size"], params["Seed"]) == ("Demo-Upscaler-X4", "32", "6")
-    replayed = atelier.service.wait(owner, atelier.service.replay(owner, artifact.id).id, timeout=90)
-    assert atelier.service.replay_outcome(owner, replayed)["identical"] is True
+    replayed = atelier.service.wait(owner, atelier.artifacts.replay(owner, artifact.id).id, timeout=90)
+    assert atelier.artifacts.replay_outcome(owner, replayed)["identical"] is True
 
 
 def test_a_latent_upscaler_model_doubles_in_latent_space(atelier, owner, source):

@@ -208,8 +208,8 @@ def owners_image(accounts_app):
     credits.grant(user, 10, f"test:files:{user.id}")
     key = api_keys.create_key(user)[1]
     _, info = api_client(accounts_app, key).predict(prompt="only mine", seed=11, api_name="/txt2img")
-    service = accounts_app.service
-    path = service.artifact_path(service.artifact(user, info["artifact_ids"][0]))
+    artifacts = accounts_app.artifacts
+    path = artifacts.artifact_path(artifacts.artifact(user, info["artifact_ids"][0]))
     return user, key, path, pathlib.Path(path).read_bytes()
 
 

@@ -143,13 +143,12 @@ def pick(page, label_start: str) -> None:
 
 
 def test_walking_the_lineage_quickly_never_errs(page, atelier, owner, client):
-    service = atelier.service
     _, made = client.predict(prompt="a bridge", seed=11, hires_fix=True, hires_scale=1.5, api_name="/txt2img")
     top = made["artifact_ids"][-1]                 # txt2img -> upscale -> repaint: walk down and up the chain
     open_gallery_at(page, top)
     here, going_up = top, True
     for step in range(25):
-        info = service.artifact_info(owner, here)
+        info = atelier.artifacts.artifact_info(owner, here)
         links = info["parents"] if going_up else info["children"]
         if not links:
             going_up = not going_up
@@ -181,5 +180,5 @@ def test_replay_shows_the_services_verdict(page, atelier, owner, client):
     no_errors(page)
     replay = atelier.service.job(owner, atelier.service.recent(owner)[0]["job_id"])
     assert replay.replay_of == made["artifact_ids"][0]
-    verdict = atelier.service.replay_outcome(owner, replay)["verdict"]
+    verdict = atelier.artifacts.replay_outcome(owner, replay)["verdict"]
     assert page.inner_text("#gallery-replay-result").strip() == verdict.replace("**", "").replace("`", "")

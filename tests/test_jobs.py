@@ -37,7 +37,7 @@ def test_a_job_becomes_an_artifact_with_its_recipe(atelier, owner):
     data = atelier.service.blobs.get(artifact.blob_key)
     import hashlib
     assert hashlib.sha256(data).hexdigest() == artifact.id
-    holding = atelier.service.holding(owner, artifact.id)
+    holding = atelier.artifacts.holding(owner, artifact.id)
     assert (holding.kind, holding.plan_hash, holding.seed) == ("image", job.plan_hash, 8)
     assert (artifact.width, artifact.height, artifact.mime) == (64, 64, "image/png")
     texts = png_texts(data)
@@ -70,8 +70,8 @@ def test_replay_is_byte_identical_for_every_image_of_a_batch(atelier, owner):
     service = atelier.service
     original = run(atelier, owner, prompt="a castle", batch_size=2, sampler="euler_a", schedule="normal")
     for artifact_id in original.artifact_ids:
-        job = service.wait(owner, service.replay(owner, artifact_id).id, timeout=60)
-        outcome = service.replay_outcome(owner, job)
+        job = service.wait(owner, atelier.artifacts.replay(owner, artifact_id).id, timeout=60)
+        outcome = atelier.artifacts.replay_outcome(owner, job)
         assert (outcome["artifact_id"], outcome["original_id"], outcome["identical"]) == (artifact_id, artifact_id, True)
         assert outcome["verdict"].startswith("**Identical:**"), outcome["verdict"]
 

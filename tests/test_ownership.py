@@ -13,7 +13,6 @@ import numpy as np
 import PIL.Image
 import pytest
 from gradio_client import handle_file
-from gradio_client.exceptions import AppError
 
 from storage.artifacts import PNG_METADATA_CHUNKS, png_texts, without_recipe
 from tests.conftest import api_client
@@ -103,8 +102,8 @@ def test_the_gallery_shows_each_holder_their_own_kind_and_seed(accounts_app, cla
     _, _, made, _, edited, _ = claimed
     picture = made["artifact_ids"][0]
     alice, bob = owner_of(made), owner_of(edited)
-    [bobs] = [h for h in accounts_app.service.recent_artifacts(bob) if h.artifact_id == picture]
-    [alices] = [h for h in accounts_app.service.recent_artifacts(alice) if h.artifact_id == picture]
+    [bobs] = [h for h in accounts_app.artifacts.recent_artifacts(bob) if h.artifact_id == picture]
+    [alices] = [h for h in accounts_app.artifacts.recent_artifacts(alice) if h.artifact_id == picture]
     assert (bobs.kind, bobs.seed, alices.kind, alices.seed) == ("upload", None, "image", made["seeds"][0])
     assert find_holding(bob, picture).job_id is None
 

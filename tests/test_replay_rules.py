@@ -182,11 +182,11 @@ def test_a_replay_on_another_thread_count_says_so(atelier, owner):
         made = service.wait(owner, service.submit(owner, WorkflowSpec.single(
             Txt2Img(prompt="a lantern", steps=2, seed=606, batch_size=2))).id, timeout=120)
         backend.threads = 1
-        again = service.wait(owner, service.replay(owner, made.artifact_ids[0]).id, timeout=120)
+        again = service.wait(owner, atelier.artifacts.replay(owner, made.artifact_ids[0]).id, timeout=120)
     finally:
         # The worker thread keeps the count it was last given, so give it torch's default back.
         backend.threads = configured or torch.get_num_threads()
-    outcome = service.replay_outcome(owner, again)
+    outcome = atelier.artifacts.replay_outcome(owner, again)
     assert outcome["differences"] == ["torch threads: 2 → 1"]
     assert not outcome["identical"] and outcome["artifact_id"] != made.artifact_ids[0]
     assert outcome["verdict"] == ("**Different:** the replay made other bytes. The environment differed: "

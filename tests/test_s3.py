@@ -239,7 +239,7 @@ def test_txt2img_with_blobs_in_s3(s3_app, s3):
     assert details["recipe"]["plan_hash"] == job.plan_hash
     with urllib.request.urlopen(file["url"], timeout=30) as response:
         assert response.read() == data
-    cached = service.artifact_path(artifact)
+    cached = s3_app.artifacts.artifact_path(artifact)
     assert cached.startswith(s3_app.blob_root) and open(cached, "rb").read() == data
     with urllib.request.urlopen(f"{s3_app.url}gradio_api/file={cached}", timeout=30) as response:
         assert response.read() == data

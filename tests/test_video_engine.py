@@ -61,7 +61,7 @@ def test_img2vid_makes_an_mp4_of_the_requested_frames_fps_and_size(atelier, owne
     assert (len(frames), fps, frames[0].size) == (8, 7.0, (64, 64))         # the test catalogue's defaults
     info = video_info(data)
     assert (info["codec"].split()[0], info["pix_fmt"].split("(")[0]) == ("h264", "yuv420p")
-    artifact, holding = Artifact.get_by_id(video_id), atelier.service.holding(owner, video_id)
+    artifact, holding = Artifact.get_by_id(video_id), atelier.artifacts.holding(owner, video_id)
     assert (holding.kind, artifact.mime, artifact.frames, artifact.fps, holding.seed) == ("video", "video/mp4", 8,
                                                                                          7.0, 5)
     recipe = json.loads(mp4_metadata(data)["atelier"])
@@ -72,12 +72,12 @@ def test_img2vid_makes_an_mp4_of_the_requested_frames_fps_and_size(atelier, owne
 
 def test_a_made_video_has_a_poster_and_lineage_to_its_image(atelier, owner, svd_video):
     job, video_id = svd_video
-    info = atelier.service.artifact_info(owner, video_id)
+    info = atelier.artifacts.artifact_info(owner, video_id)
     source = json.loads(job.plan)["steps"][0]["artifact_id"]
     assert {"artifact_id": source, "relation": "source"} in info["parents"]
     assert info["video"] == {"frames": 8, "fps": 7.0, "duration": round(8 / 7, 3)}
     poster = Artifact.get_by_id(info["poster_id"])
-    assert (atelier.service.holding(owner, poster.id).kind, poster.mime, poster.width, poster.height) == \
+    assert (atelier.artifacts.holding(owner, poster.id).kind, poster.mime, poster.width, poster.height) == \
         ("poster", "image/png", 64, 64)
     assert {"artifact_id": poster.id, "relation": "poster_of"} in info["children"]
     frames = [np.asarray(f, dtype=int) for f in read_mp4(blob(atelier.service, video_id))[0]]
@@ -85,15 +85,15 @@ def test_a_made_video_has_a_poster_and_lineage_to_its_image(atelier, owner, svd_
     distances = [np.abs(frame - still).mean() for frame in frames]
     assert distances[0] == min(distances) and distances[0] < 10   # the first frame, before H.264 (noise codes badly)
     assert json.loads(png_texts(blob(atelier.service, poster.id))["atelier"])["plan_hash"] == job.plan_hash
-    assert poster.id not in [h.artifact_id for h in atelier.service.recent_artifacts(owner)]
+    assert poster.id not in [h.artifact_id for h in atelier.artifacts.recent_artifacts(owner)]
 
 
 def test_replaying_a_video_gives_identical_bytes(atelier, owner, svd_video):
     _, video_id = svd_video
-    replay = atelier.service.replay(owner, video_id)
+    replay = atelier.artifacts.replay(owner, video_id)
     done = atelier.service.wait(owner, replay.id, timeout=120)
     assert done.status == "succeeded", done.error
-    assert atelier.service.replay_outcome(owner, done)["identical"] is True
+    assert atelier.artifacts.replay_outcome(owner, done)["identical"] is True
 
 
 def test_txt2vid_makes_the_requested_video(atelier, owner):
@@ -119,7 +119,7 @@ def test_interpolating_x2_keeps_the_frames_and_links_to_the_video(atelier, owner
     for k, frame in enumerate(original):                 # kept, up to a second round of H.264
         distances = [np.abs(np.asarray(f, dtype=int) - np.asarray(frame, dtype=int)).mean() for f in frames]
         assert int(np.argmin(distances)) == 2 * k and distances[2 * k] < 10
-    parents = atelier.service.artifact_info(owner, job.artifact_ids[0])["parents"]
+    parents = atelier.artifacts.artifact_info(owner, job.artifact_ids[0])["parents"]
     assert parents == [{"artifact_id": video_id, "relation": "frames_of"}]
 
 
@@ -205,11 +205,11 @@ def test_uploaded_videos_are_checked(atelier, owner, svd_video):
                           (b"", "not an MP4 file")]:
         with pytest.raises(AtelierError, match=message):
             service.upload_video(owner, data)
-    gif = service.animation(owner, video_id, "gif")
+    gif = atelier.artifacts.animation(owner, video_id, "gif")
     with PIL.Image.open(io.BytesIO(gif)) as animation:
         assert (animation.format, animation.n_frames) == ("GIF", 8)
     with pytest.raises(AtelierError, match="not a video"):
-        service.animation(owner, service.upload(owner, png()).id, "webp")
+        atelier.artifacts.animation(owner, service.upload(owner, png()).id, "webp")
 
 
 def test_a_learned_interpolator_from_the_catalogue_makes_the_frames(atelier, owner, svd_video):

@@ -146,23 +146,22 @@ def build(ctx: UIContext) -> None:
             user = caller(request)
             draft = node_request(service, user, params, values, **read_files(values),
                                  hires=values if values.get("hires_fix") else None)
-            return wait(service, user, draft.submit(service, user).id, progress, name_job=True)
+            return wait(ctx, user, draft.submit(service, user).id, progress, name_job=True)
         return run
 
     def interpolate(values: dict, request: gr.Request, progress: gr.Progress):
         """The body of /interpolate: the video is a file sent or else one of the caller's, by artifact_id."""
         user = caller(request)
         data = read_video(values["video"]) if values["video"] else None
-        draft = video_spec(service, user, node_params(Interpolate, values), data,
-                           (values["artifact_id"] or "").strip())
-        return wait_for_video(service, user, draft.submit(service, user).id, progress, name_job=True)
+        draft = video_spec(ctx, user, node_params(Interpolate, values), data, (values["artifact_id"] or "").strip())
+        return wait_for_video(ctx, user, draft.submit(service, user).id, progress, name_job=True)
 
     @user_errors
     def export_video(artifact_id: str, format: str = "gif", request: gr.Request = None):
         """One of your videos as a looping animated GIF or WebP (`format`), for sharing."""
         user, artifact_id = caller(request), (artifact_id or "").strip()
-        path = export_animation(service, user, artifact_id, format)
-        video = service.artifact(user, artifact_id)
+        path = export_animation(ctx, user, artifact_id, format)
+        video = ctx.artifacts.artifact(user, artifact_id)
         return path, {"artifact_id": video.id, "format": path.rsplit(".", 1)[-1], "frames": video.frames,
                       "fps": video.fps, "size": os.path.getsize(path)}
 
@@ -202,8 +201,8 @@ def build(ctx: UIContext) -> None:
     def artifact_info(artifact_id: str, request: gr.Request = None):
         """An artifact's file and its recipe, kind, size, parents and children."""
         user = caller(request)
-        info = service.artifact_info(user, artifact_id)
-        return service.artifact_path(service.artifact(user, artifact_id)), info
+        info = ctx.artifacts.artifact_info(user, artifact_id)
+        return ctx.artifacts.artifact_path(ctx.artifacts.artifact(user, artifact_id)), info
 
     @user_errors
     def replay(artifact_id: str = "", file: AtelierFile | None = None, request: gr.Request = None,
@@ -213,7 +212,7 @@ def build(ctx: UIContext) -> None:
         Give the artifact_id of one of yours, or `file`: a PNG or MP4 Atelier made, here or on another
         install, stored as your upload if the replay is accepted."""
         data = None if file is None else read_image(file, "the file", "pass it with handle_file(path)")
-        return replay_and_wait(service, caller(request), (artifact_id or "").strip(), progress, name_job=True,
+        return replay_and_wait(ctx, caller(request), (artifact_id or "").strip(), progress, name_job=True,
                                file=data)
 
     with gr.Column(visible=False):

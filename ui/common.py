@@ -19,6 +19,7 @@ from configs import ModelEntry, Style
 from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
+from queueing.catalogue import ArtifactCatalogue
 from queueing.service import JobService, progress_of
 from queueing.uploads import Upload
 from storage.blobs import write_whole
@@ -32,7 +33,8 @@ logger = logging.getLogger(__name__)
 class UIContext:
     """What the tabs need, built once by app.py.
 
-    service:       jobs and artifacts, per user; its compiler gives the choices and bounds the forms show.
+    service:       jobs, per user; its compiler gives the choices and bounds the forms show.
+    artifacts:     what each user holds, lineage, exports and replays.
     models:        the catalogue; the first entry is the default.
     styles:        style presets.
     current_user:  the User making a request.
@@ -42,6 +44,7 @@ class UIContext:
     """
 
     service: JobService
+    artifacts: ArtifactCatalogue
     models: tuple[ModelEntry, ...]
     styles: tuple[Style, ...]
     current_user: Callable[[gr.Request | None], User]
@@ -174,20 +177,19 @@ def is_video(artifact) -> bool:
     return artifact.mime.startswith("video/")
 
 
-def video_spec(service: JobService, user: User, params, video: bytes | None = None,
-               artifact_id: str = "") -> Draft:
+def video_spec(ctx: UIContext, user: User, params, video: bytes | None = None, artifact_id: str = "") -> Draft:
     """The request that loads a video into one `params` node (an Interpolate): `video` bytes, checked here
     and stored as an upload when the request is accepted, or else `artifact_id`, one of the user's videos.
     Another user's id, or an unknown one, is "not found"; an image's id gets a message saying a video is
     needed."""
     uploads = ()
     if video is not None:
-        uploads = (service.check_video_upload(video, "The video"),)
+        uploads = (ctx.service.check_video_upload(video, "The video"),)
         artifact_id = uploads[0].artifact_id
     elif not artifact_id:
         raise gr.Error("Give a video first: upload an MP4, or pass the artifact_id of one of your videos.")
     else:
-        artifact = service.artifact(user, artifact_id)
+        artifact = ctx.artifacts.artifact(user, artifact_id)
         if not is_video(artifact):
             raise gr.Error(f"Artifact {artifact_id[:16]}… is an image ({artifact.mime}), not a video; "
                            "interpolation takes a video.")
@@ -260,14 +262,14 @@ def finished_or_raise(job: Job) -> Job:
     return job
 
 
-def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[str, str]], dict]:
+def job_result(ctx: UIContext, user: User, job: Job) -> tuple[list[tuple[str, str]], dict]:
     """The finished job's files (the stored files themselves) with captions, and its info dict."""
     files, seeds = [], []
     plan = ExecutionPlan.from_json(job.plan)
     for artifact_id in job.artifact_ids:
-        holding = service.holding(user, artifact_id)
+        holding = ctx.artifacts.holding(user, artifact_id)
         caption = f"seed {holding.seed}" if holding.seed is not None else f"{holding.step_id} (no seed)"
-        files.append((service.artifact_path(holding.artifact), caption))
+        files.append((ctx.artifacts.artifact_path(holding.artifact), caption))
         seeds.append(holding.seed)
     info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
@@ -277,38 +279,38 @@ def job_result(service: JobService, user: User, job: Job) -> tuple[list[tuple[st
     return files, info
 
 
-def wait_for_result(service: JobService, user: User, job_id: str, progress: gr.Progress,
+def wait_for_result(ctx: UIContext, user: User, job_id: str, progress: gr.Progress,
                     name_job: bool = False) -> tuple[list[tuple[str, str]], dict]:
     """Wait for a job, showing its progress at least every KEEPALIVE_SECONDS (`follow`; `name_job` for API
     callers), and return its files and info (or raise its error)."""
-    job = finished_or_raise(follow(service, user, job_id, progress, name_job))
-    return job_result(service, user, job)
+    job = finished_or_raise(follow(ctx.service, user, job_id, progress, name_job))
+    return job_result(ctx, user, job)
 
 
-def video_result(service: JobService, user: User, job: Job) -> tuple[str, dict]:
+def video_result(ctx: UIContext, user: User, job: Job) -> tuple[str, dict]:
     """The finished job's video (the stored MP4 itself) and its info: `job_result`'s, plus the video's
     `artifact_id`, `frames`, `fps`, `width` and `height`."""
-    _, info = job_result(service, user, job)
-    videos = [a for a in (service.artifact(user, i) for i in job.artifact_ids) if is_video(a)]
+    _, info = job_result(ctx, user, job)
+    videos = [a for a in (ctx.artifacts.artifact(user, i) for i in job.artifact_ids) if is_video(a)]
     if not videos:
         raise gr.Error("The job finished without a video; the server log has details.")
     video = videos[-1]
     info.update(artifact_id=video.id, frames=video.frames, fps=video.fps, width=video.width, height=video.height)
-    return service.artifact_path(video), info
+    return ctx.artifacts.artifact_path(video), info
 
 
-def wait_for_video(service: JobService, user: User, job_id: str, progress: gr.Progress,
+def wait_for_video(ctx: UIContext, user: User, job_id: str, progress: gr.Progress,
                    name_job: bool = False) -> tuple[str, dict]:
     """Wait for a video job, showing its progress (denoising steps, then decoded frames) at least every
     KEEPALIVE_SECONDS (`follow`; `name_job` for API callers), and return the video and its info (or raise
     its error)."""
-    job = finished_or_raise(follow(service, user, job_id, progress, name_job))
-    return video_result(service, user, job)
+    job = finished_or_raise(follow(ctx.service, user, job_id, progress, name_job))
+    return video_result(ctx, user, job)
 
 
-def export_animation(service: JobService, user: User, artifact_id: str, fmt: str) -> str:
+def export_animation(ctx: UIContext, user: User, artifact_id: str, fmt: str) -> str:
     """A looping GIF or WebP of one of the user's videos, written to a temporary file; its path.
-    `service.animation` checks the format, the owner and that it is a video.
+    `ArtifactCatalogue.animation` checks the format, the owner and that it is a video.
 
     The file is named by the video's id (content hash) and format, so exporting the same video again
     rewrites the same file rather than leaving another one behind."""
@@ -316,13 +318,13 @@ def export_animation(service: JobService, user: User, artifact_id: str, fmt: str
     if not artifact_id:
         raise gr.Error("Give the artifact_id of one of your videos (the info of /img2vid, /txt2vid or "
                        "/interpolate has it).")
-    data = service.animation(user, artifact_id, fmt)
+    data = ctx.artifacts.animation(user, artifact_id, fmt)
     path = pathlib.Path(tempfile.gettempdir(), "atelier-animations", f"{artifact_id[:16]}.{fmt}")
     write_whole(path, data)       # a concurrent export of the same video never reads half a file
     return str(path)
 
 
-def replay_and_wait(service: JobService, user: User, artifact_id: str, progress: gr.Progress,
+def replay_and_wait(ctx: UIContext, user: User, artifact_id: str, progress: gr.Progress,
                     name_job: bool = False, file: bytes | None = None) -> tuple[str, dict]:
     """Make `artifact_id` again (or the file `file`, from the recipe it carries); returns the new file
     and {"artifact_id", "original_id", "identical", "differences", "verdict", "job_id"}. The progress is
@@ -330,15 +332,16 @@ def replay_and_wait(service: JobService, user: User, artifact_id: str, progress:
     if file is None and not artifact_id:
         raise gr.Error("Give the artifact_id of one of your artifacts (the Gallery and /jobs list them), or a "
                        "file: a PNG or MP4 Atelier made.")
+    artifacts, service = ctx.artifacts, ctx.service
     if file is None:
-        job = service.replay(user, artifact_id)
+        job = artifacts.replay(user, artifact_id)
     elif file[4:8] == b"ftyp":                       # an MP4 names its type there
-        job = service.replay_file(user, service.check_video_upload(file, "The file"))
+        job = artifacts.replay_file(user, service.check_video_upload(file, "The file"))
     else:
-        job = service.replay_file(user, service.check_upload(file, "The file"))
+        job = artifacts.replay_file(user, service.check_upload(file, "The file"))
     job = finished_or_raise(follow(service, user, job.id, progress, name_job))
-    outcome = service.replay_outcome(user, job)
+    outcome = artifacts.replay_outcome(user, job)
     if not outcome["artifact_id"]:
         raise gr.Error("The replay finished but made nothing where the original stood; the server log has details.")
-    return service.artifact_path(service.artifact(user, outcome["artifact_id"])), {**outcome, "job_id": job.id}
+    return artifacts.artifact_path(artifacts.artifact(user, outcome["artifact_id"])), {**outcome, "job_id": job.id}
 

@@ -156,7 +156,7 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
           video: tuple[str, dict] | None = None) -> dict:
     """`send_to`: button label -> (tab id, image component) for the "Send to" buttons; `video`: (tab id,
     the Video tab's handles) for "Send to video"."""
-    service = ctx.service
+    artifacts = ctx.artifacts
     shown = gr.State([])            # artifact ids in gallery order
     selected = gr.State("")
     with gr.Row():
@@ -185,7 +185,7 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
     @user_errors
     def load(request: gr.Request = None):
         user = ctx.current_user(request)
-        holdings = service.recent_artifacts(user)
+        holdings = artifacts.recent_artifacts(user)
         return [thumbnail(h) for h in holdings], [h.artifact_id for h in holdings]
 
     def thumbnail(holding) -> tuple[str, str]:
@@ -194,12 +194,12 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         artifact = holding.artifact
         if not is_video(artifact):
             caption = f"seed {holding.seed}" if holding.seed is not None else holding.kind
-            return service.artifact_path(artifact), caption
-        poster = service.poster(holding)
-        return service.artifact_path(poster or artifact), f"video · {artifact.frames} frames"
+            return artifacts.artifact_path(artifact), caption
+        poster = artifacts.poster(holding)
+        return artifacts.artifact_path(poster or artifact), f"video · {artifact.frames} frames"
 
     def show(artifact_id: str, request: gr.Request):
-        info = service.artifact_info(ctx.current_user(request), artifact_id)
+        info = artifacts.artifact_info(ctx.current_user(request), artifact_id)
         text = (f"**{info['kind']}** `{artifact_id[:16]}…` · {info['width']}×{info['height']} · "
                 f"{info['size']:,} bytes" + (f" · seed {info['seed']}" if info["seed"] is not None else ""))
         step = _step_summary(info["recipe"])
@@ -236,7 +236,7 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
     def run_replay(artifact_id: str, request: gr.Request = None, progress=gr.Progress()):
         if not artifact_id:
             raise gr.Error("Select an image first.")
-        path, outcome = replay_and_wait(service, ctx.current_user(request), artifact_id, progress)
+        path, outcome = replay_and_wait(ctx, ctx.current_user(request), artifact_id, progress)
         verdict = outcome.get("verdict") or (
             "**Identical:** the replay made the same bytes." if outcome["identical"] else
             f"**Different:** the replay made `{outcome['artifact_id'][:16]}…` (another device or library "
@@ -248,14 +248,14 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         if not artifact_id:
             raise gr.Error("Select an image first.")
         user = ctx.current_user(request)
-        info = service.artifact_info(user, artifact_id)
+        info = artifacts.artifact_info(user, artifact_id)
         plan = info["recipe"].get("plan")
         if not plan:
             raise gr.Error("This artifact has no recipe of yours: you uploaded it; none of your jobs made it.")
         values, control_id, notes = form_values(ExecutionPlan.from_dict(plan), info["recipe"]["step"], ctx.styles,
                                                 advanced["lora_weight"])
         if control_id:
-            values["control_image"] = service.artifact_path(service.artifact(user, control_id))
+            values["control_image"] = artifacts.artifact_path(artifacts.artifact(user, control_id))
         # A LoRA file added since the page was built is not among the list's choices yet.
         values["loras"] = gr.Dropdown(choices=sorted({*ctx.loras(), *values["loras"]}), value=values["loras"])
         for note in notes:
@@ -268,11 +268,11 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         def send(artifact_id: str, request: gr.Request = None):
             if not artifact_id:
                 raise gr.Error("Select an image first.")
-            artifact = service.artifact(ctx.current_user(request), artifact_id)
+            artifact = artifacts.artifact(ctx.current_user(request), artifact_id)
             if is_video(artifact):
                 raise gr.Error("That is a video; the editing tabs take an image. Send it to video to interpolate "
                                "it or download it as a GIF.")
-            return service.artifact_path(artifact), gr.Tabs(selected=tab_id)
+            return artifacts.artifact_path(artifact), gr.Tabs(selected=tab_id)
         return send
 
     @user_errors
@@ -281,8 +281,8 @@ def build(ctx: UIContext, advanced: dict, tabs: gr.Tabs, advanced_tab_id: str, s
         interpolate or download."""
         if not artifact_id:
             raise gr.Error("Select an image or a video first.")
-        artifact = service.artifact(ctx.current_user(request), artifact_id)
-        path, switch = service.artifact_path(artifact), gr.Tabs(selected=video[0])
+        artifact = artifacts.artifact(ctx.current_user(request), artifact_id)
+        path, switch = artifacts.artifact_path(artifact), gr.Tabs(selected=video[0])
         if not is_video(artifact):
             return path, gr.update(), gr.update(), gr.update(), gr.Tabs(selected=video[1]["image_section"]), switch
         gr.Info("Image to video takes an image, so the video went to the player: interpolate it or download it.")

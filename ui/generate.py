@@ -133,7 +133,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
          gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=wait_for_result) -> gr.events.Dependency:
     """Run `make_spec(user, *inputs)` (a WorkflowSpec, or a ui.common.Draft when it sends images) as a job
     when `generate` is clicked; `cancel` (one button or several)
-    stops it at its next step. `result(service, user, job_id, progress)` waits for the job and returns
+    stops it at its next step. `result(ctx, user, job_id, progress)` waits for the job and returns
     (what `gallery` shows, info): the files for a gallery (the default), one video for a player
     (`ui.common.wait_for_video`). Returns the click event, so callers can chain on it (`.then`)."""
     service = ctx.service
@@ -145,7 +145,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
         user = ctx.current_user(request)
         job = as_draft(make_spec(user, *values)).submit(service, user)
         yield job.id, gr.update(), f"Queued job `{job.id}`…", gr.update()
-        shown, details = result(service, user, job.id, progress)
+        shown, details = result(ctx, user, job.id, progress)
         yield "", shown, info_markdown(details), details
 
     @user_errors

@@ -158,7 +158,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                after=(i2v_ran,), first_missing="Add an image to see the price.")
 
     for button, factor in zip(out["interpolate"], (2, 4)):
-        wire(ctx, button, cancels, [out["info"], out["method"]], _interpolation(service, factor), *shown,
+        wire(ctx, button, cancels, [out["info"], out["method"]], _interpolation(ctx, factor), *shown,
              result=wait_for_video)
     for button, fmt in zip(out["animations"], ("gif", "webp")):
         button.click(_exporter(ctx, fmt), [out["info"]], out["download"], api_visibility="private",
@@ -169,11 +169,11 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
             "player": out["player"], "summary": out["summary"], "info": out["info"]}
 
 
-def _interpolation(service, factor: int):
+def _interpolation(ctx: UIContext, factor: int):
     """make_spec for "Interpolate ×factor": the video the player shows, `factor` times the frame rate by the
     chosen interpolator."""
     def make_spec(user, info, method):
-        return video_spec(service, user, node_params(Interpolate, {"factor": factor, "method": method}),
+        return video_spec(ctx, user, node_params(Interpolate, {"factor": factor, "method": method}),
                           artifact_id=current_video(info))
     return make_spec
 
@@ -182,6 +182,6 @@ def _exporter(ctx: UIContext, fmt: str):
     """The handler of "Download GIF/WebP": the player's video as a looping animation, in the file box."""
     @user_errors
     def download(info, request: gr.Request = None):
-        path = export_animation(ctx.service, ctx.current_user(request), current_video(info), fmt)
+        path = export_animation(ctx, ctx.current_user(request), current_video(info), fmt)
         return gr.update(value=path, visible=True)
     return download
