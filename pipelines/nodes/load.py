@@ -8,9 +8,8 @@ from pipelines.plan import LoadImageStep, LoadVideoStep
 from pipelines.spec import LoadImage, LoadMask, LoadVideo
 
 
-def compile_image(compiler, node, inputs, check, request):
+def compile_image(compiler, node, inputs, check, request, as_mask: bool = False):
     artifact_id = node.params.artifact_id
-    as_mask = isinstance(node.params, LoadMask)
     facts = None
     if request.describe and isinstance(artifact_id, str) and artifact_id:
         facts = request.describe(artifact_id, "mask" if as_mask else "image")
@@ -43,7 +42,8 @@ def compile_video(compiler, node, inputs, check, request):
 
 LOAD_IMAGE_STEP = StepKind(type=LoadImageStep, read_back=read_back_image)
 LOAD_IMAGE = NodeKind(params=LoadImage, compile=compile_image, steps=(LOAD_IMAGE_STEP,))
-LOAD_MASK = NodeKind(params=LoadMask, compile=compile_image, steps=(LOAD_IMAGE_STEP,))
+LOAD_MASK = NodeKind(params=LoadMask, steps=(LOAD_IMAGE_STEP,),
+                     compile=lambda *args: compile_image(*args, as_mask=True))
 def read_back_video(step: LoadVideoStep) -> LoadVideo:
     return LoadVideo(artifact_id=step.artifact_id)
 
