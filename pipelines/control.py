@@ -1,5 +1,5 @@
-"""Control images and ControlNet models: canny edges with OpenCV, and small random demo ControlNet, x4
-upscaler and x2 latent upscaler models built offline.
+"""Control images and ControlNet models: canny edges with OpenCV, small random demo ControlNet, x4 upscaler
+and x2 latent upscaler models built offline, and how ControlNets and upscalers load.
 
 Like `pipelines.demo_model`, the demo models are seeded (same seed, same weights on every machine with
 the same torch) and their outputs are noise, but every code path of the real pipelines runs.
@@ -16,13 +16,17 @@ from diffusers import (
     ControlNetModel,
     DDIMScheduler,
     DDPMScheduler,
+    DiffusionPipeline,
     EulerDiscreteScheduler,
     StableDiffusionLatentUpscalePipeline,
     StableDiffusionUpscalePipeline,
     UNet2DConditionModel,
 )
 
-from pipelines.demo_model import _make_text_encoder, _make_tokenizer, _make_vae, save_once
+from pipelines.demo_model import _make_text_encoder, _make_tokenizer, _make_vae, ensure_demo_model, save_once
+from pipelines.errors import AtelierError
+from pipelines.model_sources import ModelSources
+from pipelines.plan import ModelRef
 
 
 DEMO_CONTROLNET = "demo-controlnet-canny"
@@ -277,3 +281,41 @@ def ensure_demo_latent_upscaler(root: str | os.PathLike) -> pathlib.Path:
         build_demo_latent_upscaler().save_pretrained(folder)
 
     return save_once(pathlib.Path(root) / DEMO_LATENT_UPSCALER, "model_index.json", save)
+
+
+DEMO_UPSCALERS = {DEMO_UPSCALER: ensure_demo_upscaler, DEMO_LATENT_UPSCALER: ensure_demo_latent_upscaler}
+
+
+def load_controlnet(control: ModelRef, sources: ModelSources, device: torch.device,
+                    dtype: torch.dtype) -> ControlNetModel:
+    """The ControlNet `control` names (a demo, built on first use for the SD1.5 demo, or a folder), on `device`."""
+    kind = control.source.split(":", 1)[0]
+    if kind == "demo":
+        folder = ensure_demo_controlnet(sources.demo_dir, ensure_demo_model(sources.demo_dir, "demo-sd15"))
+    elif kind == "folder":
+        folder = sources.location(control)
+    else:
+        raise AtelierError(f"ControlNet {control.id!r}: only demo and folder: sources are supported.",
+                           code="controlnet_source", field="control_model")
+    return ControlNetModel.from_pretrained(folder, dtype=dtype).to(device)
+
+
+def load_upscaler(model: ModelRef, sources: ModelSources, device: torch.device,
+                  dtype: torch.dtype) -> DiffusionPipeline:
+    """The upscaler pipeline `model` names (the diffusers x4 upscaler or x2 latent upscaler family; the folder's
+    model_index.json says which), on `device`."""
+    kind = model.source.split(":", 1)[0]
+    if kind == "demo":
+        build = DEMO_UPSCALERS.get(model.id)
+        if build is None:
+            raise AtelierError(f"No demo upscaler {model.id!r}; demo upscalers are {sorted(DEMO_UPSCALERS)}.",
+                               code="upscaler_source", field="upscaler")
+        folder = build(sources.demo_dir)
+    elif kind == "folder":
+        folder = sources.location(model)
+    else:
+        raise AtelierError(f"Upscaler {model.id!r}: only demo and folder: sources are supported.",
+                           code="upscaler_source", field="upscaler")
+    pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)

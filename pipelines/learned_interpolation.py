@@ -27,6 +27,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pipelines.demo_model import save_once
+from pipelines.errors import AtelierError
+from pipelines.model_sources import ModelSources
+from pipelines.plan import ModelRef
 
 DEMO_INTERPOLATOR = "demo-rife"
 RIFE_46_WIDTHS = (192, 128, 96, 64)
@@ -189,3 +192,14 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def load_interpolator_model(model: ModelRef, sources: ModelSources, device: torch.device,
+                            dtype: torch.dtype) -> FlowNet:
+    """The learned interpolator `model` names (a RIFE-family folder, or the demo built on first use)."""
+    folder = sources.folder(model, ensure_demo_interpolator, "method", "video models and interpolators")
+    try:
+        return load_interpolator(folder, device, dtype)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise AtelierError(f"Could not load interpolator {model.id!r} from {model.source}: {e}",
+                           code="model_load_failed", field="method") from e

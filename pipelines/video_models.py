@@ -5,9 +5,10 @@ Like `pipelines.demo_model` and `pipelines.control`, the models are seeded (same
 every machine with the same torch) and their frames are noise, but every code path of the real
 pipelines runs: the CLIP image encoder, the spatio-temporal UNet, the temporal VAE decoder in chunks,
 and the motion modules' attention across frames. The app and the tests use them for video (issue 5)
-without downloaded weights.
+without downloaded weights. `load_svd` and `load_motion_adapter` read these families for the model cache.
 """
 
+import logging
 import os
 import pathlib
 
@@ -25,6 +26,11 @@ from diffusers import (
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 from pipelines.demo_model import save_once
+from pipelines.errors import AtelierError
+from pipelines.model_sources import ModelSources
+from pipelines.plan import ModelRef
+
+logger = logging.getLogger(__name__)
 
 DEMO_SVD = "demo-svd"
 DEMO_MOTION_ADAPTER = "demo-motion-adapter"
@@ -257,3 +263,27 @@ def ensure_demo_motion_adapter(models_dir: str | os.PathLike) -> pathlib.Path:
         build_demo_motion_adapter().save_pretrained(folder)
 
     return save_once(pathlib.Path(models_dir) / DEMO_MOTION_ADAPTER, "config.json", save)
+
+
+def load_svd(model: ModelRef, sources: ModelSources, device: torch.device,
+             dtype: torch.dtype) -> StableVideoDiffusionPipeline:
+    """The Stable Video Diffusion pipeline `model` names (a demo, built on first use, or a folder), on `device`."""
+    folder = sources.folder(model, ensure_demo_svd, "model", "video models and interpolators")
+    try:
+        pipe = StableVideoDiffusionPipeline.from_pretrained(folder, local_files_only=True, dtype=dtype)
+    except (OSError, ValueError) as e:
+        logger.exception("model cache: loading %s failed", model.id)
+        raise AtelierError(f"Could not load model {model.id!r} from {model.source}: {e}",
+                           code="model_load_failed", field="model") from e
+    pipe.set_progress_bar_config(disable=True)
+    if device.type == "cuda":
+        # Feed-forward layers in chunks: a little slower, much less memory for long videos.
+        pipe.unet.enable_forward_chunking()
+    return pipe.to(device)
+
+
+def load_motion_adapter(adapter: ModelRef, sources: ModelSources, device: torch.device,
+                        dtype: torch.dtype) -> MotionAdapter:
+    """The AnimateDiff motion adapter `adapter` names (a demo, built on first use, or a folder), on `device`."""
+    folder = sources.folder(adapter, ensure_demo_motion_adapter, "motion_adapter", "video models and interpolators")
+    return MotionAdapter.from_pretrained(folder, local_files_only=True, dtype=dtype).to(device)

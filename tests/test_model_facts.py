@@ -14,7 +14,7 @@ from pipelines.facts import InputFacts
 from pipelines.loras import ExtrasIndex
 from pipelines.model_facts import DEMO_IMAGE_MODELS, DEMO_INPAINTING, DEMO_UPSCALERS, ModelInspector
 from pipelines.model_hashes import ModelHasher
-from pipelines.spec import Img2Img, Inpaint, Link, LoadImage, LoadMask, Node, Txt2Img, Upscale, WorkflowSpec
+from pipelines.spec import Inpaint, Link, LoadImage, LoadMask, Node, Txt2Img, Upscale, WorkflowSpec
 
 STYLES = (Style("None"),)
 DESCRIBE = lambda artifact_id, use: InputFacts(width=64, height=64)   # noqa: E731
@@ -75,11 +75,11 @@ def test_sources_the_model_cache_cannot_load_are_refused_when_quoted(tmp_path):
 
 def test_the_demo_tables_match_the_builders(settings):
     """The pure tables the inspector reads agree with what the demo builders make."""
-    from pipelines import demo_model, model_cache
+    from pipelines import control, demo_model
     from pipelines.model_facts import _folder_in_channels
 
     assert set(demo_model.DEMO_MODELS) == set(DEMO_IMAGE_MODELS)
-    assert set(model_cache.DEMO_UPSCALERS) == set(DEMO_UPSCALERS)
+    assert set(control.DEMO_UPSCALERS) == set(DEMO_UPSCALERS)
     for model_id in DEMO_IMAGE_MODELS:
         folder = demo_model.ensure_demo_model(settings.models_dir / "demo", model_id)
         assert (_folder_in_channels(folder) == 9) == (model_id in DEMO_INPAINTING), model_id

@@ -1,0 +1,102 @@
+"""How the image families (SD1.5 and SDXL) load: one pipeline read from a demo, a folder, a single file (with
+its config folder) or the hub, and the task pipelines (img2img, inpaint, ControlNet) that share its modules."""
+from __future__ import annotations
+
+import logging
+
+import torch
+from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionControlNetImg2ImgPipeline,
+                       StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
+                       StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
+                       StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
+                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
+
+from pipelines.demo_model import ensure_demo_model
+from pipelines.errors import AtelierError
+from pipelines.model_facts import checkpoint_family
+from pipelines.model_sources import ModelSources
+from pipelines.plan import ModelRef
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_CLASSES = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
+# family -> task -> pipeline class; task pipelines share the loaded model's modules (from_pipe).
+TASK_CLASSES = {
+    "sd15": {"txt2img": StableDiffusionPipeline, "img2img": StableDiffusionImg2ImgPipeline,
+             "inpaint": StableDiffusionInpaintPipeline},
+    "sdxl": {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
+             "inpaint": StableDiffusionXLInpaintPipeline},
+}
+CONTROL_CLASSES = {
+    "sd15": {"txt2img": StableDiffusionControlNetPipeline, "img2img": StableDiffusionControlNetImg2ImgPipeline},
+    "sdxl": {"txt2img": StableDiffusionXLControlNetPipeline, "img2img": StableDiffusionXLControlNetImg2ImgPipeline},
+}
+
+
+def load_image_model(model: ModelRef, sources: ModelSources, device: torch.device,
+                     dtype: torch.dtype) -> DiffusionPipeline:
+    """`model`'s txt2img pipeline on `device`; AtelierError saying what to fix when it cannot be read."""
+    cls = PIPELINE_CLASSES[model.family]
+    kind = model.source.split(":", 1)[0]
+    try:
+        if kind == "demo":
+            folder = ensure_demo_model(sources.demo_dir, model.id)
+            pipe = cls.from_pretrained(folder, local_files_only=True, dtype=dtype)
+        elif kind == "folder":
+            pipe = cls.from_pretrained(sources.location(model), local_files_only=True, dtype=dtype)
+        elif kind == "file":
+            config = sources.config(model)
+            if config is None:
+                raise AtelierError(f"Model {model.id!r} is a single file; give it `config = <diffusers "
+                                   "folder>` in configs/models.toml so it loads offline.",
+                                   code="model_config_missing", field="model")
+            pipe = _from_single_file(cls, model, sources, config, dtype)
+        else:
+            pipe = cls.from_pretrained(model.source.split(":", 1)[1], dtype=dtype)
+    except AtelierError:
+        raise
+    except (OSError, ValueError, EnvironmentError) as e:
+        logger.exception("model cache: loading %s failed", model.id)
+        raise AtelierError(f"Could not load model {model.id!r} from {model.source}: {e}",
+                           code="model_load_failed", field="model") from e
+    if getattr(pipe, "safety_checker", None) is not None:
+        pipe.safety_checker = None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def _from_single_file(cls, model: ModelRef, sources: ModelSources, config, dtype: torch.dtype):
+    """`cls` read from `model`'s single file with the diffusers `config` folder. A file of another family
+    than the catalogue says fails inside diffusers with a bare KeyError or a shape error; that becomes a
+    message naming the model, the declared family and what the file holds."""
+    path = sources.location(model)
+    try:
+        return cls.from_single_file(path, config=str(config), dtype=dtype)
+    except (KeyError, RuntimeError, ValueError) as e:
+        holds = checkpoint_family(path)
+        if holds == model.family:
+            raise
+        found = f"an {holds} checkpoint" if holds != "unknown" else "no checkpoint layout Atelier knows"
+        raise AtelierError(f"Model {model.id!r} is declared family = {model.family!r} in configs/models.toml, "
+                           f"but its file {path.name} holds {found}. Give it the family of its file (and a config "
+                           "folder of that family).", code="family_mismatch", field="model") from e
+
+
+def check_task(loaded: DiffusionPipeline, model: ModelRef, task: str) -> None:
+    """Refuse a `task` the loaded model cannot run: an inpainting model (a 9-channel UNet) runs only "inpaint"
+    (the compiler refuses it first when the catalogue's facts know the model)."""
+    if loaded.unet.config.in_channels != 4 and task != "inpaint":
+        raise AtelierError(f"Model {model.id!r} is an inpainting model; use it to inpaint or outpaint.",
+                           code="inpainting_model", field="model")
+
+
+def task_pipeline(loaded: DiffusionPipeline, model: ModelRef, task: str,
+                  controlnet: ControlNetModel | None = None) -> DiffusionPipeline:
+    """The `task` ("txt2img", "img2img" or "inpaint") pipeline sharing `loaded`'s modules, steered by
+    `controlnet` if given."""
+    if controlnet is None:
+        pipe = TASK_CLASSES[model.family][task].from_pipe(loaded)
+    else:
+        pipe = CONTROL_CLASSES[model.family][task].from_pipe(loaded, controlnet=controlnet)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
