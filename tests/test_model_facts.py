@@ -108,3 +108,30 @@ def test_quoting_reads_no_model_or_lora_file_again(catalogue_file, tmp_path):
     assert "second" in extras("lora")
     clock[0] = 3.0                          # past recheck_seconds: the model's files are looked at again
     assert compiler.compile(spec).plan_hash == first.plan_hash
+
+
+def test_pricing_an_editing_request_stores_nothing(atelier, owner):
+    """The price a tab shows while an image is chosen comes from the same request a submit would send, with
+    the image checked but not stored: no artifact row and no blob until the request is accepted."""
+    import hashlib
+    import io
+
+    import numpy as np
+    import PIL.Image
+
+    from pipelines.spec import Img2Img
+    from storage.models import Artifact, ArtifactOwner
+    from ui.common import node_request
+
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(np.random.default_rng(1212).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
+    image = buffer.getvalue()
+    artifact_id = hashlib.sha256(image).hexdigest()
+    rows = (Artifact.select().count(), ArtifactOwner.select().count())
+    service = atelier.service
+    draft = node_request(service, owner, Img2Img, {"prompt": "ink", "strength": 0.5, "steps": 4}, image=image)
+    plan = draft.quote(service, owner)
+    assert plan.credits > 0 and plan.step(plan.steps[0].id).artifact_id == artifact_id
+    assert (Artifact.select().count(), ArtifactOwner.select().count()) == rows
+    assert Artifact.get_or_none(Artifact.id == artifact_id) is None
+    assert not service.blobs.exists(f"{artifact_id}.png")
