@@ -6,8 +6,8 @@ import logging
 
 import torch
 from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionControlNetImg2ImgPipeline,
-                       StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline,
-                       StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
+                       StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline,
+                       StableDiffusionInpaintPipeline, StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
                        StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
                        StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
 

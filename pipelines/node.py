@@ -124,6 +124,12 @@ class NodeKind:
     def outputs(self) -> dict[str, str]:
         return self.params.outputs
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether the same parameters and seeds always make the same outputs (every step it makes is), so an
+        identical plan may be served from stored outputs."""
+        return all(step.type.deterministic for step in self.steps)
+
 
 @dataclass(frozen=True)
 class NodeRegistry:

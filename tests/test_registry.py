@@ -37,7 +37,7 @@ def test_every_declaration_is_complete():
     stored."""
     outputs = {kind for node in REGISTRY.nodes for kind in node.outputs.values()}
     for node in REGISTRY.nodes:
-        assert node.version >= 1 and node.params.kind == node.kind
+        assert node.version >= 1 and node.params.kind == node.kind and node.deterministic
         assert len(node.outputs) == 1, f"{node.kind} has outputs {node.outputs}"
         assert set(node.inputs.values()) <= outputs, f"{node.kind} takes an edge type no node makes"
         assert node.optional_inputs <= set(node.inputs)
