@@ -186,6 +186,7 @@ def test_a_node_declared_in_a_test_gets_a_form():
 
 def test_a_node_declared_in_a_test_appears_in_view_api(tmp_path):
     """The app's API built for a registry holding the toy: an endpoint named after it, typed and described."""
+    from queueing.catalogue import ArtifactCatalogue
     from queueing.service import JobService
     from storage.blobs import LocalBlobStore
     from ui import api
@@ -193,8 +194,10 @@ def test_a_node_declared_in_a_test_appears_in_view_api(tmp_path):
     from ui.fields import FILE_TYPES
 
     compiler = toy_compiler()
-    service = JobService(compiler, lambda job_id, priority: None, LocalBlobStore(tmp_path))
-    ctx = UIContext(service=service, models=tuple(compiler.models.values()), styles=(Style("None"),),
+    blobs = LocalBlobStore(tmp_path)
+    service = JobService(compiler, lambda job_id, priority: None, blobs)
+    ctx = UIContext(service=service, artifacts=ArtifactCatalogue(service, blobs),
+                    models=tuple(compiler.models.values()), styles=(Style("None"),),
                     current_user=lambda request: types.SimpleNamespace(id="nobody"))
     with gr.Blocks() as demo:
         api.build(ctx)
