@@ -15,6 +15,12 @@ def is_whole(value) -> bool:
         isinstance(value, float) and value.is_integer())
 
 
+def whole(value):
+    """A whole float (as Gradio numbers and the plan's fps arrive) as the int it is; anything else as it is,
+    for the checks to judge."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

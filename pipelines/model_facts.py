@@ -46,26 +46,25 @@ class ModelFacts:
 def checkpoint_family(path: str | os.PathLike) -> str:
     """The family an original-layout (LDM / A1111) .safetensors checkpoint holds, from its tensor names
     alone (nothing is loaded): "sdxl", "sd15", "sd2", or "unknown"."""
+    return _read_checkpoint(path)[0]
+
+
+def _read_checkpoint(path: str | os.PathLike) -> tuple[str, int | None]:
+    """From one read of a single-file checkpoint's header: the family its tensor names say
+    (`checkpoint_family`), and its UNet's input channels (None when the file has no LDM UNet)."""
     from safetensors import safe_open
 
     with safe_open(str(path), framework="numpy") as f:
-        prefixes = {".".join(key.split(".")[:3]) for key in f.keys()}
+        keys = f.keys()
+        in_channels = f.get_slice(_LDM_CONV_IN).get_shape()[1] if _LDM_CONV_IN in keys else None
+    prefixes = {".".join(key.split(".")[:3]) for key in keys}
     if any(p.startswith("conditioner.embedders.1") for p in prefixes):
-        return "sdxl"
+        return "sdxl", in_channels
     if any(p.startswith("cond_stage_model.transformer") for p in prefixes):
-        return "sd15"
+        return "sd15", in_channels
     if any(p.startswith("cond_stage_model.model") for p in prefixes):
-        return "sd2"
-    return "unknown"
-
-
-def _single_file_in_channels(path: pathlib.Path) -> int | None:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        if _LDM_CONV_IN not in f.keys():
-            return None
-        return f.get_slice(_LDM_CONV_IN).get_shape()[1]
+        return "sd2", in_channels
+    return "unknown", in_channels
 
 
 def _folder_in_channels(folder: pathlib.Path) -> int | None:
@@ -135,8 +134,8 @@ class ModelInspector:
         return ModelFacts(hash=digest)
 
     def _single_file(self, entry: ModelEntry, path: pathlib.Path, digest: str) -> ModelFacts:
-        holds = checkpoint_family(path)
-        inpainting = _single_file_in_channels(path) == 9
+        holds, in_channels = _read_checkpoint(path)
+        inpainting = in_channels == 9
         if holds in GENERATORS + ("sd2",) and holds != entry.family:
             return ModelFacts(hash=digest, inpainting=inpainting, holds=holds, code="family_mismatch",
                               problem=f"Model {entry.id!r} is declared family = {entry.family!r} in "

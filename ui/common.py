@@ -16,6 +16,7 @@ import gradio as gr
 
 from auth import AccountService
 from configs import ModelEntry, Style
+from pipelines.checks import whole
 from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
@@ -24,7 +25,7 @@ from queueing.service import JobService, progress_of
 from queueing.uploads import Upload
 from storage.blobs import write_whole
 from storage.models import Job, User
-from ui.fields import node_params, whole
+from ui.fields import node_params
 
 logger = logging.getLogger(__name__)
 

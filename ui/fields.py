@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import gradio as gr
 from gradio.components.api_component import Api
 
+from pipelines.checks import whole
 from pipelines.node import inputs_of
 
 # Input edges of these types are files an API call or a form sends; what each field says about its file.
@@ -107,11 +108,6 @@ def endpoint_fields(params: type, catalogue, order: Sequence[str] | None = None,
 
 
 # -- values back into parameters -------------------------------------------------------------------
-
-
-def whole(value):
-    """Gradio numbers arrive as floats; whole ones become ints, anything else goes on to the compiler."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def node_params(params: type, values: Mapping):

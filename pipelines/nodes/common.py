@@ -39,8 +39,3 @@ def control_params(step) -> dict:
         return {}
     return {"control_model": step.control_model.id, "control_scale": step.control_scale,
             "control_start": step.control_start, "control_end": step.control_end}
-
-
-def whole(value):
-    """A count the plan holds as a float (fps) as the whole number a request gives."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -1,10 +1,11 @@
 """The img2vid node: one video per input image with a Stable Video Diffusion model."""
 from __future__ import annotations
 
+from pipelines.checks import whole
 from pipelines.facts import Made
 from pipelines.infotext import VERSION, line
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import request_seed, whole
+from pipelines.nodes.common import request_seed
 from pipelines.plan import Img2VidStep
 from pipelines.pricing import video_price
 from pipelines.spec import Img2Vid

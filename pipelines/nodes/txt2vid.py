@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from pipelines.checks import whole
 from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import sampling_params, whole
+from pipelines.nodes.common import sampling_params
 from pipelines.plan import Txt2VidStep
 from pipelines.pricing import video_price
 from pipelines.spec import Txt2Vid
