@@ -395,6 +395,17 @@ def api_client(app, key: str | None):
     return Client(app.url, headers=headers, verbose=False)
 
 
+@pytest.fixture(scope="module")
+def ops(atelier):
+    """The operator's routes over the session app's database, queue and blobs (tests/ops.py)."""
+    from queueing.metrics import Metrics
+    from queueing.observability import Readiness
+    from tests.ops import app_with, real_checks
+
+    with app_with(Metrics(), Readiness(real_checks(atelier))) as client:
+        yield client
+
+
 @pytest.fixture(scope="session")
 def owner(atelier):
     from auth import local_owner
