@@ -31,6 +31,12 @@ from pipelines.video_models import animatediff_from, load_motion_adapter, load_s
 
 logger = logging.getLogger(__name__)
 
+# diffusers and accelerate patch torch.nn for the length of a load (init_empty_weights swaps
+# Module.register_parameter, no_init_weights swaps torch.nn.init), and restore what they found on the
+# way out. Two loads at once in one process therefore leave parameters on the meta device or
+# uninitialised, for good. Every cache in the process takes this one lock.
+LOADING = threading.Lock()
+
 
 class ModelCache:
     """Loads models for ModelRefs onto one device, with their family's loader, and keeps the last `capacity`.
@@ -56,7 +62,7 @@ class ModelCache:
         self.loads = 0                     # how many times weights were read from disk
         # key(model) -> task -> what runs it; the first entry is the loaded model, the others share its modules
         self._models: collections.OrderedDict[tuple, dict[str, object]] = collections.OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = LOADING
 
     def key(self, model: ModelRef) -> tuple[str, str, str]:
         """What decides what loading `model` gives: its weights (content hash), its family and, for a single

@@ -50,3 +50,33 @@ def test_a_file_of_another_family_than_declared_is_named_not_an_internal_error(c
                                            r"its file tiny-sd15\.safetensors holds an sd15 checkpoint\.") as refused:
         cache.get(declared)
     assert (refused.value.code, refused.value.field) == ("family_mismatch", "model")
+
+
+def test_caches_loading_at_once_in_one_process_all_load_real_weights(settings):
+    """diffusers patches torch.nn while it loads; three caches (a worker's, a warm-up's, a test's) loading at
+    the same moment must each get real weights and leave torch.nn as they found it."""
+    import threading
+
+    from pipelines.demo_model import ensure_demo_model
+
+    ensure_demo_model(settings.models_dir / "demo", "demo-sd15")
+    ref = ModelRef(id="demo-sd15", family="sd15", source="demo:demo-sd15", hash="sha256:" + "1" * 64)
+    register_parameter = torch.nn.Module.register_parameter
+    start, loaded = threading.Barrier(3), []
+
+    def load():
+        start.wait()
+        try:
+            unet = ModelCache(settings.models_dir, torch.device("cpu"), torch.float32).get(ref).unet
+            loaded.append(next(unet.parameters()).detach().clone())
+        except Exception as e:                     # noqa: BLE001 - the failure is what the test reports
+            loaded.append(e)
+
+    threads = [threading.Thread(target=load) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert torch.nn.Module.register_parameter is register_parameter
+    assert len(loaded) == 3 and all(isinstance(weights, torch.Tensor) for weights in loaded), loaded
+    assert all(torch.equal(weights, loaded[0]) for weights in loaded)
