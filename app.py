@@ -36,7 +36,10 @@ class Atelier:
 def build(settings: Settings) -> Atelier:
     """Open everything `settings` names and build the UI; starts no threads and no server."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from pipelines.families import FAMILIES
+
     models, styles, tiers = load_models(settings.catalogue), load_styles(settings.styles), load_tiers(settings.tiers)
+    models = FAMILIES.catalogue(models)          # each family's defaults filled in; the first model draws
     if not needs_hub(models):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -8,6 +8,7 @@ and from input image k // step.per_input.
 from __future__ import annotations
 
 import functools
+import inspect
 import platform
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from pipelines import image_ops
 from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_file
 from pipelines.model_cache import ModelCache
 from pipelines.control import canny
+from pipelines.families import FAMILIES
 from pipelines.plan import (CannyStep, DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep,
                             UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
@@ -53,6 +55,28 @@ def machine_facts() -> dict[str, str]:
 def _generator(seed: int) -> torch.Generator:
     # CPU generators make the initial noise the same on every device, so a seed means one picture.
     return torch.Generator("cpu").manual_seed(seed)
+
+
+def prompting(step: DiffusionStep, count: int) -> dict:
+    """The guidance and prompt arguments of a pipeline call on the step's family (`pipelines.families`): real
+    CFG with the negative prompt, distilled guidance (the scale is an input of the model; no negative prompt)
+    or true CFG (`true_cfg_scale`, which a negative prompt, even an empty one, switches on)."""
+    family = FAMILIES[step.model.family]
+    arguments = {}
+    if family.guidance == "true_cfg":
+        arguments["true_cfg_scale"] = step.cfg_scale
+    else:
+        arguments["guidance_scale"] = step.cfg_scale
+    if family.negative_prompt:
+        arguments["negative_prompt"] = [step.negative_prompt] * count
+    if family.uses_max_sequence_length:
+        arguments["max_sequence_length"] = family.prompt_tokens
+    return arguments
+
+
+def _takes(pipe, argument: str) -> bool:
+    """Whether the pipeline's call takes `argument`."""
+    return argument in inspect.signature(type(pipe).__call__).parameters
 
 
 def _per_input(step: DiffusionStep, images: Images) -> list[tuple[int, PIL.Image.Image, list[int]]]:
@@ -143,8 +167,11 @@ class DiffusersBackend:
             return [im for im in sized for _ in range(step.per_input)]
         with self.lock:
             pipe = self.models.get(step.model, "img2img", step.control_model)
+            # SD's img2img pipelines take the size from the image; the flow families' default to 1024x1024
+            # unless told.
+            size = {"width": step.width, "height": step.height} if _takes(pipe, "width") else {}
             if step.control_model is None:
-                calls = [(seeds, {"image": image, "strength": step.strength})
+                calls = [(seeds, {"image": image, "strength": step.strength, **size})
                          for _, image, seeds in _per_input(step, sized)]
             else:
                 guides = _sized(step, control)
@@ -275,10 +302,9 @@ class DiffusersBackend:
             scheduler, schedule_args = make_scheduler(dict(pipe.scheduler.config), step.sampler, step.schedule,
                                                       step.steps, step.model.family, seeds[0])
             pipe.scheduler = scheduler
-            result = pipe(prompt=[step.prompt] * len(seeds), negative_prompt=[step.negative_prompt] * len(seeds),
-                          num_inference_steps=step.steps, guidance_scale=step.cfg_scale,
+            result = pipe(prompt=[step.prompt] * len(seeds), num_inference_steps=step.steps,
                           generator=[_generator(s) for s in seeds], callback_on_step_end=report,
-                          output_type="pil", **extra, **schedule_args)
+                          output_type="pil", **prompting(step, len(seeds)), **extra, **schedule_args)
             done += pipe.num_timesteps
             images += result.images
         return images

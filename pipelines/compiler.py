@@ -18,10 +18,11 @@ import secrets
 from collections.abc import Callable
 
 from configs import CreditPrices, Limits, ModelEntry, Style
-from configs.catalogue import GENERATORS
 from pipelines.checks import MAX_SEED, Checker, is_whole
 from pipelines.errors import InvalidRequest, Problem
 from pipelines.facts import Describe, Made
+from pipelines.families import FAMILIES
+from pipelines.family import Family, FamilyRegistry
 from pipelines.loras import ExtraFile
 from pipelines.model_facts import ModelFacts
 from pipelines.node import NodeRegistry, Request, input_of
@@ -29,7 +30,7 @@ from pipelines.nodes import REGISTRY
 from pipelines.plan import ExecutionPlan, ModelRef
 from pipelines.pricing import over_tier
 from pipelines.prompt_syntax import extract_loras
-from pipelines.samplers import SAMPLERS, SCHEDULES, schedule_error
+from pipelines.samplers import family_samplers, family_schedule_error, family_schedules
 from pipelines.spec import INTERPOLATORS, RESAMPLERS, Control, Node, Sampling, WorkflowSpec
 
 MAX_LORA_WEIGHT = 2.0
@@ -41,6 +42,12 @@ NOT_A_GENERATOR = {"controlnet": "give it as control_model", "upscaler": "give i
                    "interpolator": "give it as method (interpolate node)"}
 
 
+def _union(names_of: Callable[[str], tuple[str, ...]], families: FamilyRegistry) -> tuple[str, ...]:
+    """The names `names_of(scheduling)` gives for the schedulings of `families`, each once, in order."""
+    return tuple(dict.fromkeys(name for scheduling in ("discrete", "flow") for name in names_of(scheduling)
+                               if any(f.scheduling == scheduling for f in families)))
+
+
 def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
@@ -49,7 +56,8 @@ class Compiler:
     """Turns specs into plans for one catalogue.
 
     Args:
-        models: the catalogue; the first entry is the default model.
+        models: the catalogue (checked and given its families' defaults by `families.catalogue`); the first model
+            that draws is the default.
         styles: style presets by name.
         limits: bounds on sizes, steps, guidance and batch size.
         prices: credit prices used for the quote.
@@ -59,6 +67,7 @@ class Compiler:
         registry: the node kinds it compiles.
         model_facts: what each model's files say (`pipelines.model_facts.ModelInspector`); with it, hashes come
             from there and models that cannot run a request are refused here, not in the worker.
+        families: the model families it knows (defaults, size rule, samplers, tasks).
     """
 
     def __init__(self, models: tuple[ModelEntry, ...], styles: tuple[Style, ...], limits: Limits,
@@ -66,9 +75,12 @@ class Compiler:
                  seed_source: Callable[[], int] = random_seed,
                  extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {},
                  registry: NodeRegistry = REGISTRY,
-                 model_facts: Callable[[ModelEntry], ModelFacts] | None = None):
+                 model_facts: Callable[[ModelEntry], ModelFacts] | None = None,
+                 families: FamilyRegistry = FAMILIES):
+        models = families.catalogue(models)
+        self.families = families
         self.models = {m.id: m for m in models}
-        self.default_model = next(m for m in models if m.family in GENERATORS)
+        self.default_model = models[0]
         self.styles = {s.name: s for s in styles}
         self.limits = limits
         self.prices = prices
@@ -201,8 +213,8 @@ class Compiler:
     def choices(self, name: str) -> tuple:
         """The values a parameter declared with `choices=name` takes, from this catalogue."""
         by_family = lambda family: tuple(m.id for m in self.models.values() if m.family == family)  # noqa: E731
-        lists = {"model": lambda: tuple(m.id for m in self.models.values() if m.family in GENERATORS),
-                 "sampler": lambda: tuple(SAMPLERS), "schedule": lambda: tuple(SCHEDULES),
+        lists = {"model": self.drawing, "sampler": lambda: _union(family_samplers, self.families),
+                 "schedule": lambda: _union(family_schedules, self.families),
                  "style": lambda: tuple(self.styles), "upscaler": self.upscalers,
                  "interpolator": self.interpolators}
         return lists[name]() if name in lists else by_family(name)
@@ -294,9 +306,11 @@ class Compiler:
                 "control_start": start, "control_end": end}
 
 
-    def sampling(self, p: Sampling, check: Checker, need_prompt: bool, inpaints: bool = False) -> dict | None:
+    def sampling(self, p: Sampling, check: Checker, need_prompt: bool, inpaints: bool = False,
+                 task: str = "txt2img") -> dict | None:
         """The parameters every diffusion node shares, resolved (None if the model is unknown). `inpaints`: the
-        node runs an inpainting pipeline, so an inpainting model may do it."""
+        node runs an inpainting pipeline, so an inpainting model may do it. `task`: what the node asks of the
+        model's family (`pipelines.family.TASKS`); a family without a pipeline for it is refused."""
         prompt = self.checked(p, "prompt", check)
         if need_prompt and prompt is not None and not prompt.strip():
             check.fail("empty_prompt", "prompt", "The prompt is empty; describe the picture you want.")
@@ -304,23 +318,27 @@ class Compiler:
         model = self._model(p.model, check)
         if model is None:
             return None
+        family = self.family(model)
+        self.task(model, "inpaint" if inpaints else task, check)
+        if negative and not family.negative_prompt:
+            check.fail("no_negative_prompt", "negative_prompt", f"{family.label} models read no negative prompt "
+                       f"(their guidance is distilled into the model); leave negative_prompt empty for {model.id!r}.")
         steps = self.checked(p, "steps", check, model.steps if p.steps is None else p.steps)
         cfg = self.checked(p, "cfg_scale", check, model.cfg_scale if p.cfg_scale is None else p.cfg_scale)
         sampler = p.sampler or model.sampler
         schedule = p.schedule or model.schedule
-        if not isinstance(sampler, str) or sampler not in SAMPLERS:
-            check.fail("unknown_sampler", "sampler", f"Unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}.")
-        elif not isinstance(schedule, str) or schedule not in SCHEDULES:
-            check.fail("unknown_schedule", "schedule",
-                       f"Unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}.")
-        elif (message := schedule_error(sampler, schedule)) is not None:
-            check.fail("unsupported_schedule", "schedule", message)
+        if not isinstance(sampler, str) or not isinstance(schedule, str):
+            check.fail("wrong_type", "sampler", f"sampler and schedule are names; got {sampler!r} and {schedule!r}.")
+        elif (problem := family_schedule_error(family.scheduling, sampler, schedule, family.samplers)) is not None:
+            check.fail(*problem)
         batch = self.checked(p, "batch_size", check)
         seed = self.seed(p, check)
         style = self._style(p.style, check)
         if check.problems:
             return {"entry": model, "batch": batch} if batch is not None else None
         prompt, negative = style.apply(prompt, negative) if style else (prompt, negative)
+        if not family.negative_prompt:
+            negative = ""               # a style's negative means nothing to a family that reads none
         prompt, loras = self._loras(prompt, p.loras, check)
         if check.problems:
             return {"entry": model, "batch": batch}
@@ -395,28 +413,62 @@ class Compiler:
     def _model(self, model_id, check: Checker) -> ModelEntry | None:
         if model_id in ("", None):
             return self.default_model
-        if isinstance(model_id, str) and model_id in self.models and self.models[model_id].family not in GENERATORS:
+        if isinstance(model_id, str) and model_id in self.models and model_id not in self.drawing():
             family = self.models[model_id].family
-            check.fail("not_a_generator", "model", f"{model_id!r} is a {family} model; {NOT_A_GENERATOR[family]}, "
-                       f"and choose a model that draws: one of "
-                       f"{sorted(m.id for m in self.models.values() if m.family in GENERATORS)}.")
+            go = NOT_A_GENERATOR.get(family, "use it for video (the Video tab: txt2vid or img2vid node)")
+            check.fail("not_a_generator", "model", f"{model_id!r} is a {family} model; {go}, "
+                       f"and choose a model that draws: one of {sorted(self.drawing())}.")
             return None
         if not isinstance(model_id, str) or model_id not in self.models:
             check.fail("unknown_model", "model",
-                       f"Unknown model {model_id!r}; choose one of "
-                       f"{sorted(m.id for m in self.models.values() if m.family in GENERATORS)} "
+                       f"Unknown model {model_id!r}; choose one of {sorted(self.drawing())} "
                        "(add others to configs/models.toml).")
             return None
         return self.models[model_id]
 
-    def side(self, name: str, value, check: Checker) -> int | None:
+    def drawing(self) -> tuple[str, ...]:
+        """The ids of the catalogue's models that draw pictures on their own."""
+        families = self.families.generators("image")
+        return tuple(m.id for m in self.models.values() if m.family in families)
+
+    def family(self, model: ModelEntry) -> Family:
+        """The declaration of `model`'s family."""
+        return self.families[model.family]
+
+    def sampling_choices(self, model: ModelEntry) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The samplers and the schedules that apply to `model`'s family."""
+        family = self.family(model)
+        return family_samplers(family.scheduling, family.samplers), family_schedules(family.scheduling)
+
+    def task(self, model: ModelEntry, task: str, check: Checker, name: str = "model") -> bool:
+        """Whether `model`'s family has a pipeline for `task`; if not, fails in `check` naming the models that
+        do."""
+        if self.family(model).pipeline_class(task) is not None:
+            return True
+        able = sorted(m.id for m in self.models.values()
+                      if m.family in self.families and self.families[m.family].pipeline_class(task))
+        check.fail("no_pipeline", name, f"{self.family(model).label} models have no {task} pipeline, so "
+                   f"{model.id!r} cannot do this; choose one of {able or 'none (add one to configs/models.toml)'}.")
+        return False
+
+    def side(self, name: str, value, check: Checker, model: ModelEntry | None = None) -> int | None:
+        """A checked width or height: within the limits and a multiple of what `model`'s family needs (8 when
+        no model is given)."""
         limits = self.limits
         value = check.integer(name, value, limits.min_side, limits.max_side)
-        if value is not None and value % 8:
-            check.fail("not_multiple_of_8", name,
-                       f"{name} must be a multiple of 8, got {value}; try {max(limits.min_side, value // 8 * 8)}.")
+        multiple = self.family(model).size_multiple if model is not None else 8
+        if value is not None and value % multiple:
+            fits = max(limits.min_side, value // multiple * multiple)
+            what = f" for {self.family(model).label} models" if multiple != 8 else ""
+            check.fail(f"not_multiple_of_{multiple}", name,
+                       f"{name} must be a multiple of {multiple}{what}, got {value}; try {fits}.")
             return None
         return value
+
+    def floor_size(self, value: int, model: ModelEntry) -> int:
+        """`value` rounded down to the size `model`'s family takes (at least one multiple)."""
+        multiple = self.family(model).size_multiple
+        return max(multiple, value // multiple * multiple)
 
     def pixels(self, width: int | None, height: int | None, check: Checker) -> None:
         if width and height and width * height > self.limits.max_pixels:

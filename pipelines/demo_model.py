@@ -6,6 +6,7 @@ so two hosts that build "demo-sd15" get the same model and the same images. Thei
 but every code path (tokenizer, text encoder, UNet, scheduler, VAE) is the real one.
 """
 
+import importlib
 import logging
 import os
 import pathlib
@@ -23,9 +24,12 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from pipelines.families import FAMILIES
+
 logger = logging.getLogger(__name__)
 
-DEMO_MODELS = {"demo-sd15": "sd15", "demo-sdxl": "sdxl", "demo-sd15-inpaint": "sd15"}  # model id -> family
+# demo model id -> (family, "module:function" that builds it): each family declares its demos.
+DEMO_MODELS = FAMILIES.demo_builders()
 
 # CLIP's text encoders see at most 77 tokens; the pipelines pad to model_max_length.
 _MAX_LENGTH = 77
@@ -214,8 +218,9 @@ def build_sdxl(seed: int = 0) -> StableDiffusionXLPipeline:
     return pipe
 
 
-_BUILDERS = {"demo-sd15": build_sd15, "demo-sdxl": build_sdxl,
-             "demo-sd15-inpaint": lambda: build_sd15(unet_in_channels=9)}
+def build_sd15_inpaint(seed: int = 0) -> StableDiffusionPipeline:
+    """A tiny SD1.5 inpainting model: `build_sd15` with a 9-channel UNet."""
+    return build_sd15(seed, unet_in_channels=9)
 
 
 def save_once(target: pathlib.Path, marker: str, save: Callable[[pathlib.Path], None],
@@ -246,9 +251,11 @@ def save_once(target: pathlib.Path, marker: str, save: Callable[[pathlib.Path], 
 
 
 def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
-    """Return `root/model_id`, building and saving the demo model there the first time (see `save_once`).
+    """Return `root/model_id`, building and saving the demo model there the first time (see `save_once`) with
+    the builder its family declares (`pipelines.families`).
 
-    The folder loads with the ordinary `DiffusionPipeline.from_pretrained(path, local_files_only=True)`.
+    The folder loads with the ordinary `DiffusionPipeline.from_pretrained(path, local_files_only=True)` (an
+    adapter's, such as AnimateDiff's motion modules, with its class's `from_pretrained`).
 
     Args:
         root (`str` or `os.PathLike`): folder that holds the models; created if missing.
@@ -260,5 +267,9 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
     """
     if model_id not in DEMO_MODELS:
         raise ValueError(f"Unknown demo model {model_id!r}; valid ids are: {', '.join(DEMO_MODELS)}.")
-    return save_once(pathlib.Path(root) / model_id, "model_index.json",
-                     lambda folder: _BUILDERS[model_id]().save_pretrained(folder), what="pipeline")
+    family, builder = DEMO_MODELS[model_id]
+    module, function = builder.split(":")
+    build = getattr(importlib.import_module(module), function)
+    # A pipeline folder is complete once model_index.json is there; an adapter (a single model) has no index.
+    marker = "config.json" if FAMILIES[family].adapts else "model_index.json"
+    return save_once(pathlib.Path(root) / model_id, marker, lambda folder: build().save_pretrained(folder))

@@ -1,42 +1,37 @@
-"""How the image families (SD1.5 and SDXL) load: one pipeline read from a demo, a folder, a single file (with
-its config folder) or the hub, and the task pipelines (img2img, inpaint, ControlNet) that share its modules."""
+"""How the families' models load (`pipelines.families` names the pipeline class of each task): one pipeline
+read from a demo, a folder, a single file or a GGUF transformer (with a config folder) or the hub, and the task
+pipelines (img2img, inpaint, edit, ControlNet, image to video) that share its modules."""
 from __future__ import annotations
 
 import logging
 
+import diffusers
 import torch
-from diffusers import (ControlNetModel, DiffusionPipeline, StableDiffusionControlNetImg2ImgPipeline,
-                       StableDiffusionControlNetPipeline, StableDiffusionImg2ImgPipeline,
-                       StableDiffusionInpaintPipeline, StableDiffusionPipeline, StableDiffusionXLControlNetImg2ImgPipeline,
-                       StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,
-                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
+from diffusers import ControlNetModel, DiffusionPipeline
 
 from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
+from pipelines.families import FAMILIES
 from pipelines.model_facts import checkpoint_family
 from pipelines.model_sources import ModelSources
 from pipelines.plan import ModelRef
 
 logger = logging.getLogger(__name__)
 
-PIPELINE_CLASSES = {"sd15": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline}
-# family -> task -> pipeline class; task pipelines share the loaded model's modules (from_pipe).
-TASK_CLASSES = {
-    "sd15": {"txt2img": StableDiffusionPipeline, "img2img": StableDiffusionImg2ImgPipeline,
-             "inpaint": StableDiffusionInpaintPipeline},
-    "sdxl": {"txt2img": StableDiffusionXLPipeline, "img2img": StableDiffusionXLImg2ImgPipeline,
-             "inpaint": StableDiffusionXLInpaintPipeline},
-}
-CONTROL_CLASSES = {
-    "sd15": {"txt2img": StableDiffusionControlNetPipeline, "img2img": StableDiffusionControlNetImg2ImgPipeline},
-    "sdxl": {"txt2img": StableDiffusionXLControlNetPipeline, "img2img": StableDiffusionXLControlNetImg2ImgPipeline},
-}
+
+def pipeline_class(family: str, task: str | None = None, control: bool = False) -> type[DiffusionPipeline]:
+    """The diffusers class its family declares for `task` (None: the family's first task, the one its models
+    load as)."""
+    declared = FAMILIES[family]
+    tasks = declared.control_tasks if control else declared.tasks
+    return getattr(diffusers, tasks[task] if task is not None else next(iter(declared.tasks.values())))
 
 
 def load_image_model(model: ModelRef, sources: ModelSources, device: torch.device,
                      dtype: torch.dtype) -> DiffusionPipeline:
-    """`model`'s txt2img pipeline on `device`; AtelierError saying what to fix when it cannot be read."""
-    cls = PIPELINE_CLASSES[model.family]
+    """`model`'s pipeline for its family's first task (txt2img, or txt2vid for a video family) on `device`;
+    AtelierError saying what to fix when it cannot be read."""
+    cls = pipeline_class(model.family)
     kind = model.source.split(":", 1)[0]
     try:
         if kind == "demo":
@@ -51,6 +46,8 @@ def load_image_model(model: ModelRef, sources: ModelSources, device: torch.devic
                                    "folder>` in configs/models.toml so it loads offline.",
                                    code="model_config_missing", field="model")
             pipe = _from_single_file(cls, model, sources, config, dtype)
+        elif kind == "gguf":
+            pipe = _with_gguf_transformer(cls, model, sources, dtype)
         else:
             pipe = cls.from_pretrained(model.source.split(":", 1)[1], dtype=dtype)
     except AtelierError:
@@ -82,21 +79,39 @@ def _from_single_file(cls, model: ModelRef, sources: ModelSources, config, dtype
                            "folder of that family).", code="family_mismatch", field="model") from e
 
 
+def _with_gguf_transformer(cls, model: ModelRef, sources: ModelSources, dtype: torch.dtype):
+    """`cls` read from the config folder with its transformer from `model`'s GGUF file."""
+    from pipelines.gguf import gguf_architecture, load_gguf_transformer
+
+    path, config = sources.location(model), sources.config(model)
+    if config is None:
+        raise AtelierError(f"Model {model.id!r} is a GGUF transformer; give it `config = <diffusers folder>` in "
+                           "configs/models.toml holding the rest of the pipeline.", code="model_config_missing",
+                           field="model")
+    try:
+        transformer = load_gguf_transformer(model.family, path, config, dtype)
+    except ValueError as e:
+        raise AtelierError(f"Model {model.id!r}: {e}", code="gguf_mismatch", field="model") from e
+    logger.info("model cache: %s transformer from GGUF (%s)", model.id, gguf_architecture(path))
+    return cls.from_pretrained(config, transformer=transformer, local_files_only=True, dtype=dtype)
+
+
 def check_task(loaded: DiffusionPipeline, model: ModelRef, task: str) -> None:
     """Refuse a `task` the loaded model cannot run: an inpainting model (a 9-channel UNet) runs only "inpaint"
     (the compiler refuses it first when the catalogue's facts know the model)."""
-    if loaded.unet.config.in_channels != 4 and task != "inpaint":
+    unet = getattr(loaded, "unet", None)
+    if unet is not None and unet.config.in_channels != 4 and task != "inpaint":
         raise AtelierError(f"Model {model.id!r} is an inpainting model; use it to inpaint or outpaint.",
                            code="inpainting_model", field="model")
 
 
 def task_pipeline(loaded: DiffusionPipeline, model: ModelRef, task: str,
                   controlnet: ControlNetModel | None = None) -> DiffusionPipeline:
-    """The `task` ("txt2img", "img2img" or "inpaint") pipeline sharing `loaded`'s modules, steered by
-    `controlnet` if given."""
+    """The `task` pipeline (a task its family declares) sharing `loaded`'s modules, steered by `controlnet` if
+    given."""
     if controlnet is None:
-        pipe = TASK_CLASSES[model.family][task].from_pipe(loaded)
+        pipe = pipeline_class(model.family, task).from_pipe(loaded)
     else:
-        pipe = CONTROL_CLASSES[model.family][task].from_pipe(loaded, controlnet=controlnet)
+        pipe = pipeline_class(model.family, task, control=True).from_pipe(loaded, controlnet=controlnet)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 
+from pipelines.families import FAMILIES
 from pipelines.plan import DiffusionStep
 from pipelines.samplers import a1111_labels
 
@@ -38,11 +39,15 @@ def diffusion_infotext(step: DiffusionStep, index: int, specific: dict) -> str:
     prompt, then the sampling keys, the node kind's `specific` keys (None = left out), ControlNet, LoRA and
     embedding hashes, style and version."""
     sampler, schedule = a1111_labels(step.sampler, step.schedule)
+    family = FAMILIES.get(step.model.family)
+    # Forge writes FLUX's distilled guidance beside a CFG scale of 1 (one pass per step, no negative prompt).
+    distilled = family is not None and family.guidance == "distilled"
     params = {
         "Steps": step.steps,
         "Sampler": sampler,
         "Schedule type": schedule,
-        "CFG scale": f"{step.cfg_scale:g}",
+        "CFG scale": "1" if distilled else f"{step.cfg_scale:g}",
+        "Distilled CFG Scale": f"{step.cfg_scale:g}" if distilled else None,
         "Seed": step.seeds[index],
         "Size": f"{step.width}x{step.height}",
         "Model hash": step.model.short_hash,

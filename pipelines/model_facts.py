@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from configs import ModelEntry
-from configs.catalogue import GENERATORS
 from pipelines.errors import AtelierError
+from pipelines.families import FAMILIES
+from pipelines.gguf import check_gguf_architecture
 from pipelines.model_hashes import ModelHasher
 
-# The demo models `pipelines.demo_model` builds (a test checks these against the builders).
-DEMO_IMAGE_MODELS = ("demo-sd15", "demo-sdxl", "demo-sd15-inpaint")
+# Which demo models are inpainting models (a test checks this against what the builders make).
 DEMO_INPAINTING = frozenset({"demo-sd15-inpaint"})
 DEMO_UPSCALERS = ("demo-upscaler-x4", "demo-latent-upscaler-x2")
 # The first convolution of an original-layout (LDM / A1111) UNet: its second dimension is the input channels.
@@ -118,7 +118,12 @@ class ModelInspector:
         problem = _source_problem(entry)
         if problem:
             return ModelFacts(hash=digest, problem=problem[0], code=problem[1])
-        if entry.family not in GENERATORS:
+        if kind == "gguf":
+            try:
+                check_gguf_architecture(self.hasher.location(entry), entry.family, entry.id)
+            except ValueError as e:
+                return ModelFacts(hash=digest, problem=f"Model {entry.id!r}: {e}", code="gguf_mismatch")
+        if entry.family not in FAMILIES.generators("image"):
             return ModelFacts(hash=digest)
         if kind == "demo":
             return ModelFacts(hash=digest, inpainting=entry.id in DEMO_INPAINTING)
@@ -136,7 +141,7 @@ class ModelInspector:
     def _single_file(self, entry: ModelEntry, path: pathlib.Path, digest: str) -> ModelFacts:
         holds, in_channels = _read_checkpoint(path)
         inpainting = in_channels == 9
-        if holds in GENERATORS + ("sd2",) and holds != entry.family:
+        if holds in ("sd15", "sdxl", "sd2") and holds != entry.family:
             return ModelFacts(hash=digest, inpainting=inpainting, holds=holds, code="family_mismatch",
                               problem=f"Model {entry.id!r} is declared family = {entry.family!r} in "
                                       f"configs/models.toml, but its file {path.name} holds an {holds} checkpoint. "
@@ -147,11 +152,12 @@ class ModelInspector:
 def _source_problem(entry: ModelEntry) -> tuple[str, str] | None:
     """(message, code) when the model cache has no way to load `entry`'s source, as it would say it."""
     kind = entry.source_kind
-    if entry.family in GENERATORS:
-        if kind == "demo" and entry.id not in DEMO_IMAGE_MODELS:
-            return (f"No demo model {entry.id!r}; the demo models are {list(DEMO_IMAGE_MODELS)}. Give it a folder: "
-                    "or file: source in configs/models.toml.", "model_source")
-        if kind == "file" and not entry.config:
+    family = FAMILIES.get(entry.family)
+    if family is not None:
+        if kind == "demo" and entry.id not in family.demos:
+            return (f"No demo model {entry.id!r}; the {family.label} demo models are {list(family.demos)}. Give it "
+                    "a folder: or file: source in configs/models.toml.", "model_source")
+        if kind in ("file", "gguf") and not entry.config:
             return (f"Model {entry.id!r} is a single file; give it `config = <diffusers folder>` in "
                     "configs/models.toml so it loads offline.", "model_config_missing")
         return None

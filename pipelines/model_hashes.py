@@ -44,7 +44,10 @@ class ModelHasher:
         self._lock = threading.Lock()
 
     def location(self, entry: ModelEntry) -> pathlib.Path:
-        path = pathlib.Path(entry.source_location).expanduser()
+        return self._under(entry.source_location)
+
+    def _under(self, location: str) -> pathlib.Path:
+        path = pathlib.Path(location).expanduser()
         return path if path.is_absolute() else self.models_dir / path
 
     def __call__(self, entry: ModelEntry) -> str:
@@ -58,6 +61,10 @@ class ModelHasher:
             raise AtelierError(f"Model {entry.id!r} is configured at {path}, which does not exist; "
                                "fix its source in configs/models.toml.", code="model_missing", field="model")
         files = sorted(p for p in path.rglob("*") if p.is_file()) if kind == "folder" else [path]
+        if kind == "gguf":
+            # The GGUF file holds the transformer only; the text encoders and VAE are the config folder's.
+            config = self._under(entry.config)
+            files += sorted(p for p in config.rglob("*") if p.is_file())
         key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
         with self._lock:
             if key in self._known:
@@ -67,7 +74,8 @@ class ModelHasher:
         else:
             digest = hashlib.sha256()
             for p in files:
-                digest.update(f"{p.relative_to(path).as_posix()}\0{file_sha256(p)}\n".encode())
+                name = p.relative_to(path).as_posix() if p.is_relative_to(path) else f"config/{p.relative_to(config)}"
+                digest.update(f"{name}\0{file_sha256(p)}\n".encode())
             value = digest.hexdigest()
         with self._lock:
             self._known[key] = "sha256:" + value

@@ -6,16 +6,19 @@ import math
 
 from configs import CreditPrices
 from pipelines.errors import Problem
+from pipelines.families import FAMILIES
 from pipelines.plan import DiffusionStep, Step, VideoStep
 
 
 def denoising_price(step: DiffusionStep, prices: CreditPrices, width: int, height: int) -> float:
     """Credits for a denoising step whose model works on `width` x `height`: `base_image` per 512x512 image,
-    in proportion to the pixels, rounded up to half credits, times `sdxl_multiplier` on SDXL-family models,
-    plus `lora` per LoRA and `controlnet` when a ControlNet steers it."""
+    in proportion to the pixels, rounded up to half credits, times the model family's `price_factor` (a number,
+    or a [credits] setting such as `sdxl_multiplier`), plus `lora` per LoRA and `controlnet` when a ControlNet
+    steers it."""
     per_image = prices.base_image * width * height / (512 * 512)
-    if step.model.family == "sdxl":
-        per_image *= prices.sdxl_multiplier
+    family = FAMILIES.get(step.model.family)
+    factor = family.price_factor if family is not None else 1.0
+    per_image *= getattr(prices, factor) if isinstance(factor, str) else factor
     per_image = max(0.5, math.ceil(per_image * 2) / 2) + prices.lora * len(step.loras)
     if getattr(step, "control_model", None) is not None:
         per_image += prices.controlnet

@@ -126,6 +126,32 @@ SCHEDULES: dict[str, Schedule] = {
     )
 }
 
+# Flow matching (FLUX, SD3.5, Qwen-Image, Z-Image, Wan, LTX-2): the samplers that apply, as ComfyUI names
+# them. Each starts from the model's FlowMatchEuler config; the multistep solvers read it through their
+# flow-sigma mode (flow_shift is the model's shift, and use_dynamic_shifting is kept, so the pipelines' `mu`
+# still shifts by resolution). Measured on the demo FLUX.1, SD3.5, Z-Image and FLUX.2 models with diffusers
+# 0.42.1 (tests/test_flow_samplers.py): the multistep solvers give NaN images with Karras, exponential or beta
+# sigmas, so only Euler spaces sigmas another way; pipelines that pass their own sigmas (Qwen-Image, Z-Image)
+# run Euler and LCM only, which their family declares.
+_FLOW = (("use_flow_sigmas", True), ("prediction_type", "flow_prediction"))
+FLOW_SAMPLERS: dict[str, Sampler] = {
+    s.name: s
+    for s in (
+        Sampler("euler", "Euler", "FlowMatchEulerDiscreteScheduler"),
+        Sampler("dpmpp_2m", "DPM++ 2M", "DPMSolverMultistepScheduler",
+                _FLOW + (("algorithm_type", "dpmsolver++"), ("solver_order", 2)), sigma_schedules=False),
+        Sampler("uni_pc_bh2", "UniPC BH2", "UniPCMultistepScheduler", _FLOW + (("solver_type", "bh2"),),
+                sigma_schedules=False),
+        Sampler("deis", "DEIS", "DEISMultistepScheduler", _FLOW, sigma_schedules=False),
+        Sampler("lcm", "LCM", "FlowMatchLCMScheduler", sigma_schedules=False),
+    )
+}
+# The schedules a flow sampler takes: the model's own shifted spacing, or sigmas spaced another way.
+FLOW_SCHEDULES = ("normal", "simple", "karras", "exponential", "beta")
+_FLOW_SCHEDULE_LABELS = {"beta": "Beta"}           # the others are named as the discrete ones are
+_FLOW_SCHEDULE_KWARGS = {"karras": (("use_karras_sigmas", True),), "exponential": (("use_exponential_sigmas", True),),
+                         "beta": (("use_beta_sigmas", True),)}
+
 # LCMScheduler accepts timestep_spacing but never reads it: its steps always come from the
 # distillation schedule. Only "normal" (its own spacing) and custom timesteps are honest there.
 _OWN_SPACING = frozenset({"LCMScheduler"})
@@ -187,8 +213,54 @@ def schedule_error(sampler: str, schedule: str) -> str | None:
     )
 
 
+def family_samplers(scheduling: str, only: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The samplers that apply to models scheduled as `scheduling` ("discrete", "flow" or "edm"); `only`: the
+    ones a family's pipelines run, where that is fewer."""
+    every = tuple(FLOW_SAMPLERS) if scheduling == "flow" else tuple(SAMPLERS)
+    return tuple(s for s in every if s in only) if only else every
+
+
+def family_schedules(scheduling: str) -> tuple[str, ...]:
+    """The schedules that apply to models scheduled as `scheduling`."""
+    return FLOW_SCHEDULES if scheduling == "flow" else tuple(SCHEDULES)
+
+
+def family_schedule_error(scheduling: str, sampler: str, schedule: str,
+                          only: tuple[str, ...] = ()) -> tuple[str, str, str] | None:
+    """Check a sampler/schedule pair for models scheduled as `scheduling` (of a family whose pipelines run
+    `only` those samplers, if given), without importing torch.
+
+    Returns:
+        `None` if the pair works, else `(code, parameter, message)`: the message is one sentence a person
+        can act on, naming the alternatives.
+    """
+    if scheduling != "flow":
+        if sampler not in SAMPLERS:
+            return "unknown_sampler", "sampler", f"Unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}."
+        if schedule not in SCHEDULES:
+            return "unknown_schedule", "schedule", f"Unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}."
+        message = schedule_error(sampler, schedule)
+        return None if message is None else ("unsupported_schedule", "schedule", message)
+    applies = family_samplers("flow", only)
+    if sampler not in applies:
+        code = "unsupported_sampler" if sampler in SAMPLERS else "unknown_sampler"
+        known = ("is not a sampler" if code == "unknown_sampler" else "does not apply to flow-matching models"
+                 if sampler not in FLOW_SAMPLERS else "does not run on this model's pipeline")
+        return code, "sampler", f"Sampler {sampler!r} {known}; choose one of {', '.join(applies)}."
+    if schedule not in FLOW_SCHEDULES:
+        code = "unsupported_schedule" if schedule in SCHEDULES else "unknown_schedule"
+        return code, "schedule", (f"Schedule {schedule!r} does not apply to flow-matching models; choose one of "
+                                  f"{', '.join(FLOW_SCHEDULES)}.")
+    if schedule in _FLOW_SCHEDULE_KWARGS and not FLOW_SAMPLERS[sampler].sigma_schedules:
+        return "unsupported_schedule", "schedule", (f"Sampler {sampler!r} does not support the {schedule!r} schedule; "
+                                                    "use 'normal', or the sampler 'euler'.")
+    return None
+
+
 def a1111_labels(sampler: str, schedule: str) -> tuple[str, str]:
     """Return the A1111 labels of a pair, e.g. `("DPM++ 2M", "Karras")`. Raises `ValueError` on unknown names."""
+    if schedule in _FLOW_SCHEDULE_LABELS and sampler in FLOW_SAMPLERS:
+        return FLOW_SAMPLERS[sampler].a1111, _FLOW_SCHEDULE_LABELS[schedule]
     unknown = _unknown_error(sampler, schedule)
     if unknown:
         raise ValueError(unknown)
@@ -253,11 +325,13 @@ def make_scheduler(base_config: dict, sampler: str, schedule: str, steps: int, f
         `ValueError`: the pair is invalid, or the class lacks a kwarg. `from_config` silently drops
         kwargs it does not know (Euler a would quietly run without Karras), so this checks first.
     """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}.")
+    if "shift" in base_config or base_config.get("use_flow_sigmas"):
+        return _flow_scheduler(base_config, sampler, schedule), {}
     error = schedule_error(sampler, schedule)
     if error:
         raise ValueError(error)
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}.")
 
     import diffusers
 
@@ -287,3 +361,27 @@ def make_scheduler(base_config: dict, sampler: str, schedule: str, steps: int, f
     scheduler = cls.from_config(base_config, **kwargs)
     call_kwargs = {"timesteps": _ays_timesteps(family, steps)} if sch.needs_custom_timesteps else {}
     return scheduler, call_kwargs
+
+
+def _flow_scheduler(base_config: dict, sampler: str, schedule: str):
+    """The flow-matching scheduler for a sampler and schedule, from a flow model's scheduler config (which
+    keeps the keys of every class it has been, so the model's shift survives a swap and back)."""
+    problem = family_schedule_error("flow", sampler, schedule)
+    if problem:
+        raise ValueError(problem[2])
+    import diffusers
+
+    s = FLOW_SAMPLERS[sampler]
+    cls = getattr(diffusers, s.scheduler_class)
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {k: params[k].default for k in ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas")
+              if k in params}
+    kwargs.update(s.kwargs)
+    kwargs.update(_FLOW_SCHEDULE_KWARGS.get(schedule, ()))
+    if "flow_shift" in params:
+        kwargs["flow_shift"] = base_config.get("shift", base_config.get("flow_shift", 1.0))
+    unsupported = sorted(k for k in kwargs if k not in params)
+    if unsupported:
+        raise ValueError(f"{s.scheduler_class} does not accept {', '.join(unsupported)}, needed for sampler "
+                         f"{sampler!r} with schedule {schedule!r}.")
+    return cls.from_config(base_config, **kwargs)

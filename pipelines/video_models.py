@@ -25,7 +25,7 @@ from diffusers import (
 )
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
-from pipelines.demo_model import save_once
+from pipelines.demo_model import ensure_demo_model
 from pipelines.errors import AtelierError
 from pipelines.model_sources import ModelSources
 from pipelines.plan import ModelRef
@@ -236,10 +236,7 @@ def ensure_demo_svd(models_dir: str | os.PathLike) -> pathlib.Path:
     Raises:
         `ValueError`: the target holds something other than a saved pipeline (it is never deleted).
     """
-    def save(folder: pathlib.Path) -> None:
-        build_demo_svd().save_pretrained(folder)
-
-    return save_once(pathlib.Path(models_dir) / DEMO_SVD, "model_index.json", save)
+    return ensure_demo_model(models_dir, DEMO_SVD)
 
 
 def ensure_demo_motion_adapter(models_dir: str | os.PathLike) -> pathlib.Path:
@@ -259,10 +256,7 @@ def ensure_demo_motion_adapter(models_dir: str | os.PathLike) -> pathlib.Path:
     Raises:
         `ValueError`: the target holds something other than a saved model (it is never deleted).
     """
-    def save(folder: pathlib.Path) -> None:
-        build_demo_motion_adapter().save_pretrained(folder)
-
-    return save_once(pathlib.Path(models_dir) / DEMO_MOTION_ADAPTER, "config.json", save)
+    return ensure_demo_model(models_dir, DEMO_MOTION_ADAPTER)
 
 
 def load_svd(model: ModelRef, sources: ModelSources, device: torch.device,

@@ -20,6 +20,7 @@ import signal
 from huey.consumer import Consumer
 
 from configs import load_models, load_settings, needs_hub
+from pipelines.families import FAMILIES
 from queueing.executor import JobExecutor, build_runner
 from queueing.huey_app import make_huey
 from queueing.logs import JobIdFilter, install_huey_job_context
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     configure_logging(json=settings.log_format == "json", filters=(JobIdFilter(),))
     metrics_port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
-    catalogue = load_models(settings.catalogue)
+    catalogue = FAMILIES.catalogue(load_models(settings.catalogue))
     if not needs_hub(catalogue):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     unknown = sorted(set(args.models) - {m.id for m in catalogue})

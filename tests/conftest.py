@@ -95,6 +95,46 @@ steps = 4
 cfg_scale = 5.0
 sampler = "dpmpp_2m"
 schedule = "karras"
+
+[[model]]
+id = "demo-flux1"
+family = "flux1"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
+id = "demo-sd35"
+family = "sd35"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
+id = "demo-qwen-image"
+family = "qwen-image"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
+id = "demo-z-image"
+family = "z-image"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
+id = "demo-flux2-klein"
+family = "flux2"
+source = "demo"
+width = 64
+height = 64
+steps = 2
 """
 
 

@@ -46,9 +46,20 @@ def test_shipped_catalogue_defaults_to_the_demo_model():
 
 def test_catalogue_rejects_bad_entries(tmp_path):
     path = tmp_path / "models.toml"
+    from pipelines.families import FAMILIES
+
     path.write_text('[[model]]\nid = "x"\nfamily = "sd3"\nsource = "demo"\n')
-    with pytest.raises(ValueError, match="family 'sd3'"):
-        load_models(path)
+    with pytest.raises(ValueError, match="model 'x' has family 'sd3'; expected one of sd15, sdxl, flux1"):
+        FAMILIES.catalogue(load_models(path))
+    path.write_text('[[model]]\nid = "x"\nfamily = "flux1"\nsource = "gguf:flux.gguf"\n')
+    with pytest.raises(ValueError, match="gives a GGUF transformer; give it `config = <diffusers folder>`"):
+        FAMILIES.catalogue(load_models(path))
+    path.write_text('[[model]]\nid = "x"\nfamily = "sd15"\nsource = "gguf:x.gguf"\nconfig = "c"\n')
+    with pytest.raises(ValueError, match="has a gguf source, which Stable Diffusion 1.5 models do not load from"):
+        FAMILIES.catalogue(load_models(path))
+    path.write_text('[[model]]\nid = "v"\nfamily = "svd"\nsource = "demo"\n')
+    with pytest.raises(ValueError, match="names no model that draws; add a \\[\\[model\\]\\] of family 'sd15'"):
+        FAMILIES.catalogue(load_models(path))
     path.write_text('[[model]]\nid = "x"\nfamily = "sd15"\nsource = "ftp://x"\n')
     with pytest.raises(ValueError, match="expected demo, folder:PATH"):
         load_models(path)

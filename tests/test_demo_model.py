@@ -55,7 +55,7 @@ def test_ensure_rejects_unknown_ids_and_foreign_folders(tmp_path):
         ensure_demo_model(tmp_path, "demo-flux")
     (tmp_path / "demo-sd15").mkdir()
     (tmp_path / "demo-sd15" / "notes.txt").write_text("not a model")
-    with pytest.raises(ValueError, match="not a saved pipeline"):
+    with pytest.raises(ValueError, match="not a saved model"):
         ensure_demo_model(tmp_path, "demo-sd15")
     assert (tmp_path / "demo-sd15" / "notes.txt").exists()
 
@@ -93,7 +93,7 @@ def test_builds_are_deterministic_and_leave_the_global_rng_alone():
 
 
 def test_sdxl_runs_and_round_trips(models_root):
-    assert DEMO_MODELS["demo-sdxl"] == "sdxl"
+    assert DEMO_MODELS["demo-sdxl"] == ("sdxl", "pipelines.demo_model:build_sdxl")
     folder = ensure_demo_model(models_root, "demo-sdxl")
     pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)

@@ -12,7 +12,7 @@ from pipelines.compiler import Compiler
 from pipelines.errors import InvalidRequest
 from pipelines.facts import InputFacts
 from pipelines.loras import ExtrasIndex
-from pipelines.model_facts import DEMO_IMAGE_MODELS, DEMO_INPAINTING, DEMO_UPSCALERS, ModelInspector
+from pipelines.model_facts import DEMO_INPAINTING, DEMO_UPSCALERS, ModelInspector
 from pipelines.model_hashes import ModelHasher
 from pipelines.spec import Inpaint, Link, LoadImage, LoadMask, Node, Txt2Img, Upscale, WorkflowSpec
 
@@ -65,8 +65,9 @@ def test_sources_the_model_cache_cannot_load_are_refused_when_quoted(tmp_path):
               ModelEntry(id="gone", family="sd15", source="folder:nowhere")]
     compiler, _ = compiler_for(models, tmp_path)
     assert refused(compiler, WorkflowSpec.single(Txt2Img(prompt="fox", model="demo-sd99"))) == {
-        ("model_source", "model"): "No demo model 'demo-sd99'; the demo models are ['demo-sd15', 'demo-sdxl', "
-                                   "'demo-sd15-inpaint']. Give it a folder: or file: source in configs/models.toml."}
+        ("model_source", "model"): "No demo model 'demo-sd99'; the Stable Diffusion 1.5 demo models are "
+                                   "['demo-sd15', 'demo-sd15-inpaint']. Give it a folder: or file: source in "
+                                   "configs/models.toml."}
     upscale = WorkflowSpec(nodes=(Node("i", LoadImage(artifact_id="a" * 64)),
                                   Node("u", Upscale(upscaler="hub-up"), (("image", Link("i", "image")),))))
     assert ("upscaler_source", "u.upscaler") in refused(compiler, upscale)
@@ -78,9 +79,8 @@ def test_the_demo_tables_match_the_builders(settings):
     from pipelines import control, demo_model
     from pipelines.model_facts import _folder_in_channels
 
-    assert set(demo_model.DEMO_MODELS) == set(DEMO_IMAGE_MODELS)
     assert set(control.DEMO_UPSCALERS) == set(DEMO_UPSCALERS)
-    for model_id in DEMO_IMAGE_MODELS:
+    for model_id in ("demo-sd15", "demo-sdxl", "demo-sd15-inpaint"):
         folder = demo_model.ensure_demo_model(settings.models_dir / "demo", model_id)
         assert (_folder_in_channels(folder) == 9) == (model_id in DEMO_INPAINTING), model_id
 

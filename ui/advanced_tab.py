@@ -5,6 +5,7 @@ import gradio as gr
 
 from pipelines.spec import Canny, Img2Img, Txt2Img, Upscale
 from ui.common import UIContext, node_request
+from ui.controls import family_choices, family_updates
 from ui.fields import field_of, fields_of, form_input
 from ui.generate import priced_action_buttons, results_column, wire, wire_price
 
@@ -17,20 +18,23 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     select)."""
     m = ctx.default_model
     f = {field.name: field for field in fields_of(Txt2Img, ctx.catalogue)}
+    family = family_choices(ctx, m)
     with gr.Row():
         with gr.Column(scale=3):
             model = form_input(f["model"], label="Model", value=m.id, elem_id="adv-model")
             prompt = form_input(f["prompt"], label="Prompt", lines=3, elem_id="adv-prompt")
-            negative = form_input(f["negative_prompt"], label="Negative prompt", lines=2, elem_id="adv-negative")
+            negative = form_input(f["negative_prompt"], label="Negative prompt", lines=2, elem_id="adv-negative",
+                                  **family["negative_prompt"])
             with gr.Row():
-                width = form_input(f["width"], label="Width", value=m.width, step=8, elem_id="adv-width")
-                height = form_input(f["height"], label="Height", value=m.height, step=8, elem_id="adv-height")
+                multiple = ctx.catalogue.family(m).size_multiple
+                width = form_input(f["width"], label="Width", value=m.width, step=multiple, elem_id="adv-width")
+                height = form_input(f["height"], label="Height", value=m.height, step=multiple, elem_id="adv-height")
             with gr.Row():
                 steps = form_input(f["steps"], label="Steps", value=m.steps, elem_id="adv-steps")
-                cfg = form_input(f["cfg_scale"], label="CFG scale", value=m.cfg_scale, step=0.5, elem_id="adv-cfg")
+                cfg = form_input(f["cfg_scale"], step=0.5, elem_id="adv-cfg", **family["cfg_scale"])
             with gr.Row():
-                sampler = form_input(f["sampler"], label="Sampler", value=m.sampler, elem_id="adv-sampler")
-                schedule = form_input(f["schedule"], label="Schedule", value=m.schedule, elem_id="adv-schedule")
+                sampler = form_input(f["sampler"], label="Sampler", elem_id="adv-sampler", **family["sampler"])
+                schedule = form_input(f["schedule"], label="Schedule", elem_id="adv-schedule", **family["schedule"])
             with gr.Row():
                 seed = form_input(f["seed"], label="Seed (-1 = random)", elem_id="adv-seed")
                 batch = form_input(f["batch_size"], label="Batch size", elem_id="adv-batch")
@@ -82,9 +86,11 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
 
     def model_defaults(model_id):
         e = ctx.model(model_id)
-        return e.width, e.height, e.steps, e.cfg_scale, e.sampler, e.schedule, e.description
+        multiple = ctx.catalogue.family(e).size_multiple       # the sliders step by the sizes the family takes
+        return (gr.update(value=e.width, step=multiple), gr.update(value=e.height, step=multiple), e.steps,
+                *family_updates(ctx, e), e.description)
 
-    model.input(model_defaults, model, [width, height, steps, cfg, sampler, schedule, model_note],
+    model.input(model_defaults, model, [width, height, steps, sampler, schedule, cfg, negative, model_note],
                 api_visibility="private")
     form = {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
             "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,

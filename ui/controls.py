@@ -8,21 +8,46 @@ from ui.common import UIContext
 from ui.fields import fields_of, form_input
 
 
+def family_choices(ctx: UIContext, entry) -> dict:
+    """What the sampling controls offer on `entry`'s family, as keyword arguments by control name: the
+    samplers and schedules that apply, what its guidance is called, and whether it reads a negative prompt."""
+    family = ctx.catalogue.family(entry)
+    samplers, schedules = ctx.catalogue.sampling_choices(entry)
+    guidance = {"distilled": "Distilled guidance", "true_cfg": "True CFG scale"}.get(family.guidance, "CFG scale")
+    return {"sampler": {"choices": list(samplers), "value": entry.sampler},
+            "schedule": {"choices": list(schedules), "value": entry.schedule},
+            "cfg_scale": {"label": guidance, "value": entry.cfg_scale},
+            "negative_prompt": {"interactive": family.negative_prompt,
+                                "placeholder": "" if family.negative_prompt else
+                                f"{family.label} models read no negative prompt"}}
+
+
+def family_updates(ctx: UIContext, entry) -> tuple:
+    """`family_choices` as updates of the sampler, schedule, CFG and negative prompt controls, in that order
+    (the negative prompt emptied where the family reads none)."""
+    chosen = family_choices(ctx, entry)
+    negative = chosen["negative_prompt"]
+    return (gr.update(**chosen["sampler"]), gr.update(**chosen["schedule"]), gr.update(**chosen["cfg_scale"]),
+            gr.update(**negative) if negative["interactive"] else gr.update(value="", **negative))
+
+
 def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> dict:
     """Prompt, negative prompt, model, then (folded) steps, CFG, sampler, schedule, seed, batch size, style,
     keyed by their names in the spec. Choosing a model fills in its defaults."""
     m = ctx.model(model_id) if model_id else ctx.default_model
     f = {field.name: field for field in fields_of(Sampling, ctx.catalogue)}
+    family = family_choices(ctx, m)
     prompt = form_input(f["prompt"], label="Prompt", lines=2, elem_id=f"{prefix}-prompt")
-    negative = form_input(f["negative_prompt"], label="Negative prompt", lines=1, elem_id=f"{prefix}-negative")
+    negative = form_input(f["negative_prompt"], label="Negative prompt", lines=1, elem_id=f"{prefix}-negative",
+                          **family["negative_prompt"])
     model = form_input(f["model"], label="Model", value=m.id, elem_id=f"{prefix}-model")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
             steps = form_input(f["steps"], label="Steps", value=m.steps, elem_id=f"{prefix}-steps")
-            cfg = form_input(f["cfg_scale"], label="CFG scale", value=m.cfg_scale, step=0.5)
+            cfg = form_input(f["cfg_scale"], step=0.5, **family["cfg_scale"])
         with gr.Row():
-            sampler = form_input(f["sampler"], label="Sampler", value=m.sampler)
-            schedule = form_input(f["schedule"], label="Schedule", value=m.schedule)
+            sampler = form_input(f["sampler"], label="Sampler", **family["sampler"])
+            schedule = form_input(f["schedule"], label="Schedule", **family["schedule"])
         with gr.Row():
             seed = form_input(f["seed"], label="Seed (-1 = random)", elem_id=f"{prefix}-seed")
             batch = form_input(f["batch_size"], label="Batch size")
@@ -30,9 +55,9 @@ def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> dict:
 
     def model_defaults(chosen):
         e = ctx.model(chosen)
-        return e.steps, e.cfg_scale, e.sampler, e.schedule
+        return (e.steps, *family_updates(ctx, e))
 
-    model.input(model_defaults, model, [steps, cfg, sampler, schedule], api_visibility="private")
+    model.input(model_defaults, model, [steps, sampler, schedule, cfg, negative], api_visibility="private")
     return {"prompt": prompt, "negative_prompt": negative, "model": model, "steps": steps, "cfg_scale": cfg,
             "sampler": sampler, "schedule": schedule, "seed": seed, "batch_size": batch, "style": style}
 

@@ -11,12 +11,9 @@ def links(node: Node, *names: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, node.link(name).node) for name in names if node.link(name) is not None)
 
 
-def floor8(value: int) -> int:
-    return max(8, value // 8 * 8)
-
-
-def ceil8(value: int) -> int:
-    return -(-value // 8) * 8
+def ceil_to(value: int, multiple: int) -> int:
+    """`value` rounded up to a multiple of `multiple`."""
+    return -(-value // multiple) * multiple
 
 
 def request_seed(step: Step) -> int:

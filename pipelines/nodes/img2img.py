@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import control_params, floor8, links, sampling_params
+from pipelines.nodes.common import control_params, links, sampling_params
 from pipelines.plan import Img2ImgStep
 from pipelines.pricing import denoising_price
 from pipelines.spec import Img2Img
@@ -13,14 +13,16 @@ from pipelines.spec import Img2Img
 def compile_img2img(compiler, node, inputs, check, request):
     p: Img2Img = node.params
     image = inputs["image"]
-    common = compiler.sampling(p, check, need_prompt=False)
+    common = compiler.sampling(p, check, need_prompt=False, task="img2img")
     strength = compiler.checked(p, "strength", check)
     if common is None:
         return None
     compiler.denoises(common.get("steps"), strength, check)
     model = common.pop("entry")
-    width = compiler.side("width", floor8(image.width) if p.width is None else p.width, check)
-    height = compiler.side("height", floor8(image.height) if p.height is None else p.height, check)
+    width = compiler.side("width", compiler.floor_size(image.width, model) if p.width is None else p.width, check,
+                          model)
+    height = compiler.side("height", compiler.floor_size(image.height, model) if p.height is None else p.height,
+                           check, model)
     compiler.pixels(width, height, check)
     batch = common.pop("batch")
     guidance = compiler.control(p, inputs.get("control"), model, image.count, check)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import floor8, sampling_params
+from pipelines.nodes.common import sampling_params
 from pipelines.plan import InpaintStep
 from pipelines.pricing import denoising_price
 from pipelines.spec import Inpaint
@@ -34,9 +34,9 @@ def compile_inpaint(compiler, node, inputs, check, request):
     if full_res:
         work = (model.width, model.height)
     else:
-        work = (floor8(image.width), floor8(image.height))
-        compiler.side("width", work[0], check)
-        compiler.side("height", work[1], check)
+        work = (compiler.floor_size(image.width, model), compiler.floor_size(image.height, model))
+        compiler.side("width", work[0], check, model)
+        compiler.side("height", work[1], check, model)
     compiler.pixels(image.width, image.height, check)
     batch = common.pop("batch")
     if check.problems:

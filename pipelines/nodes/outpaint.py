@@ -4,7 +4,7 @@ from __future__ import annotations
 from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
-from pipelines.nodes.common import ceil8, sampling_params
+from pipelines.nodes.common import ceil_to, sampling_params
 from pipelines.plan import OutpaintStep
 from pipelines.pricing import denoising_price
 from pipelines.spec import Outpaint
@@ -24,11 +24,12 @@ def compile_outpaint(compiler, node, inputs, check, request):
     if common is None or None in sides.values():
         return None
     compiler.denoises(common.get("steps"), strength, check)
-    common.pop("entry")
-    width = ceil8(image.width + sides["left"] + sides["right"])
-    height = ceil8(image.height + sides["top"] + sides["bottom"])
-    compiler.side("width", width, check)
-    compiler.side("height", height, check)
+    model = common.pop("entry")
+    multiple = compiler.family(model).size_multiple
+    width = ceil_to(image.width + sides["left"] + sides["right"], multiple)
+    height = ceil_to(image.height + sides["top"] + sides["bottom"], multiple)
+    compiler.side("width", width, check, model)
+    compiler.side("height", height, check, model)
     compiler.pixels(width, height, check)
     batch = common.pop("batch")
     if check.problems:

@@ -16,8 +16,8 @@ def compile_txt2img(compiler, node, inputs, check, request):
     if common is None:
         return None
     model = common.pop("entry")
-    width = compiler.side("width", model.width if p.width is None else p.width, check)
-    height = compiler.side("height", model.height if p.height is None else p.height, check)
+    width = compiler.side("width", model.width if p.width is None else p.width, check, model)
+    height = compiler.side("height", model.height if p.height is None else p.height, check, model)
     compiler.pixels(width, height, check)
     batch = common.pop("batch")
     guidance = compiler.control(p, inputs.get("control"), model, 1, check)

@@ -1,0 +1,14 @@
+"""FLUX.1 (dev, schnell): a 12B rectified-flow transformer with CLIP and T5 text, distilled guidance."""
+from pipelines.family import Defaults, Family
+
+FLUX1 = Family(
+    name="flux1", label="FLUX.1", media="image", denoiser="transformer", scheduling="flow",
+    tasks={"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline",
+           "edit": "FluxKontextPipeline"},
+    defaults=Defaults(width=1024, height=1024, steps=28, cfg_scale=3.5, sampler="euler", schedule="normal"),
+    guidance="distilled", negative_prompt=False, size_multiple=16, prompt_tokens=512,
+    uses_max_sequence_length=True, sources=("demo", "folder", "file", "hub", "gguf"),
+    transformer_class="FluxTransformer2DModel", gguf_architectures=("flux",),
+    demos={"demo-flux1": "pipelines.demos.flux1:build_flux1"},
+    price_factor=4.0,
+)

@@ -1,0 +1,13 @@
+"""FLUX.2 (dev, klein): a flow transformer reading an LLM's hidden states (Mistral for dev, Qwen3 for klein),
+distilled guidance."""
+from pipelines.family import Defaults, Family
+
+FLUX2 = Family(
+    name="flux2", label="FLUX.2", media="image", denoiser="transformer", scheduling="flow",
+    tasks={"txt2img": "Flux2KleinPipeline"},
+    defaults=Defaults(width=1024, height=1024, steps=4, cfg_scale=1.0, sampler="euler", schedule="normal"),
+    guidance="distilled", negative_prompt=False, size_multiple=16, prompt_tokens=512,
+    uses_max_sequence_length=True, sources=("demo", "folder", "hub"),
+    demos={"demo-flux2-klein": "pipelines.demos.flux2:build_flux2_klein"},
+    price_factor=4.0,
+)

@@ -1,0 +1,11 @@
+"""LTX-2: an audio-video flow transformer reading Gemma 3's hidden states; text or image to video."""
+from pipelines.family import Defaults, Family
+
+LTX2 = Family(
+    name="ltx2", label="LTX-2", media="video", denoiser="transformer", scheduling="flow",
+    tasks={"txt2vid": "LTX2Pipeline", "img2vid": "LTX2ImageToVideoPipeline"},
+    defaults=Defaults(width=768, height=512, steps=40, cfg_scale=4.0, sampler="euler", schedule="normal",
+                      frames=121, fps=24),
+    size_multiple=32, prompt_tokens=1024, frames_rule=(8, 1), sources=("demo", "folder", "hub"),
+    demos={"demo-ltx2": "pipelines.demos.ltx2:build_ltx2"},
+)

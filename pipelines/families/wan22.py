@@ -1,0 +1,13 @@
+"""Wan 2.2 (TI2V 5B): a video flow transformer reading UMT5's hidden states; text or image to video."""
+from pipelines.family import Defaults, Family
+
+WAN22 = Family(
+    name="wan22", label="Wan 2.2", media="video", denoiser="transformer", scheduling="flow",
+    tasks={"txt2vid": "WanPipeline", "img2vid": "WanImageToVideoPipeline"},
+    defaults=Defaults(width=1280, height=704, steps=50, cfg_scale=5.0, sampler="uni_pc_bh2", schedule="normal",
+                      frames=121, fps=24),
+    size_multiple=32, prompt_tokens=512, uses_max_sequence_length=True, frames_rule=(4, 1),
+    sources=("demo", "folder", "hub", "gguf"),
+    transformer_class="WanTransformer3DModel", gguf_architectures=("wan",),
+    demos={"demo-wan22": "pipelines.demos.wan22:build_wan22"},
+)

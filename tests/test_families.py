@@ -1,0 +1,68 @@
+"""The model family declarations (issue 13, item 1): each family is declared once, completely, and the
+catalogue, samplers, demo builders and diffusers agree with the declarations."""
+import diffusers
+import pytest
+
+from configs import load_models
+from pipelines.families import FAMILIES
+from pipelines.family import GUIDANCE, SCHEDULING, SOURCES, TASKS
+from pipelines.samplers import family_samplers, family_schedule_error, family_schedules
+
+FAMILY_NAMES = [f.name for f in FAMILIES]
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_every_family_is_declared_completely(name):
+    family = FAMILIES[name]
+    assert family.label and family.media in ("image", "video")
+    assert family.tasks and set(family.tasks) <= set(TASKS), family.tasks
+    assert family.denoiser in ("unet", "transformer") and family.scheduling in SCHEDULING
+    assert family.guidance in GUIDANCE and set(family.sources) <= set(SOURCES)
+    assert family.demos, f"{name} has no demo model"
+    assert all(":" in builder for builder in family.demos.values())
+    made = {"image": {"txt2img", "img2img", "inpaint", "edit", "control"}, "video": {"img2vid", "txt2vid"}}
+    assert set(family.tasks) <= made[family.media], f"{name} declares tasks that make another medium"
+    d = family.defaults
+    assert d.width % family.size_multiple == 0 and d.height % family.size_multiple == 0
+    assert d.steps >= 1 and d.cfg_scale >= 0
+    if family.scheduling != "edm":
+        assert family_schedule_error(family.scheduling, d.sampler, d.schedule) is None
+    if family.media == "video":
+        assert d.frames and d.fps and family.frames_error(d.frames) is None
+    if family.guidance == "distilled":
+        assert not family.negative_prompt, "distilled guidance reads no negative prompt"
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_every_declared_pipeline_class_is_in_diffusers(name):
+    family = FAMILIES[name]
+    for task, cls in {**family.tasks, **{f"control {t}": c for t, c in family.control_tasks.items()}}.items():
+        assert isinstance(getattr(diffusers, cls, None), type), f"{name}: {task} names {cls}, not in diffusers"
+
+
+def test_every_demo_model_of_every_family_is_in_the_shipped_catalogue():
+    shipped = {m.id: m for m in FAMILIES.catalogue(load_models())}
+    for family in FAMILIES:
+        for model_id in family.demos:
+            assert model_id in shipped, f"configs/models.toml lacks the {family.label} demo {model_id!r}"
+            assert shipped[model_id].family == family.name and shipped[model_id].is_demo
+
+
+def test_flow_families_offer_the_flow_samplers_only():
+    flux = FAMILIES["flux1"]
+    assert family_samplers(flux.scheduling)[0] == "euler" and "ddim" not in family_samplers(flux.scheduling)
+    assert family_schedule_error("flow", "ddim", "normal") == (
+        "unsupported_sampler", "sampler",
+        "Sampler 'ddim' does not apply to flow-matching models; choose one of euler, dpmpp_2m, uni_pc_bh2, deis, lcm.")
+    assert family_schedule_error("flow", "euler", "align_your_steps")[0] == "unsupported_schedule"
+    assert family_schedule_error("discrete", "ddim", "karras")[0] == "unsupported_schedule"
+    assert "align_your_steps" in family_schedules("discrete") and "align_your_steps" not in family_schedules("flow")
+
+
+def test_a_catalogue_entry_takes_its_familys_defaults_and_keeps_its_own():
+    from configs import ModelEntry
+
+    flux, sd15 = FAMILIES.catalogue((ModelEntry(id="f", family="flux1", source="folder:f", steps=20),
+                                     ModelEntry(id="s", family="sd15", source="demo")))
+    assert (flux.width, flux.height, flux.steps, flux.cfg_scale, flux.sampler) == (1024, 1024, 20, 3.5, "euler")
+    assert (sd15.width, sd15.steps, sd15.cfg_scale) == (512, 20, 7.0)
