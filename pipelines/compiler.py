@@ -213,7 +213,9 @@ class Compiler:
     def choices(self, name: str) -> tuple:
         """The values a parameter declared with `choices=name` takes, from this catalogue."""
         by_family = lambda family: tuple(m.id for m in self.models.values() if m.family == family)  # noqa: E731
-        lists = {"model": self.drawing, "sampler": lambda: _union(family_samplers, self.families),
+        lists = {"model": self.drawing, "img2vid": lambda: self.able("img2vid"),
+                 "txt2vid": lambda: self.able("txt2vid") + tuple(m for m in self.drawing() if self.animated(m)),
+                 "sampler": lambda: _union(family_samplers, self.families),
                  "schedule": lambda: _union(family_schedules, self.families),
                  "style": lambda: tuple(self.styles), "upscaler": self.upscalers,
                  "interpolator": self.interpolators}
@@ -315,7 +317,7 @@ class Compiler:
         if need_prompt and prompt is not None and not prompt.strip():
             check.fail("empty_prompt", "prompt", "The prompt is empty; describe the picture you want.")
         negative = self.checked(p, "negative_prompt", check)
-        model = self._model(p.model, check)
+        model = self._model(p.model, check, task)
         if model is None:
             return None
         family = self.family(model)
@@ -410,10 +412,10 @@ class Compiler:
             check.fail(facts.code, name, facts.problem)
         return ModelRef(id=entry.id, family=entry.family, source=entry.source, hash=facts.hash)
 
-    def _model(self, model_id, check: Checker) -> ModelEntry | None:
+    def _model(self, model_id, check: Checker, task: str = "txt2img") -> ModelEntry | None:
         if model_id in ("", None):
             return self.default_model
-        if isinstance(model_id, str) and model_id in self.models and model_id not in self.drawing():
+        if isinstance(model_id, str) and model_id in self.models and model_id not in self.drawing() + self.able(task):
             family = self.models[model_id].family
             go = NOT_A_GENERATOR.get(family, "use it for video (the Video tab: txt2vid or img2vid node)")
             check.fail("not_a_generator", "model", f"{model_id!r} is a {family} model; {go}, "
@@ -425,6 +427,15 @@ class Compiler:
                        "(add others to configs/models.toml).")
             return None
         return self.models[model_id]
+
+    def able(self, task: str) -> tuple[str, ...]:
+        """The ids of the catalogue's models whose family runs `task` on its own."""
+        return tuple(m.id for m in self.models.values() if m.family in self.families
+                     and not self.families[m.family].adapts and self.families[m.family].pipeline_class(task))
+
+    def animated(self, model_id: str) -> bool:
+        """Whether an adapter family (AnimateDiff's) animates `model_id`'s family."""
+        return any(f.adapts == self.models[model_id].family for f in self.families)
 
     def drawing(self) -> tuple[str, ...]:
         """The ids of the catalogue's models that draw pictures on their own."""

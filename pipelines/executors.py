@@ -49,6 +49,8 @@ EXECUTORS: dict[str, Executor] = {
     "upscale": Executor(lambda step, inputs, engine, on_step: engine.images.upscale(step, inputs["image"], on_step)),
     "img2vid": Executor(lambda step, inputs, engine, on_step: engine.videos.img2vid(step, inputs["image"], on_step)),
     "txt2vid": Executor(lambda step, inputs, engine, on_step: engine.videos.txt2vid(step, on_step)),
+    "video": Executor(lambda step, inputs, engine, on_step:
+                      engine.videos.family_video(step, inputs.get("image", []), on_step)),
     "interpolate": Executor(lambda step, inputs, engine, on_step:
                             engine.videos.interpolate(step, inputs["video"], on_step)),
 }

@@ -74,6 +74,7 @@ class Family:
         adapts: for a family of adapters (AnimateDiff's motion modules), the family of models it animates.
         uses_max_sequence_length: the pipeline call takes `max_sequence_length`.
         samplers: where its pipelines run fewer samplers than its scheduling allows, the ones they run.
+        fps_argument: the pipeline call's argument for the frame rate, where the model is conditioned on it.
         transformer_class: the diffusers class of its transformer, where one is read from a GGUF file.
         gguf_architectures: the `general.architecture` names its GGUF files declare (city96's converter
             writes "flux", "qwen_image", "lumina2" for Z-Image, "wan"); empty: no GGUF source.
@@ -98,6 +99,7 @@ class Family:
     adapts: str = ""
     uses_max_sequence_length: bool = False
     samplers: tuple[str, ...] = ()
+    fps_argument: str = ""
     transformer_class: str = ""
     gguf_architectures: tuple[str, ...] = ()
 

@@ -272,6 +272,15 @@ class Txt2VidStep(VideoStep, DiffusionStep):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VideoDiffusionStep(VideoStep, DiffusionStep):
+    """A video family's own pipeline (Wan, LTX-2; see `pipelines.families`): text to video, or, with an `image`
+    input, image to video, video k animating input image k // per_input; video k comes from seed k."""
+
+    kind: ClassVar[str] = "video"
+    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+
+
+@dataclass(frozen=True, kw_only=True)
 class InterpolateStep(VideoStep):
     """Frames made between each pair of an input video's frames; `frames` and `fps` are the result's.
     No noise is involved: `seeds` only counts the videos."""

@@ -206,14 +206,16 @@ class LoadMask:
 
 @dataclass(frozen=True)
 class Img2Vid:
-    """Image to video with a Stable Video Diffusion model: one video per input image. Guidance rises from
-    min_cfg_scale on the first frame to cfg_scale on the last (SVD's min/max guidance)."""
+    """Image to video: one video per input image. With a Stable Video Diffusion model guidance rises from
+    min_cfg_scale on the first frame to cfg_scale on the last (SVD's min/max guidance); a Wan or LTX-2 model
+    animates the image as the prompt says (motion_bucket_id, noise_aug_strength and min_cfg_scale are SVD's)."""
 
     kind: ClassVar[str] = "img2vid"
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
     outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
 
-    model: str = param("", "Catalogue id of an svd model; empty: the first one.", choices="svd")
+    model: str = param("", "Catalogue id of an image-to-video model (svd, wan22, ltx2); empty: the first svd one.",
+                       choices="img2vid")
     width: int | None = param(None, "Frame width, a multiple of 8; empty: the model's. The image is resized to it.",
                               low="min_side", high="max_side")
     height: int | None = param(None, "Frame height, a multiple of 8; empty: the model's.", low="min_side",
@@ -234,19 +236,24 @@ class Img2Vid:
                                     high="max_cfg_scale")
     seed: int = param(-1, "Seed of the first video; video k uses seed + k. -1: random.", low=-1, high=MAX_SEED,
                       hint=" Use -1 for a random seed.")
+    prompt: str = param("", "What happens in the video (Wan and LTX-2 models read it; SVD reads none).",
+                        high="max_prompt_chars")
+    negative_prompt: str = param("", "What to avoid (Wan and LTX-2).", high="max_prompt_chars")
 
 
 @dataclass(frozen=True)
 class Txt2Vid(Sampling):
-    """Text to video with AnimateDiff: a motion adapter animates an SD1.5-family `model`; batch_size is the
-    number of videos (video k uses seed + k)."""
+    """Text to video: a text-to-video model (Wan, LTX-2) makes it, or an AnimateDiff motion adapter animates an
+    SD1.5-family `model`; batch_size is the number of videos (video k uses seed + k)."""
 
     kind: ClassVar[str] = "txt2vid"
     inputs: ClassVar[dict[str, str]] = {}
     outputs: ClassVar[dict[str, str]] = {"video": "VIDEO"}
 
-    motion_adapter: str = param("", "Catalogue id of an animatediff motion adapter; empty: the first one.",
-                                choices="animatediff")
+    model: str = param("", "Catalogue id of a text-to-video model (wan22, ltx2), or of an SD1.5-family model the "
+                           "motion adapter animates; empty: the default model.", choices="txt2vid")
+    motion_adapter: str = param("", "Catalogue id of an animatediff motion adapter; empty: the first one (not "
+                                    "used by text-to-video models).", choices="animatediff")
     width: int | None = param(None, "Frame width, a multiple of 8; empty: the adapter's.", low="min_side",
                               high="max_side")
     height: int | None = param(None, "Frame height, a multiple of 8; empty: the adapter's.", low="min_side",

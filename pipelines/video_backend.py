@@ -1,5 +1,6 @@
-"""VideoBackend: runs the steps that make videos, img2vid (Stable Video Diffusion) and txt2vid (AnimateDiff),
-and interpolation, with the model cache and lock it shares with the image backend.
+"""VideoBackend: runs the steps that make videos, img2vid (Stable Video Diffusion), txt2vid (AnimateDiff), the
+video families' own pipelines (Wan, LTX-2) and interpolation, with the model cache and lock it shares with the
+image backend.
 
 The diffusers pipeline denoises each video to latents; we then decode them `decode_chunk_size` frames
 at a time, the same chunks the pipeline itself would decode, so the frames are the pipeline's own while
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import PIL.Image
 import torch
 
@@ -20,7 +22,9 @@ from pipelines.interpolate import interpolate
 from pipelines.learned_interpolation import interpolate_learned
 from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_file
 from pipelines.model_cache import ModelCache
-from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep
+from pipelines.backend import prompting
+from pipelines.families import FAMILIES
+from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep, VideoDiffusionStep
 from pipelines.samplers import make_scheduler
 
 StepCallback = Callable[..., None]          # (i, n) for denoising steps, (i, n, "frame") for decoded frames
@@ -32,6 +36,11 @@ class Video:
 
     frames: list[PIL.Image.Image]
     fps: float
+
+
+def _to_bytes(frame: np.ndarray) -> np.ndarray:
+    """A frame of floats in [0, 1] (a pipeline's "np" output) as 8-bit RGB, rounded as diffusers' own PIL output is."""
+    return (frame * 255).round().clip(0, 255).astype("uint8")
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -100,6 +109,32 @@ class VideoBackend:
                     decoded = self._decode(chunks, lambda c: pipe.decode_latents(c, c.shape[2]), on_step, k, step)
                     videos.append(Video(pipe.video_processor.postprocess_video(decoded, output_type="pil")[0],
                                         step.fps))
+        return videos
+
+    def family_video(self, step: VideoDiffusionStep, images: list[PIL.Image.Image],
+                     on_step: StepCallback) -> list[Video]:
+        """Wan and LTX-2: one video per seed, each from its own call of the family's pipeline (its txt2vid, or its
+        img2vid animating input image k // per_input, resized to the video's size), which decodes its own
+        frames."""
+        family = FAMILIES[step.model.family]
+        task = "img2vid" if images else "txt2vid"
+        sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
+        rate = {family.fps_argument: step.fps} if family.fps_argument else {}
+        loras = [(extra_file(self.extras, "lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
+        videos = []
+        with self.lock:
+            pipe = self.models.get(step.model, task)
+            with applied_loras(pipe, loras):
+                for k, seed in enumerate(step.seeds):
+                    scheduler, schedule_args = make_scheduler(dict(pipe.scheduler.config), step.sampler,
+                                                              step.schedule, step.steps, step.model.family, seed)
+                    pipe.scheduler = scheduler
+                    given = {"image": sized[step.source_index(k)]} if images else {}
+                    frames = pipe(prompt=step.prompt, num_frames=step.frames, width=step.width, height=step.height,
+                                  num_inference_steps=step.steps, generator=_generator(seed), output_type="np",
+                                  callback_on_step_end=self._reporter(on_step, k, step), **prompting(step, 1),
+                                  **rate, **given, **schedule_args).frames[0]
+                    videos.append(Video([PIL.Image.fromarray(_to_bytes(frame)) for frame in frames], step.fps))
         return videos
 
     def interpolate(self, step: InterpolateStep, videos: list[Video], on_step: StepCallback) -> list[Video]:

@@ -135,6 +135,26 @@ source = "demo"
 width = 64
 height = 64
 steps = 2
+
+[[model]]
+id = "demo-wan22"
+family = "wan22"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+frames = 5
+fps = 8
+
+[[model]]
+id = "demo-ltx2"
+family = "ltx2"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+frames = 9
+fps = 8
 """
 
 

@@ -36,7 +36,7 @@ NAMES = {
                   *SAMPLING],
     "/upscale": ["image", "scale", "upscaler", "steps", "seed", "tile_size"],
     "/img2vid": ["image", "frames", "fps", "motion_bucket_id", "noise_aug_strength", "decode_chunk_size", "seed",
-                 "model", "width", "height", "steps", "cfg_scale", "min_cfg_scale"],
+                 "model", "width", "height", "steps", "cfg_scale", "min_cfg_scale", "prompt", "negative_prompt"],
     "/txt2vid": ["prompt", "negative_prompt", "frames", "fps", "steps", "cfg_scale", "seed", "model", "motion_adapter",
                  "width", "height", "sampler", "schedule", "style", "decode_chunk_size"],
     "/interpolate": ["video", "factor", "artifact_id", "method"],
@@ -93,7 +93,10 @@ def test_integers_are_int_and_choices_are_the_catalogues(api):
     upscalers = literal("lanczos", "demo-upscaler-x4", "demo-latent-upscaler-x2")
     assert parameters(api, "/upscale")["upscaler"]["python_type"]["type"] == upscalers
     assert txt2img["hires_upscaler"]["python_type"]["type"] == upscalers
-    assert parameters(api, "/img2vid")["model"]["python_type"]["type"] == literal("", "demo-svd")
+    assert parameters(api, "/img2vid")["model"]["python_type"]["type"] == literal("", "demo-svd", "demo-wan22",
+                                                                                  "demo-ltx2")
+    assert parameters(api, "/txt2vid")["model"]["python_type"]["type"] == literal(
+        "", "demo-wan22", "demo-ltx2", "demo-sd15", "demo-sd15-inpaint", "local-folder", "single-file")
     assert parameters(api, "/interpolate")["factor"]["python_type"]["type"] == "Literal[2] | Literal[4]"
     assert parameters(api, "/inpaint")["masked_content"]["python_type"]["type"] == literal("original", "noise", "fill")
 

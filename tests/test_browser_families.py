@@ -15,13 +15,18 @@ def page(atelier):
 
 def choose(page, dropdown: str, value: str) -> None:
     page.click(f"#{dropdown} input")
-    page.get_by_role("option", name=value, exact=True).click()
+    page.locator(f"#{dropdown}").get_by_role("option", name=value, exact=True).click()
+    page.wait_for_selector(f"#{dropdown} [role=option]", state="detached", timeout=10000)
 
 
 def options(page, dropdown: str) -> list[str]:
+    """The choices the dropdown lists when opened (its own list: each dropdown renders its options inside it)."""
     page.click(f"#{dropdown} input")
-    names = [o.replace("✓", "").strip() for o in page.get_by_role("option").all_inner_texts()]   # ✓ marks the value
+    listed = page.locator(f"#{dropdown}").get_by_role("option")
+    listed.first.wait_for(timeout=10000)
+    names = [o.replace("✓", "").strip() for o in listed.all_inner_texts()]   # ✓ marks the value
     page.keyboard.press("Escape")
+    page.wait_for_selector(f"#{dropdown} [role=option]", state="detached", timeout=10000)
     return names
 
 

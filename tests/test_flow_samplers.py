@@ -1,49 +1,62 @@
-"""Every sampler and schedule the flow-matching families offer runs on each family's demo model and draws a
-picture (issue 13, item 2): what `pipelines.samplers` lets through was measured this way, and a pair that breaks
-after an upgrade fails here. Pairs the table refuses are the ones that gave NaN images or errors."""
+"""Every sampler and schedule the flow-matching families offer runs on each family's demo model and draws (issue
+13, item 2): what `pipelines.samplers` and the families' `samplers` let through was measured this way, and a pair
+that breaks after an upgrade fails here. Pairs the tables refuse are the ones that gave NaN images or errors."""
 import numpy as np
 import pytest
 import torch
 
 from configs import CreditPrices, Limits, load_models
 from pipelines import Compiler, Txt2Img, WorkflowSpec
+from pipelines.spec import Txt2Vid
 from pipelines.families import FAMILIES
 from pipelines.model_hashes import ModelHasher
 from pipelines.samplers import FLOW_SCHEDULES, family_samplers, family_schedule_error
 
-FLOW_MODELS = ("demo-flux1", "demo-sd35", "demo-qwen-image", "demo-z-image", "demo-flux2-klein")
+IMAGE_MODELS = ("demo-flux1", "demo-sd35", "demo-qwen-image", "demo-z-image", "demo-flux2-klein")
+VIDEO_MODELS = ("demo-wan22", "demo-ltx2")
 
 
 @pytest.fixture(scope="module")
 def engine(settings, one_torch_thread):
+    import threading
+
     from pipelines.backend import DiffusersBackend
     from pipelines.model_cache import ModelCache
+    from pipelines.video_backend import VideoBackend
 
     compiler = Compiler(load_models(settings.catalogue), (), Limits(), CreditPrices(),
                         ModelHasher(settings.models_dir))
-    backend = DiffusersBackend(ModelCache(settings.models_dir, torch.device("cpu"), torch.float32, capacity=1))
-    return compiler, backend
+    cache = ModelCache(settings.models_dir, torch.device("cpu"), torch.float32, capacity=1)
+    return compiler, DiffusersBackend(cache), VideoBackend(cache, threading.Lock())
 
 
-def pairs(model_id: str) -> list[tuple[str, str]]:
-    family = FAMILIES[model_id.removeprefix("demo-").replace("flux2-klein", "flux2")]
+def offered(compiler, model_id: str) -> list[tuple[str, str]]:
+    family = FAMILIES[compiler.models[model_id].family]
     return [(sampler, schedule) for sampler in family_samplers(family.scheduling, family.samplers)
             for schedule in FLOW_SCHEDULES
             if family_schedule_error(family.scheduling, sampler, schedule, family.samplers) is None]
 
 
-@pytest.mark.parametrize("model_id", FLOW_MODELS)
-def test_every_offered_pair_draws_a_picture(engine, model_id):
-    compiler, backend = engine
-    offered = pairs(model_id)
-    assert ("euler", "normal") in offered and ("euler", "karras") in offered
+def spread(image) -> float:
+    return float(np.asarray(image).astype(float).std())
+
+
+@pytest.mark.parametrize("model_id", IMAGE_MODELS + VIDEO_MODELS)
+def test_every_offered_pair_draws(engine, model_id):
+    compiler, images, videos = engine
+    pairs = offered(compiler, model_id)
+    assert ("euler", "normal") in pairs and ("euler", "karras") in pairs
     drawn = {}
-    for sampler, schedule in offered:
-        plan = compiler.compile(WorkflowSpec.single(Txt2Img(prompt="a lighthouse", model=model_id, seed=1, steps=3,
-                                                            sampler=sampler, schedule=schedule)))
-        image = np.asarray(backend.txt2img(plan.steps[0], lambda i, n: None)[0]).astype(float)
-        drawn[sampler, schedule] = image.std()
-    assert all(spread > 5 for spread in drawn.values()), {pair: s for pair, s in drawn.items() if s <= 5}
+    for sampler, schedule in pairs:
+        if model_id in VIDEO_MODELS:
+            node = Txt2Vid(prompt="a boat", model=model_id, seed=1, steps=3, sampler=sampler, schedule=schedule)
+            plan = compiler.compile(WorkflowSpec.single(node))
+            drawn[sampler, schedule] = spread(videos.family_video(plan.steps[0], [], lambda *a: None)[0].frames[0])
+        else:
+            node = Txt2Img(prompt="a lighthouse", model=model_id, seed=1, steps=3, sampler=sampler, schedule=schedule)
+            plan = compiler.compile(WorkflowSpec.single(node))
+            drawn[sampler, schedule] = spread(images.txt2img(plan.steps[0], lambda i, n: None)[0])
+    assert all(s > 5 for s in drawn.values()), {pair: s for pair, s in drawn.items() if s <= 5}
 
 
 def test_the_pairs_that_broke_are_refused_with_the_ones_that_work():
@@ -52,3 +65,4 @@ def test_the_pairs_that_broke_are_refused_with_the_ones_that_work():
         "Sampler 'dpmpp_2m' does not support the 'karras' schedule; use 'normal', or the sampler 'euler'.")
     assert family_schedule_error("flow", "uni_pc_bh2", "normal", FAMILIES["z-image"].samplers)[0] == \
         "unsupported_sampler"
+    assert family_schedule_error("flow", "deis", "normal", FAMILIES["ltx2"].samplers)[0] == "unsupported_sampler"

@@ -6,7 +6,7 @@ identically, as a poster; the inpaint's recipe loads an upload, so it says which
 replays identically once it is uploaded. That process then makes one job per group of node kinds
 (txt2img with a LoRA, canny, ControlNet, img2img, outpaint, Lanczos and model upscales in one workflow;
 img2vid with optical-flow and learned interpolation in another; inpaint; interpolate of a stored video;
-txt2vid), is killed, and a second process on the same folder replays one artifact of each job (a
+txt2vid; a Wan text-to-video), is killed, and a second process on the same folder replays one artifact of each job (a
 video's poster for the video workflow): each replay says identical and remakes every output of its job
 byte for byte.
 """
@@ -192,6 +192,8 @@ def test_every_node_kind_replays_identically_after_a_restart(first_life, from_th
     jobs["load_video"] = app.job(info["job_id"])
     _, info = c.predict(prompt="a jellyfish", frames=4, steps=2, seed=52, api_name="/txt2vid")
     jobs["txt2vid"] = app.job(info["job_id"])
+    _, info = c.predict(prompt="a jellyfish", model="demo-wan22", frames=5, steps=2, seed=53, api_name="/txt2vid")
+    jobs["video"] = app.job(info["job_id"])           # a video family's own pipeline (issue 13)
     kinds = {step["kind"] for job in jobs.values() for step in _plan(data, job["job_id"])["steps"]}
     from pipelines.nodes import REGISTRY
     assert kinds == set(REGISTRY.step_kinds), f"not covered: {set(REGISTRY.step_kinds) - kinds}"

@@ -49,7 +49,7 @@ ORDER = {
                  *SAMPLING),
     "upscale": ("image", "scale", "upscaler", "steps", "seed", "tile_size"),
     "img2vid": ("image", "frames", "fps", "motion_bucket_id", "noise_aug_strength", "decode_chunk_size", "seed",
-                "model", "width", "height", "steps", "cfg_scale", "min_cfg_scale"),
+                "model", "width", "height", "steps", "cfg_scale", "min_cfg_scale", "prompt", "negative_prompt"),
     "txt2vid": ("prompt", "negative_prompt", "frames", "fps", "steps", "cfg_scale", "seed", "model", "motion_adapter",
                 "width", "height", "sampler", "schedule", "style", "decode_chunk_size"),
     "interpolate": ("video", "factor", "artifact_id", "method"),
@@ -68,11 +68,13 @@ DESCRIPTIONS = {
     "outpaint": "Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source.",
     "upscale": "Enlarge an image by `scale` with Lanczos or an upscaler model (in tiles of tile_size px). "
                "Lineage: upscale_of.",
-    "img2vid": "Image to video with a Stable Video Diffusion model; returns the MP4. Omitted parameters take the "
-               "model's defaults; an image of another shape is resized to the video size (info[\"notes\"] says so). "
-               "motion_bucket_id: 1 (little motion) to 255. Lineage: source.",
-    "txt2vid": "Text to video with AnimateDiff: a motion adapter animates an SD1.5-family model; returns the MP4. "
-               "Omitted parameters take the motion adapter's and the model's defaults.",
+    "img2vid": "Image to video with a Stable Video Diffusion model (motion_bucket_id: 1, little motion, to 255), or "
+               "with a Wan or LTX-2 model, which animates the image as the prompt says; returns the MP4. Omitted "
+               "parameters take the model's defaults; an image of another shape is resized to the video size "
+               "(info[\"notes\"] says so). Lineage: source.",
+    "txt2vid": "Text to video with a text-to-video model (Wan, LTX-2), or with AnimateDiff: a motion adapter "
+               "animates an SD1.5-family model; returns the MP4. Omitted parameters take the model's (or the motion "
+               "adapter's) defaults.",
     "interpolate": "Raise a video's frame rate `factor` (2 or 4) times: n frames become (n - 1) * factor + 1, the "
                    "originals kept. The video is an uploaded MP4 or, when none is sent, `artifact_id`, one of your "
                    "videos. method: \"flow\" (optical flow) or the id of an interpolator model. Lineage: frames_of.",

@@ -1,6 +1,7 @@
-"""The Video tab: image to video (Stable Video Diffusion) and text to video (AnimateDiff), each with
-Generate, Cancel and a price; the result plays beside them, and can be interpolated to a higher frame
-rate or downloaded as a looping GIF or WebP."""
+"""The Video tab: image to video (Stable Video Diffusion, Wan, LTX-2) and text to video (Wan, LTX-2, or
+AnimateDiff animating an SD1.5-family model), each with Generate, Cancel and a price; the result plays beside
+them, and can be interpolated to a higher frame rate or downloaded as a looping GIF or WebP. The controls one
+model family reads (SVD's motion, AnimateDiff's adapter, a prompt) show only for a model of it."""
 from __future__ import annotations
 
 import gradio as gr
@@ -37,9 +38,11 @@ def image_to_video_controls(ctx: UIContext) -> dict:
     image = gr.Image(label="Image (the first frame)", type="filepath", sources=["upload", "clipboard"], height=260,
                      elem_id="video-image")
     model = form_input(f["model"], value=svd.id if svd else None, label="Model", elem_id="i2v-model")
+    prompt = form_input(f["prompt"], label="Prompt", lines=2, placeholder="the boat drifts out of the frame",
+                        visible=not _is_svd(svd), elem_id="i2v-prompt")
     with gr.Row():
         frames, fps = _length_controls(f, "i2v", svd)
-    with gr.Row():
+    with gr.Row(visible=_is_svd(svd)) as svd_row:
         motion = form_input(f["motion_bucket_id"], value=svd.motion_bucket_id if svd else 127,
                             label="Motion bucket id", info="1-255: more moves more", elem_id="i2v-motion")
         noise = form_input(f["noise_aug_strength"], value=svd.noise_aug_strength if svd else 0.02, step=0.01,
@@ -51,11 +54,18 @@ def image_to_video_controls(ctx: UIContext) -> dict:
 
     def defaults(chosen):
         m = ctx.model(chosen)
-        return m.frames, m.fps, m.motion_bucket_id, m.noise_aug_strength
+        svd_model = _is_svd(m)       # SVD's own controls go back to its defaults, which the others must keep
+        return (m.frames, m.fps, m.motion_bucket_id, m.noise_aug_strength, gr.update(visible=svd_model),
+                gr.update(visible=False, value="") if svd_model else gr.update(visible=True))
 
-    model.input(defaults, model, [frames, fps, motion, noise], **QUIET)
+    model.input(defaults, model, [frames, fps, motion, noise, svd_row, prompt], **QUIET)
     return {"image": image, "inputs": {"model": model, "frames": frames, "fps": fps, "motion_bucket_id": motion,
-                                       "noise_aug_strength": noise, "decode_chunk_size": chunk, "seed": seed}}
+                                       "noise_aug_strength": noise, "decode_chunk_size": chunk, "seed": seed,
+                                       "prompt": prompt}}
+
+
+def _is_svd(model) -> bool:
+    return model is not None and model.family == "svd"
 
 
 def text_to_video_controls(ctx: UIContext) -> dict:
@@ -70,8 +80,9 @@ def text_to_video_controls(ctx: UIContext) -> dict:
                         elem_id="t2v-prompt")
     negative = form_input(f["negative_prompt"], label="Negative prompt", lines=1, elem_id="t2v-negative")
     with gr.Row():
-        model = form_input(f["model"], choices=[m.id for m in ctx.family("sd15")], value=base.id if base else None,
-                           label="Model (SD1.5 family)", elem_id="t2v-model")
+        model = form_input(f["model"], value=base.id if base else None, label="Model",
+                           info="a text-to-video model, or an SD1.5-family model the motion adapter animates",
+                           elem_id="t2v-model")
         motion_adapter = form_input(f["motion_adapter"], value=adapter.id if adapter else None,
                                     label="Motion adapter", elem_id="t2v-adapter")
     with gr.Row():
@@ -86,7 +97,13 @@ def text_to_video_controls(ctx: UIContext) -> dict:
         m = ctx.model(chosen)
         return m.frames, m.fps, m.steps, m.cfg_scale
 
+    def model_defaults(chosen, adapter_chosen):
+        """A text-to-video model brings its own defaults and needs no adapter; an SD1.5 one takes the adapter's."""
+        own = chosen in ctx.catalogue.able("txt2vid")
+        return (*defaults(chosen if own else adapter_chosen), gr.update(visible=not own))
+
     motion_adapter.input(defaults, motion_adapter, [frames, fps, steps, cfg], **QUIET)
+    model.input(model_defaults, [model, motion_adapter], [frames, fps, steps, cfg, motion_adapter], **QUIET)
     return {"prompt": prompt, "negative_prompt": negative, "model": model, "motion_adapter": motion_adapter,
             "frames": frames, "fps": fps, "steps": steps, "cfg_scale": cfg, "seed": seed}
 
@@ -145,7 +162,10 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
         return node_request(service, user, Img2Vid, chosen, image=read_image(path))
 
     def t2v_spec(user, *values):
-        return node_request(service, user, Txt2Vid, dict(zip(t2v, values)))
+        chosen = dict(zip(t2v, values))
+        if chosen["model"] in ctx.catalogue.able("txt2vid"):
+            chosen["motion_adapter"] = ""             # hidden: a text-to-video model makes its videos itself
+        return node_request(service, user, Txt2Vid, chosen)
 
     i2v_inputs = [i2v["image"], *i2v["inputs"].values()]
     t2v_inputs = list(t2v.values())

@@ -7,5 +7,7 @@ LTX2 = Family(
     defaults=Defaults(width=768, height=512, steps=40, cfg_scale=4.0, sampler="euler", schedule="normal",
                       frames=121, fps=24),
     size_multiple=32, prompt_tokens=1024, frames_rule=(8, 1), sources=("demo", "folder", "hub"),
+    fps_argument="frame_rate", uses_max_sequence_length=True,
+    samplers=("euler", "uni_pc_bh2", "lcm"),     # its pipeline passes its own sigmas, which DPM++ and DEIS refuse
     demos={"demo-ltx2": "pipelines.demos.ltx2:build_ltx2"},
 )

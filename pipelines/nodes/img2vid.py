@@ -1,4 +1,5 @@
-"""The img2vid node: one video per input image with a Stable Video Diffusion model."""
+"""The img2vid node: one video per input image, with a Stable Video Diffusion model, or with an image-to-video
+model's own pipeline (Wan, LTX-2: `family_video`)."""
 from __future__ import annotations
 
 from pipelines.checks import whole
@@ -6,6 +7,7 @@ from pipelines.facts import Made
 from pipelines.infotext import VERSION, line
 from pipelines.node import NodeKind, StepKind
 from pipelines.nodes.common import request_seed
+from pipelines.nodes.family_video import VIDEO_STEP, as_txt2vid, compile_family_video
 from pipelines.plan import Img2VidStep
 from pipelines.pricing import video_price
 from pipelines.spec import Img2Vid
@@ -14,6 +16,13 @@ from pipelines.spec import Img2Vid
 def compile_img2vid(compiler, node, inputs, check, request):
     p: Img2Vid = node.params
     image = inputs["image"]
+    # SVD has its own step (motion bucket, noise augmentation, guidance rising over the frames); the others
+    # run their family's image-to-video pipeline with a prompt.
+    if isinstance(p.model, str) and p.model in compiler.able("img2vid") and compiler.models[p.model].family != "svd":
+        return compile_family_video(compiler, node, as_txt2vid(p, check), check, "img2vid", image)
+    if p.prompt or p.negative_prompt:
+        check.fail("no_prompt", "prompt" if p.prompt else "negative_prompt", "Stable Video Diffusion reads no "
+                   "prompt: it animates the image alone. Leave the prompts empty, or choose a Wan or LTX-2 model.")
     model = compiler.video_model(p.model, "svd", "model", check)
     if model is None:
         return None
@@ -59,4 +68,5 @@ def infotext(step: Img2VidStep, index: int) -> str:
 
 
 IMG2VID = NodeKind(params=Img2Vid, compile=compile_img2vid,
-                   steps=(StepKind(type=Img2VidStep, read_back=read_back, infotext=infotext, price=video_price),))
+                   steps=(StepKind(type=Img2VidStep, read_back=read_back, infotext=infotext, price=video_price),
+                          VIDEO_STEP))

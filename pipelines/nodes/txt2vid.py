@@ -1,4 +1,5 @@
-"""The txt2vid node: AnimateDiff, a motion adapter animating an SD1.5-family model; one video per batch entry."""
+"""The txt2vid node: a text-to-video model's own pipeline (Wan, LTX-2: `family_video`), or AnimateDiff, a motion
+adapter animating an SD1.5-family model; one video per batch entry."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,6 +9,7 @@ from pipelines.facts import Made
 from pipelines.infotext import diffusion_infotext
 from pipelines.node import NodeKind, StepKind
 from pipelines.nodes.common import sampling_params
+from pipelines.nodes.family_video import VIDEO_STEP, compile_family_video
 from pipelines.plan import Txt2VidStep
 from pipelines.pricing import video_price
 from pipelines.spec import Txt2Vid
@@ -15,6 +17,11 @@ from pipelines.spec import Txt2Vid
 
 def compile_txt2vid(compiler, node, inputs, check, request):
     p: Txt2Vid = node.params
+    if isinstance(p.model, str) and p.model in compiler.able("txt2vid"):
+        if p.motion_adapter:
+            check.fail("not_animated", "motion_adapter", f"{p.model!r} makes videos itself; leave motion_adapter "
+                       "empty (AnimateDiff's adapters animate SD1.5-family models).")
+        return compile_family_video(compiler, node, p, check, "txt2vid")
     adapter = compiler.video_model(p.motion_adapter, "animatediff", "motion_adapter", check)
     if adapter is None:
         return None
@@ -61,4 +68,5 @@ def infotext(step: Txt2VidStep, index: int) -> str:
 
 
 TXT2VID = NodeKind(params=Txt2Vid, compile=compile_txt2vid,
-                   steps=(StepKind(type=Txt2VidStep, read_back=read_back, infotext=infotext, price=video_price),))
+                   steps=(StepKind(type=Txt2VidStep, read_back=read_back, infotext=infotext, price=video_price),
+                          VIDEO_STEP))
