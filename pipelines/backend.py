@@ -27,8 +27,8 @@ from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_
 from pipelines.model_cache import ModelCache
 from pipelines.control import canny
 from pipelines.families import FAMILIES
-from pipelines.plan import (CannyStep, DiffusionStep, Img2ImgStep, InpaintStep, OutpaintStep, Txt2ImgStep,
-                            UpscaleStep)
+from pipelines.plan import (CannyStep, DiffusionStep, EditStep, Img2ImgStep, InpaintStep, OutpaintStep,
+                            Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
 
 StepCallback = Callable[[int, int], None]
@@ -177,6 +177,19 @@ class DiffusersBackend:
                 guides = _sized(step, control)
                 calls = [(seeds, {"image": image, "strength": step.strength, "control_image": guides[i % len(guides)],
                                   **self._guidance(step)}) for i, image, seeds in _per_input(step, sized)]
+            return self._denoise(pipe, step, calls, on_step)
+
+    def edit(self, step: EditStep, images: Images, on_step: StepCallback) -> Images:
+        """Each input image edited as the prompt says, at the step's size."""
+        sized = _sized(step, images)
+        with self.lock:
+            pipe = self.models.get(step.model, "edit")
+            size = {"width": step.width, "height": step.height} if _takes(pipe, "width") else {}
+            if _takes(pipe, "max_area"):
+                # Kontext rescales any size asked for to max_area (1024² unless told) in the model's aspect
+                # buckets; asked for exactly the step's size, it keeps it.
+                size.update(max_area=step.width * step.height, _auto_resize=False)
+            calls = [(seeds, {"image": image, **size}) for _, image, seeds in _per_input(step, sized)]
             return self._denoise(pipe, step, calls, on_step)
 
     def canny(self, step: CannyStep, images: Images, on_step: StepCallback) -> Images:

@@ -213,7 +213,7 @@ class Compiler:
     def choices(self, name: str) -> tuple:
         """The values a parameter declared with `choices=name` takes, from this catalogue."""
         by_family = lambda family: tuple(m.id for m in self.models.values() if m.family == family)  # noqa: E731
-        lists = {"model": self.drawing, "img2vid": lambda: self.able("img2vid"),
+        lists = {"model": self.drawing, "img2vid": lambda: self.able("img2vid"), "edit": lambda: self.able("edit"),
                  "txt2vid": lambda: self.able("txt2vid") + tuple(m for m in self.drawing() if self.animated(m)),
                  "sampler": lambda: _union(family_samplers, self.families),
                  "schedule": lambda: _union(family_schedules, self.families),
@@ -417,7 +417,8 @@ class Compiler:
             return self.default_model
         if isinstance(model_id, str) and model_id in self.models and model_id not in self.drawing() + self.able(task):
             family = self.models[model_id].family
-            go = NOT_A_GENERATOR.get(family, "use it for video (the Video tab: txt2vid or img2vid node)")
+            go = NOT_A_GENERATOR.get(family) or (f"its models do {' and '.join(self.families[family].tasks)} only "
+                                                 "(the node of that name)")
             check.fail("not_a_generator", "model", f"{model_id!r} is a {family} model; {go}, "
                        f"and choose a model that draws: one of {sorted(self.drawing())}.")
             return None

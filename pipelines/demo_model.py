@@ -269,6 +269,7 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
         raise ValueError(f"Unknown demo model {model_id!r}; valid ids are: {', '.join(DEMO_MODELS)}.")
     family, builder = DEMO_MODELS[model_id]
     module, function = builder.split(":")
+    # Imported even when the folder exists: a saved demo may name classes its builder's module defines.
     build = getattr(importlib.import_module(module), function)
     # A pipeline folder is complete once model_index.json is there; an adapter (a single model) has no index.
     marker = "config.json" if FAMILIES[family].adapts else "model_index.json"

@@ -41,6 +41,7 @@ EXECUTORS: dict[str, Executor] = {
                         engine.images.txt2img(step, on_step, inputs.get("control", ()))),
     "img2img": Executor(lambda step, inputs, engine, on_step:
                         engine.images.img2img(step, inputs["image"], on_step, inputs.get("control", ()))),
+    "edit": Executor(lambda step, inputs, engine, on_step: engine.images.edit(step, inputs["image"], on_step)),
     "canny": Executor(lambda step, inputs, engine, on_step: engine.images.canny(step, inputs["image"], on_step)),
     "inpaint": Executor(lambda step, inputs, engine, on_step:
                         engine.images.inpaint(step, inputs["image"], inputs["mask"], on_step)),

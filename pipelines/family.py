@@ -156,8 +156,10 @@ class FamilyRegistry:
         return tuple(self.families) + self.helpers
 
     def generators(self, media: str = "image") -> tuple[str, ...]:
-        """The families whose models make `media` on their own (adapters excluded)."""
-        return tuple(f.name for f in self if f.media == media and not f.adapts)
+        """The families whose models make `media` from a prompt alone (adapters excluded): images by txt2img,
+        videos by txt2vid or img2vid."""
+        makes = ("txt2img",) if media == "image" else ("txt2vid", "img2vid")
+        return tuple(f.name for f in self if f.media == media and not f.adapts and any(t in f.tasks for t in makes))
 
     def demo_builders(self) -> dict[str, tuple[str, str]]:
         """demo model id -> (family name, "module:function")."""

@@ -3,7 +3,9 @@ read from a demo, a folder, a single file or a GGUF transformer (with a config f
 pipelines (img2img, inpaint, edit, ControlNet, image to video) that share its modules."""
 from __future__ import annotations
 
+import json
 import logging
+import pathlib
 
 import diffusers
 import torch
@@ -34,11 +36,10 @@ def load_image_model(model: ModelRef, sources: ModelSources, device: torch.devic
     cls = pipeline_class(model.family)
     kind = model.source.split(":", 1)[0]
     try:
-        if kind == "demo":
-            folder = ensure_demo_model(sources.demo_dir, model.id)
+        if kind in ("demo", "folder"):
+            folder = ensure_demo_model(sources.demo_dir, model.id) if kind == "demo" else sources.location(model)
+            cls = _saved_task_class(folder, model.family) or cls
             pipe = cls.from_pretrained(folder, local_files_only=True, dtype=dtype)
-        elif kind == "folder":
-            pipe = cls.from_pretrained(sources.location(model), local_files_only=True, dtype=dtype)
         elif kind == "file":
             config = sources.config(model)
             if config is None:
@@ -77,6 +78,17 @@ def _from_single_file(cls, model: ModelRef, sources: ModelSources, config, dtype
         raise AtelierError(f"Model {model.id!r} is declared family = {model.family!r} in configs/models.toml, "
                            f"but its file {path.name} holds {found}. Give it the family of its file (and a config "
                            "folder of that family).", code="family_mismatch", field="model") from e
+
+
+def _saved_task_class(folder, family: str) -> type[DiffusionPipeline] | None:
+    """The class a diffusers folder was saved as, when its family declares it for a task: a Qwen-Image-Edit or
+    FLUX.1 Fill folder loads as what it is (with its own components, such as Edit's image processor), and its
+    other tasks share its modules."""
+    try:
+        saved = json.loads((pathlib.Path(folder) / "model_index.json").read_text())["_class_name"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return getattr(diffusers, saved) if saved in FAMILIES[family].tasks.values() else None
 
 
 def _with_gguf_transformer(cls, model: ModelRef, sources: ModelSources, dtype: torch.dtype):

@@ -155,6 +155,14 @@ class Img2ImgStep(Controlled, DiffusionStep):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EditStep(DiffusionStep):
+    """Input image k // per_input edited as the prompt (an instruction) says, by a model trained to edit."""
+
+    kind: ClassVar[str] = "edit"
+    lineage: ClassVar[dict[str, str]] = {"image": "source"}
+
+
+@dataclass(frozen=True, kw_only=True)
 class CannyStep(Step):
     """Edge maps of the input images."""
 

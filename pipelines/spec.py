@@ -112,6 +112,23 @@ class Img2Img(Control, Sampling):
 
 
 @dataclass(frozen=True)
+class Edit(Sampling):
+    """An image edited as the prompt says ("make the sky stormy"), by a model trained to edit: FLUX.1 Kontext,
+    Qwen-Image-Edit. The prompt is the instruction; the picture keeps what it does not mention."""
+
+    kind: ClassVar[str] = "edit"
+    inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
+    outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
+
+    model: str = param("", "Catalogue id of an editing model (flux1 Kontext, Qwen-Image-Edit); empty: the first "
+                           "one that edits.", choices="edit")
+    width: int | None = param(None, "Width in pixels; empty: the input's (rounded down to what the model takes).",
+                              low="min_side", high="max_side")
+    height: int | None = param(None, "Height in pixels; empty: the input's (rounded down).", low="min_side",
+                               high="max_side")
+
+
+@dataclass(frozen=True)
 class Canny:
     """Edges of an image (OpenCV's Canny), white on black: a control image."""
 

@@ -121,6 +121,14 @@ height = 64
 steps = 2
 
 [[model]]
+id = "demo-qwen-image-edit"
+family = "qwen-image-edit"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
 id = "demo-z-image"
 family = "z-image"
 source = "demo"

@@ -98,3 +98,28 @@ def test_bad_input_on_a_family_is_refused_before_any_job_row_exists(client, pict
         with pytest.raises(AppError, match=message.replace("(", r"\(").replace(")", r"\)")):
             client.predict(**request)
     assert job_count() == before
+
+
+@pytest.mark.parametrize("model", ["demo-flux1", "demo-qwen-image-edit"])
+def test_an_editing_model_edits_an_image_as_the_prompt_says(client, picture, model):
+    files, info = client.predict(image=handle_file(picture["image"]), prompt="make the sky stormy", model=model,
+                                 seed=4, api_name="/edit")
+    image = Image.open(files[0]["image"])
+    assert image.size == (64, 64) and sha256(files[0]["image"]) == info["artifact_ids"][0]
+    params = parse_infotext(image.text["parameters"])
+    assert (params["Model"], params["Seed"]) == (model, "4") and image.text["parameters"].startswith("make the sky")
+    _, details = client.predict(artifact_id=info["artifact_ids"][0], api_name="/artifact_info")
+    assert [p["relation"] for p in details["parents"]] == ["source"]
+    replayed, outcome = client.predict(artifact_id=info["artifact_ids"][0], api_name="/replay")
+    assert outcome["identical"] is True and sha256(replayed) == info["artifact_ids"][0]
+
+
+def test_editing_with_a_model_that_does_not_edit_names_the_ones_that_do(client, picture):
+    before = job_count()
+    with pytest.raises(AppError, match=r"Stable Diffusion 3.5 models have no edit pipeline, so 'demo-sd35' cannot do "
+                                       r"this; choose one of \['demo-flux1', 'demo-qwen-image-edit'\]"):
+        client.predict(image=handle_file(picture["image"]), prompt="make it blue", model="demo-sd35",
+                       api_name="/edit")
+    with pytest.raises(AppError, match=r"'demo-qwen-image-edit' is a qwen-image-edit model; its models do edit only"):
+        client.predict(prompt="a fox", model="demo-qwen-image-edit", api_name="/txt2img")
+    assert job_count() == before

@@ -48,6 +48,7 @@ ORDER = {
     "outpaint": ("image", "left", "right", "top", "bottom", "prompt", "feather", "strength", "masked_content",
                  *SAMPLING),
     "upscale": ("image", "scale", "upscaler", "steps", "seed", "tile_size"),
+    "edit": ("image", "prompt", *SAMPLING, "width", "height"),
     "img2vid": ("image", "frames", "fps", "motion_bucket_id", "noise_aug_strength", "decode_chunk_size", "seed",
                 "model", "width", "height", "steps", "cfg_scale", "min_cfg_scale", "prompt", "negative_prompt"),
     "txt2vid": ("prompt", "negative_prompt", "frames", "fps", "steps", "cfg_scale", "seed", "model", "motion_adapter",
@@ -64,6 +65,8 @@ DESCRIPTIONS = {
                "canny_low/canny_high; lineage: control). hires_fix: then upscale by hires_scale and repaint at "
                "hires_strength (AUTOMATIC1111's hires fix).",
     "img2img": "Image to image: strength 0 keeps the image, 1 repaints it. Lineage: source (and control).",
+    "edit": "Edit an image as the prompt says (\"make the sky stormy\"), with a model trained to edit (FLUX.1 "
+            "Kontext, Qwen-Image-Edit); the size is the image's unless given. Lineage: source.",
     "inpaint": "Repaint where the mask (a black-and-white image) is white. Lineage: source, mask.",
     "outpaint": "Extend the canvas by left/right/top/bottom pixels and paint the new area. Lineage: source.",
     "upscale": "Enlarge an image by `scale` with Lanczos or an upscaler model (in tiles of tile_size px). "

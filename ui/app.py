@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import (account_tab, admin_tab, advanced_tab, api, gallery_tab, img2img_tab, inpaint_tab, outpaint_tab,
-                simple_tab, upscale_tab, video_tab)
+from ui import (account_tab, admin_tab, advanced_tab, api, edit_tab, gallery_tab, img2img_tab, inpaint_tab,
+                outpaint_tab, simple_tab, upscale_tab, video_tab)
 from ui.common import UIContext
 
 
@@ -21,6 +21,8 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
                 advanced = advanced_tab.build(ctx, price_on=(advanced_page.select,))
             with gr.Tab("Img2img", id="img2img"):
                 img2img = img2img_tab.build(ctx)
+            with gr.Tab("Edit", id="edit"):
+                edit = edit_tab.build(ctx)
             with gr.Tab("Inpaint", id="inpaint"):
                 inpaint = inpaint_tab.build(ctx)
             with gr.Tab("Outpaint", id="outpaint"):
@@ -30,7 +32,8 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             with gr.Tab("Video", id="video") as video_page:
                 video = video_tab.build(ctx, price_on=(video_page.select,))
             with gr.Tab("Gallery", id="gallery") as gallery_page:
-                send_to = {"img2img": ("img2img", img2img["image"]), "inpaint": ("inpaint", inpaint["image"]),
+                send_to = {"img2img": ("img2img", img2img["image"]), "edit": ("edit", edit["image"]),
+                           "inpaint": ("inpaint", inpaint["image"]),
                            "outpaint": ("outpaint", outpaint["image"]), "upscale": ("upscale", upscale["image"])}
                 gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to, video=("video", video))
             if ctx.account is not None:

@@ -31,11 +31,12 @@ def family_updates(ctx: UIContext, entry) -> tuple:
             gr.update(**negative) if negative["interactive"] else gr.update(value="", **negative))
 
 
-def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "") -> dict:
+def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "", params: type = Sampling) -> dict:
     """Prompt, negative prompt, model, then (folded) steps, CFG, sampler, schedule, seed, batch size, style,
-    keyed by their names in the spec. Choosing a model fills in its defaults."""
+    keyed by their names in the spec; `params`: the node's parameters (its models are the ones offered).
+    Choosing a model fills in its defaults."""
     m = ctx.model(model_id) if model_id else ctx.default_model
-    f = {field.name: field for field in fields_of(Sampling, ctx.catalogue)}
+    f = {field.name: field for field in fields_of(params, ctx.catalogue)}
     family = family_choices(ctx, m)
     prompt = form_input(f["prompt"], label="Prompt", lines=2, elem_id=f"{prefix}-prompt")
     negative = form_input(f["negative_prompt"], label="Negative prompt", lines=1, elem_id=f"{prefix}-negative",

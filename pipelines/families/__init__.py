@@ -5,6 +5,7 @@ from pipelines.families.flux1 import FLUX1
 from pipelines.families.flux2 import FLUX2
 from pipelines.families.ltx2 import LTX2
 from pipelines.families.qwen_image import QWEN_IMAGE
+from pipelines.families.qwen_image_edit import QWEN_IMAGE_EDIT
 from pipelines.families.sd15 import SD15
 from pipelines.families.sd35 import SD35
 from pipelines.families.sdxl import SDXL
@@ -16,5 +17,6 @@ from pipelines.family import FamilyRegistry
 # Catalogue kinds that steer or follow a family's model rather than draw on their own.
 HELPERS = ("controlnet", "upscaler", "interpolator")
 
-FAMILIES = FamilyRegistry((SD15, SDXL, FLUX1, FLUX2, SD35, QWEN_IMAGE, Z_IMAGE, SVD, ANIMATEDIFF, WAN22, LTX2),
+FAMILIES = FamilyRegistry((SD15, SDXL, FLUX1, FLUX2, SD35, QWEN_IMAGE, QWEN_IMAGE_EDIT, Z_IMAGE, SVD, ANIMATEDIFF,
+                           WAN22, LTX2),
                           helpers=HELPERS)

@@ -1,7 +1,8 @@
 """The node kinds Atelier knows, in one explicit registry. Each module declares one kind (the load module,
 three); adding a kind is its module, its executor (`pipelines/executors.py`) and a line here."""
 from pipelines.node import NodeRegistry
-from pipelines.nodes import canny, img2img, img2vid, inpaint, interpolate, load, outpaint, txt2img, txt2vid, upscale
+from pipelines.nodes import (canny, edit, img2img, img2vid, inpaint, interpolate, load, outpaint, txt2img, txt2vid,
+                             upscale)
 
 REGISTRY = NodeRegistry((
     load.LOAD_IMAGE,
@@ -9,6 +10,7 @@ REGISTRY = NodeRegistry((
     load.LOAD_VIDEO,
     txt2img.TXT2IMG,
     img2img.IMG2IMG,
+    edit.EDIT,
     canny.CANNY,
     inpaint.INPAINT,
     outpaint.OUTPAINT,
