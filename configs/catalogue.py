@@ -32,6 +32,7 @@ class ModelEntry:
     fps: int | None = None      # video models: default frames per second
     motion_bucket_id: int = 127  # svd: default amount of motion (1-255)
     noise_aug_strength: float = 0.02  # svd: default noise added to the input image
+    offload: bool = False       # on a GPU, keep the weights in CPU memory and move each part in as it runs
 
     @property
     def source_kind(self) -> str:

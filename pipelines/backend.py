@@ -27,6 +27,7 @@ from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_
 from pipelines.model_cache import ModelCache
 from pipelines.control import canny
 from pipelines.families import FAMILIES
+from pipelines.placement import tile_vae
 from pipelines.plan import (CannyStep, DiffusionStep, EditStep, Img2ImgStep, InpaintStep, OutpaintStep,
                             Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
@@ -142,7 +143,10 @@ class DiffusersBackend:
         if self.models.device.type == "cuda":
             index = self.models.device.index if self.models.device.index is not None else torch.cuda.current_device()
             env.update(gpu=torch.cuda.get_device_name(index), cuda=torch.version.cuda or "unknown",
-                       cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else "none")
+                       cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else "none",
+                       # the families that run in another dtype than "dtype" here (bfloat16 for FLUX, ...)
+                       family_dtypes=", ".join(f"{f.name}: {str(self.models.dtype_for(f.name)).removeprefix('torch.')}"
+                                               for f in FAMILIES if self.models.dtype_for(f.name) != self.models.dtype))
         return env
 
     # -- steps -----------------------------------------------------------------------------------
@@ -315,6 +319,7 @@ class DiffusersBackend:
             scheduler, schedule_args = make_scheduler(dict(pipe.scheduler.config), step.sampler, step.schedule,
                                                       step.steps, step.model.family, seeds[0])
             pipe.scheduler = scheduler
+            tile_vae(pipe, step.model.family, extra.get("width", step.width), extra.get("height", step.height))
             result = pipe(prompt=[step.prompt] * len(seeds), num_inference_steps=step.steps,
                           generator=[_generator(s) for s in seeds], callback_on_step_end=report,
                           output_type="pil", **prompting(step, len(seeds)), **extra, **schedule_args)

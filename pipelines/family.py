@@ -74,6 +74,10 @@ class Family:
         adapts: for a family of adapters (AnimateDiff's motion modules), the family of models it animates.
         uses_max_sequence_length: the pipeline call takes `max_sequence_length`.
         samplers: where its pipelines run fewer samplers than its scheduling allows, the ones they run.
+        cuda_dtype: the precision its models run in on a GPU ("bfloat16" for the flow transformers, whose
+            activations overflow float16).
+        tile_vae: decode large outputs in tiles (`pipelines.placement.tile_vae`; decided by the output's size,
+            so the bytes do not depend on the machine).
         fps_argument: the pipeline call's argument for the frame rate, where the model is conditioned on it.
         transformer_class: the diffusers class of its transformer, where one is read from a GGUF file.
         gguf_architectures: the `general.architecture` names its GGUF files declare (city96's converter
@@ -100,6 +104,8 @@ class Family:
     uses_max_sequence_length: bool = False
     samplers: tuple[str, ...] = ()
     fps_argument: str = ""
+    cuda_dtype: str = "float16"
+    tile_vae: bool = False
     transformer_class: str = ""
     gguf_architectures: tuple[str, ...] = ()
 

@@ -31,8 +31,9 @@ def pipeline_class(family: str, task: str | None = None, control: bool = False) 
 
 def load_image_model(model: ModelRef, sources: ModelSources, device: torch.device,
                      dtype: torch.dtype) -> DiffusionPipeline:
-    """`model`'s pipeline for its family's first task (txt2img, or txt2vid for a video family) on `device`;
-    AtelierError saying what to fix when it cannot be read."""
+    """`model`'s pipeline for its family's first task (txt2img, or txt2vid for a video family), in `dtype` on the
+    CPU (the cache places it on `device`: `pipelines.placement`); AtelierError saying what to fix when it
+    cannot be read."""
     cls = pipeline_class(model.family)
     kind = model.source.split(":", 1)[0]
     try:
@@ -60,7 +61,7 @@ def load_image_model(model: ModelRef, sources: ModelSources, device: torch.devic
     if getattr(pipe, "safety_checker", None) is not None:
         pipe.safety_checker = None
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    return pipe
 
 
 def _from_single_file(cls, model: ModelRef, sources: ModelSources, config, dtype: torch.dtype):

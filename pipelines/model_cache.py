@@ -26,6 +26,7 @@ from pipelines.errors import AtelierError
 from pipelines.image_models import check_task, load_image_model, task_pipeline
 from pipelines.learned_interpolation import FlowNet, load_interpolator_model
 from pipelines.model_sources import ModelSources
+from pipelines.placement import family_dtype, place
 from pipelines.plan import ModelRef
 from pipelines.video_models import animatediff_from, load_motion_adapter, load_svd
 
@@ -47,11 +48,12 @@ class ModelCache:
         capacity: how many loaded models stay.
         config_folders: model id -> diffusers config folder, for single-file checkpoints.
         on_load: called as on_load(seconds, family) after each image model is loaded.
+        offload: the catalogue ids of the models to run with model CPU offload on a GPU (`offload = true`).
     """
 
     def __init__(self, models_dir: str | os.PathLike, device: torch.device, dtype: torch.dtype,
                  capacity: int = 2, config_folders: dict[str, str] | None = None,
-                 on_load: Callable[[float, str], None] | None = None):
+                 on_load: Callable[[float, str], None] | None = None, offload: frozenset[str] = frozenset()):
         self.models_dir = pathlib.Path(models_dir)
         self.device = device
         self.dtype = dtype
@@ -59,6 +61,7 @@ class ModelCache:
         self.config_folders = config_folders if config_folders is not None else {}
         self.sources = ModelSources(self.models_dir, self.config_folders)
         self.on_load = on_load
+        self.offload = offload
         self.loads = 0                     # how many times weights were read from disk
         # key(model) -> task -> what runs it; the first entry is the loaded model, the others share its modules
         self._models: collections.OrderedDict[tuple, dict[str, object]] = collections.OrderedDict()
@@ -121,16 +124,20 @@ class ModelCache:
         self._models.move_to_end(key)
         return self._models[key]
 
+    def dtype_for(self, family: str) -> torch.dtype:
+        """The dtype `family`'s models run in here (its declared CUDA dtype on a GPU)."""
+        return family_dtype(family, self.device, self.dtype)
+
     def _read(self, model: ModelRef, loader) -> object:
         """`loader(model, sources, device, dtype)`: weights read from disk once more."""
         logger.info("model cache: loading %s %s (%s) on %s", model.family, model.id, model.source, self.device)
-        loaded = loader(model, self.sources, self.device, self.dtype)
+        loaded = loader(model, self.sources, self.device, self.dtype_for(model.family))
         self.loads += 1
         return loaded
 
     def _image_model(self, model: ModelRef) -> DiffusionPipeline:
         started = time.perf_counter()
-        pipe = self._read(model, load_image_model)
+        pipe = place(self._read(model, load_image_model), model.id, self.device, model.id in self.offload)
         if self.on_load is not None:
             self.on_load(time.perf_counter() - started, model.family)
         return pipe

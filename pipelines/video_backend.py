@@ -24,6 +24,7 @@ from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_
 from pipelines.model_cache import ModelCache
 from pipelines.backend import prompting
 from pipelines.families import FAMILIES
+from pipelines.placement import tile_vae
 from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep, VideoDiffusionStep
 from pipelines.samplers import make_scheduler
 
@@ -130,6 +131,7 @@ class VideoBackend:
                                                               step.schedule, step.steps, step.model.family, seed)
                     pipe.scheduler = scheduler
                     given = {"image": sized[step.source_index(k)]} if images else {}
+                    tile_vae(pipe, step.model.family, step.width, step.height, step.frames)
                     frames = pipe(prompt=step.prompt, num_frames=step.frames, width=step.width, height=step.height,
                                   num_inference_steps=step.steps, generator=_generator(seed), output_type="np",
                                   callback_on_step_end=self._reporter(on_step, k, step), **prompting(step, 1),

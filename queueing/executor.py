@@ -68,9 +68,11 @@ def build_runner(settings, on_model_load=None):
     from pipelines.video_backend import VideoBackend
 
     device = pick_device(settings.device)
-    configs = {m.id: m.config for m in load_models(settings.catalogue) if m.config}
+    catalogue = load_models(settings.catalogue)
+    configs = {m.id: m.config for m in catalogue if m.config}
     cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
-                       config_folders=configs, on_load=on_model_load)
+                       config_folders=configs, on_load=on_model_load,
+                       offload=frozenset(m.id for m in catalogue if m.offload))
     images = DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir),
                               threads=settings.torch_threads)
     return Runner(images, VideoBackend(cache, images.lock, images.extras))

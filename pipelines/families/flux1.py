@@ -3,6 +3,7 @@ from pipelines.family import Defaults, Family
 
 FLUX1 = Family(
     name="flux1", label="FLUX.1", media="image", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline",
            "edit": "FluxKontextPipeline"},
     defaults=Defaults(width=1024, height=1024, steps=28, cfg_scale=3.5, sampler="euler", schedule="normal"),

@@ -4,6 +4,7 @@ from pipelines.family import Defaults, Family
 
 FLUX2 = Family(
     name="flux2", label="FLUX.2", media="image", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2img": "Flux2KleinPipeline"},
     defaults=Defaults(width=1024, height=1024, steps=4, cfg_scale=1.0, sampler="euler", schedule="normal"),
     guidance="distilled", negative_prompt=False, size_multiple=16, prompt_tokens=512,

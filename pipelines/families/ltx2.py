@@ -3,6 +3,7 @@ from pipelines.family import Defaults, Family
 
 LTX2 = Family(
     name="ltx2", label="LTX-2", media="video", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2vid": "LTX2Pipeline", "img2vid": "LTX2ImageToVideoPipeline"},
     defaults=Defaults(width=768, height=512, steps=40, cfg_scale=4.0, sampler="euler", schedule="normal",
                       frames=121, fps=24),

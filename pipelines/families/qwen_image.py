@@ -4,6 +4,7 @@ from pipelines.family import Defaults, Family
 
 QWEN_IMAGE = Family(
     name="qwen-image", label="Qwen-Image", media="image", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2img": "QwenImagePipeline", "img2img": "QwenImageImg2ImgPipeline",
            "inpaint": "QwenImageInpaintPipeline"},
     defaults=Defaults(width=1328, height=1328, steps=50, cfg_scale=4.0, sampler="euler", schedule="normal"),

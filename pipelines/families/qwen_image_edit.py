@@ -5,6 +5,7 @@ from pipelines.family import Defaults, Family
 
 QWEN_IMAGE_EDIT = Family(
     name="qwen-image-edit", label="Qwen-Image-Edit", media="image", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"edit": "QwenImageEditPipeline"},
     defaults=Defaults(width=1024, height=1024, steps=50, cfg_scale=4.0, sampler="euler", schedule="normal"),
     guidance="true_cfg", size_multiple=16, prompt_tokens=512, uses_max_sequence_length=False,

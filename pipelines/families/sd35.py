@@ -3,6 +3,7 @@ from pipelines.family import Defaults, Family
 
 SD35 = Family(
     name="sd35", label="Stable Diffusion 3.5", media="image", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2img": "StableDiffusion3Pipeline", "img2img": "StableDiffusion3Img2ImgPipeline",
            "inpaint": "StableDiffusion3InpaintPipeline"},
     defaults=Defaults(width=1024, height=1024, steps=28, cfg_scale=3.5, sampler="euler", schedule="normal"),

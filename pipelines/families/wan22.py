@@ -3,6 +3,7 @@ from pipelines.family import Defaults, Family
 
 WAN22 = Family(
     name="wan22", label="Wan 2.2", media="video", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2vid": "WanPipeline", "img2vid": "WanImageToVideoPipeline"},
     defaults=Defaults(width=1280, height=704, steps=50, cfg_scale=5.0, sampler="uni_pc_bh2", schedule="normal",
                       frames=121, fps=24),

@@ -4,6 +4,7 @@ from pipelines.family import Defaults, Family
 
 Z_IMAGE = Family(
     name="z-image", label="Z-Image", media="image", denoiser="transformer", scheduling="flow",
+    cuda_dtype="bfloat16", tile_vae=True,
     tasks={"txt2img": "ZImagePipeline", "img2img": "ZImageImg2ImgPipeline", "inpaint": "ZImageInpaintPipeline"},
     defaults=Defaults(width=1024, height=1024, steps=9, cfg_scale=0.0, sampler="euler", schedule="normal"),
     size_multiple=16, prompt_tokens=512, uses_max_sequence_length=True,
