@@ -38,8 +38,8 @@ def info_markdown(info: dict) -> str:
 
 def video_line(s: dict) -> str:
     """One line saying how a video was made, from `ExecutionPlan.summary`."""
-    kind = {"img2vid": "Image to video", "txt2vid": "Text to video", "interpolate": "Interpolated"}.get(
-        s.get("kind"), s.get("kind", ""))
+    kind = {"img2vid": "Image to video", "txt2vid": "Text to video", "video": "Video",
+            "interpolate": "Interpolated"}.get(s.get("kind"), s.get("kind", ""))
     parts = [f"{s.get('width')}×{s.get('height')}", f"{s.get('frames')} frames at {s.get('fps'):g} fps"]
     if s.get("model") and not s.get("factor"):        # an interpolator model is named as the method
         parts.insert(0, s["model"] + (f" + {s['motion_adapter']}" if s.get("motion_adapter") else ""))
