@@ -35,7 +35,7 @@ DEMO_MODELS = FAMILIES.demo_builders()
 _MAX_LENGTH = 77
 
 
-def _bytes_to_unicode() -> list[str]:
+def bytes_to_unicode() -> list[str]:
     """GPT-2/CLIP's table from each byte to a printable character, in byte-token order."""
     bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
     cs = bs[:]
@@ -55,7 +55,7 @@ def _make_tokenizer() -> CLIPTokenizer:
     maps everything to unk, and every prompt then gives the same image). The specials come last,
     as in real CLIP, because the text encoder pools at the EOS id it finds in its config.
     """
-    chars = _bytes_to_unicode()
+    chars = bytes_to_unicode()
     vocab = {c: i for i, c in enumerate(chars)}
     for c in chars:
         vocab[c + "</w>"] = len(vocab)

@@ -23,6 +23,8 @@ from transformers import (
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.tokenization_utils_base import AddedToken
 
+from pipelines.demo_model import bytes_to_unicode       # GPT-2's byte table; Qwen and Mistral's tekken use it too
+
 # The special tokens of Qwen2.5 in Qwen's own order (their ids there are 151643...151656). The
 # diffusers templates use <|im_start|>, <|im_end|> and, for Qwen-Image-Edit, <|vision_start|>,
 # <|image_pad|> and <|vision_end|>; <|endoftext|> pads and ends text.
@@ -67,20 +69,6 @@ QWEN3_CHAT_TEMPLATE = (
 
 # Qwen's tokenizers keep this limit; the pipelines pass their own max_length (512 or 1024 + prefix).
 _MODEL_MAX_LENGTH = 131072
-
-
-def bytes_to_unicode() -> list[str]:
-    """GPT-2's table from each byte to a printable character, in byte-token order (Qwen and Mistral's
-    tekken use it too)."""
-    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
 
 
 def qwen_pre_tokenizer():

@@ -9,8 +9,9 @@ and the caller's RNG is left untouched (see `demo_model.build_sd15`).
 """
 
 import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
 
+from pipelines.demos.flux1 import make_vae16
 from pipelines.demos.qwen import make_qwen3, make_qwen_tokenizer
 
 Z_IMAGE_FACTS = {
@@ -88,23 +89,8 @@ def build_z_image(seed: int = 0) -> ZImagePipeline:
             axes_dims=[4, 6, 6],
             axes_lens=[1024, 512, 512],
         ).eval()
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=["DownEncoderBlock2D"] * 4,
-            up_block_types=["UpDecoderBlock2D"] * 4,
-            # Four levels keep the factor 8, so the pipeline's size rule is the real one.
-            block_out_channels=[8, 16, 16, 16],
-            layers_per_block=1,
-            latent_channels=16,
-            norm_num_groups=8,
-            sample_size=64,
-            # The FLUX.1 VAE Z-Image ships: its latent scale and shift, and no quant convs.
-            scaling_factor=0.3611,
-            shift_factor=0.1159,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-        ).eval()
+        # The FLUX.1 VAE Z-Image ships: its latent scale and shift, and no quant convs.
+        vae = make_vae16(scaling_factor=0.3611, shift_factor=0.1159)
     pipe = ZImagePipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**Z_IMAGE_SCHEDULER_CONFIG),
         vae=vae,
