@@ -351,7 +351,8 @@ class Compiler:
         return {"entry": model, "model": ref, "prompt": prompt, "negative_prompt": negative, "steps": steps,
                 "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "batch": batch,
                 "seed": seed, "style": style.name if style else "",
-                "loras": loras, "embeddings": self._embeddings(prompt, negative)}
+                "loras": loras,
+                "embeddings": self._embeddings(prompt, negative) if family.textual_inversion else ()}
 
     def denoises(self, steps: int | None, strength: float | None, check: Checker) -> None:
         """Refuse a strength and steps that repaint nothing: diffusers runs int(steps x strength) of the

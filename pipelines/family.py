@@ -74,6 +74,8 @@ class Family:
         adapts: for a family of adapters (AnimateDiff's motion modules), the family of models it animates.
         uses_max_sequence_length: the pipeline call takes `max_sequence_length`.
         samplers: where its pipelines run fewer samplers than its scheduling allows, the ones they run.
+        textual_inversion: its text encoders take textual-inversion embeddings (CLIP's, in SD1.5 and SDXL): an
+            embedding's name in a prompt is applied.
         cuda_dtype: the precision its models run in on a GPU ("bfloat16" for the flow transformers, whose
             activations overflow float16).
         tile_vae: decode large outputs in tiles (`pipelines.placement.tile_vae`; decided by the output's size,
@@ -105,6 +107,7 @@ class Family:
     samplers: tuple[str, ...] = ()
     fps_argument: str = ""
     cuda_dtype: str = "float16"
+    textual_inversion: bool = False
     tile_vae: bool = False
     transformer_class: str = ""
     gguf_architectures: tuple[str, ...] = ()

@@ -3,6 +3,7 @@ from pipelines.family import Defaults, Family
 
 SD15 = Family(
     name="sd15", label="Stable Diffusion 1.5", media="image", denoiser="unet", scheduling="discrete",
+    textual_inversion=True,
     tasks={"txt2img": "StableDiffusionPipeline", "img2img": "StableDiffusionImg2ImgPipeline",
            "inpaint": "StableDiffusionInpaintPipeline"},
     control_tasks={"txt2img": "StableDiffusionControlNetPipeline",

@@ -3,6 +3,7 @@ from pipelines.family import Defaults, Family
 
 SDXL = Family(
     name="sdxl", label="Stable Diffusion XL", media="image", denoiser="unet", scheduling="discrete",
+    textual_inversion=True,
     tasks={"txt2img": "StableDiffusionXLPipeline", "img2img": "StableDiffusionXLImg2ImgPipeline",
            "inpaint": "StableDiffusionXLInpaintPipeline"},
     control_tasks={"txt2img": "StableDiffusionXLControlNetPipeline",
