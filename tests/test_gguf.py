@@ -172,7 +172,7 @@ def test_file_of_another_architecture_is_refused_before_loading(tmp_path):
 
 
 def test_bad_inputs_raise_clear_value_errors(tmp_path):
-    with pytest.raises(ValueError, match="supported for: flux1, qwen-image, z-image, wan22"):
+    with pytest.raises(ValueError, match="supported for: flux1, qwen-image, qwen-image-edit, z-image, wan22"):
         load_gguf_transformer("sdxl", tmp_path / "x.gguf", tmp_path, torch.float32)
     with pytest.raises(ValueError, match="does not exist"):
         gguf_architecture(tmp_path / "missing.gguf")
@@ -184,7 +184,7 @@ def test_bad_inputs_raise_clear_value_errors(tmp_path):
     write_gguf({"proj_out.weight": torch.randn(32, 32)}, good, "flux")
     with pytest.raises(ValueError, match="No transformer config"):
         load_gguf_transformer("flux1", good, tmp_path / "empty", torch.float32)
-    assert set(GGUF_FAMILIES) == {"flux1", "qwen-image", "z-image", "wan22"}
+    assert set(GGUF_FAMILIES) == {"flux1", "qwen-image", "qwen-image-edit", "z-image", "wan22"}
 
 
 def test_weights_that_do_not_fit_the_config_raise_value_error(tmp_path):

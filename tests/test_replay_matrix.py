@@ -6,7 +6,7 @@ identically, as a poster; the inpaint's recipe loads an upload, so it says which
 replays identically once it is uploaded. That process then makes one job per group of node kinds
 (txt2img with a LoRA, canny, ControlNet, img2img, outpaint, Lanczos and model upscales in one workflow;
 img2vid with optical-flow and learned interpolation in another; inpaint; interpolate of a stored video;
-txt2vid; a Wan text-to-video), is killed, and a second process on the same folder replays one artifact of each job (a
+txt2vid; a Wan text-to-video; a FLUX edit), is killed, and a second process on the same folder replays one artifact of each job (a
 video's poster for the video workflow): each replay says identical and remakes every output of its job
 byte for byte.
 """
@@ -194,6 +194,9 @@ def test_every_node_kind_replays_identically_after_a_restart(first_life, from_th
     jobs["txt2vid"] = app.job(info["job_id"])
     _, info = c.predict(prompt="a jellyfish", model="demo-wan22", frames=5, steps=2, seed=53, api_name="/txt2vid")
     jobs["video"] = app.job(info["job_id"])           # a video family's own pipeline (issue 13)
+    _, info = c.predict(image=handle_file(inputs["image"]), prompt="make it stormy", model="demo-flux1", steps=2,
+                        seed=54, api_name="/edit")
+    jobs["edit"] = app.job(info["job_id"])
     kinds = {step["kind"] for job in jobs.values() for step in _plan(data, job["job_id"])["steps"]}
     from pipelines.nodes import REGISTRY
     assert kinds == set(REGISTRY.step_kinds), f"not covered: {set(REGISTRY.step_kinds) - kinds}"
