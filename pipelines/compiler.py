@@ -214,6 +214,7 @@ class Compiler:
         """The values a parameter declared with `choices=name` takes, from this catalogue."""
         by_family = lambda family: tuple(m.id for m in self.models.values() if m.family == family)  # noqa: E731
         lists = {"model": self.drawing, "img2vid": lambda: self.able("img2vid"), "edit": lambda: self.able("edit"),
+                 "inpaint": lambda: self.able("inpaint"),
                  "txt2vid": lambda: self.able("txt2vid") + tuple(m for m in self.drawing() if self.animated(m)),
                  "sampler": lambda: _union(family_samplers, self.families),
                  "schedule": lambda: _union(family_schedules, self.families),
@@ -317,11 +318,12 @@ class Compiler:
         if need_prompt and prompt is not None and not prompt.strip():
             check.fail("empty_prompt", "prompt", "The prompt is empty; describe the picture you want.")
         negative = self.checked(p, "negative_prompt", check)
+        task = "inpaint" if inpaints else task
         model = self._model(p.model, check, task)
         if model is None:
             return None
         family = self.family(model)
-        self.task(model, "inpaint" if inpaints else task, check)
+        self.task(model, task, check)
         if negative and not family.negative_prompt:
             check.fail("no_negative_prompt", "negative_prompt", f"{family.label} models read no negative prompt "
                        f"(their guidance is distilled into the model); leave negative_prompt empty for {model.id!r}.")

@@ -148,6 +148,8 @@ class Inpaint(Sampling):
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE", "mask": "MASK"}
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
+    model: str = param("", "Catalogue id of a model that inpaints (FLUX.1 Fill and the inpainting models among "
+                           "them); empty: the default model.", choices="inpaint")
     strength: float = param(0.75, "How much the masked area changes (1: entirely).", low=0.0, high=1.0)
     mask_blur: int = param(4, "Feather the mask edge inward by this many pixels.", low=0, high=256)
     invert_mask: bool = param(False, "Repaint where the mask is black instead.")
@@ -166,6 +168,8 @@ class Outpaint(Sampling):
     inputs: ClassVar[dict[str, str]] = {"image": "IMAGE"}
     outputs: ClassVar[dict[str, str]] = {"images": "IMAGE"}
 
+    model: str = param("", "Catalogue id of a model that inpaints (FLUX.1 Fill and the inpainting models among "
+                           "them); empty: the default model.", choices="inpaint")
     left: int = param(0, "Pixels to add on the left.", low=0, high="max_side")
     right: int = param(0, "Pixels to add on the right.", low=0, high="max_side")
     top: int = param(0, "Pixels to add at the top.", low=0, high="max_side")

@@ -105,6 +105,14 @@ height = 64
 steps = 2
 
 [[model]]
+id = "demo-flux1-fill"
+family = "flux1-fill"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
 id = "demo-sd35"
 family = "sd35"
 source = "demo"

@@ -123,3 +123,19 @@ def test_editing_with_a_model_that_does_not_edit_names_the_ones_that_do(client, 
     with pytest.raises(AppError, match=r"'demo-qwen-image-edit' is a qwen-image-edit model; its models do edit only"):
         client.predict(prompt="a fox", model="demo-qwen-image-edit", api_name="/txt2img")
     assert job_count() == before
+
+
+def test_a_fill_model_inpaints_and_outpaints_and_draws_nothing_from_text_alone(client, picture):
+    import numpy as np
+
+    files, _ = client.predict(image=handle_file(picture["image"]), mask=handle_file(picture["mask"]),
+                              model="demo-flux1-fill", prompt="a red ball", mask_blur=0, seed=3, api_name="/inpaint")
+    result = np.asarray(Image.open(files[0]["image"]).convert("RGB"))
+    original = np.asarray(Image.open(picture["image"]).convert("RGB"))
+    outside = np.asarray(Image.open(picture["mask"])) == 0
+    assert np.array_equal(result[outside], original[outside]) and not np.array_equal(result, original)
+    files, _ = client.predict(image=handle_file(picture["image"]), left=32, model="demo-flux1-fill", prompt="more",
+                              api_name="/outpaint")
+    assert Image.open(files[0]["image"]).size == (96, 64)
+    with pytest.raises(AppError, match=r"'demo-flux1-fill' is a flux1-fill model; its models do inpaint only"):
+        client.predict(prompt="a fox", model="demo-flux1-fill", api_name="/txt2img")

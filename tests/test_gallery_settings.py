@@ -89,11 +89,13 @@ def same_plan(page, atelier, owner, made: dict) -> None:
 
 
 def generate_and_get_plan_hash(page, atelier, owner) -> str:
-    """Press Generate on the Advanced tab; the plan hash of the job it ran."""
-    before = page.inner_text("#adv-summary")
+    """Press Generate on the Advanced tab; the plan hash of the job it ran. The summary of the job before may
+    be shown again while the page updates, so the wait is for another job id, not for other text."""
+    shown = re.search(r"Job:\s*(\S+)", page.inner_text("#adv-summary"))
     page.click("#adv-generate")
-    page.wait_for_function("b => { const t = document.querySelector('#adv-summary')?.innerText || '';"
-                           " return t.includes('Job:') && t !== b; }", arg=before, timeout=120000)
+    page.wait_for_function("previous => { const t = document.querySelector('#adv-summary')?.innerText || '';"
+                           " const m = t.match(/Job:\\s*(\\S+)/); return m && m[1].replace(/`/g, '') !== previous; }",
+                           arg=shown.group(1).strip("`") if shown else "", timeout=120000)
     no_errors(page)
     job_id = re.search(r"Job:\s*(\S+)", page.inner_text("#adv-summary")).group(1).strip("`")
     job = atelier.service.job(owner, job_id)

@@ -39,7 +39,7 @@ def build(ctx: UIContext) -> dict:
                 padding = form_input(f["full_res_padding"], maximum=256, step=4, label="Padding around the mask (px)")
             masked_content = gr.Radio(MASKED_CONTENT, value=f["masked_content"].default,
                                       label="Masked content starts from")
-            controls = sampling_controls(ctx, "inpaint")
+            controls = sampling_controls(ctx, "inpaint", params=Inpaint)
             generate, cancel = action_buttons("Inpaint", "inpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("inpaint")

@@ -27,7 +27,7 @@ def build(ctx: UIContext) -> dict:
             # The declared choices, in the order the form shows them.
             masked_content = gr.Radio(["fill", "noise", "original"], value=f["masked_content"].default,
                                       label="New area starts from")
-            controls = sampling_controls(ctx, "outpaint")
+            controls = sampling_controls(ctx, "outpaint", params=Outpaint)
             generate, cancel = action_buttons("Outpaint", "outpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("outpaint")
