@@ -4,11 +4,11 @@ infotext and UI read.
 A `Family` says which diffusers pipeline class runs each task (the tasks it lacks are simply absent), what
 denoises (a UNet or a transformer) and how it is scheduled (discrete epsilon / v-prediction steps, or flow
 matching: which decides the samplers that apply), the defaults a request on it takes, how guidance works on
-it (real CFG, distilled guidance, or "true CFG" beside distilled guidance), whether it reads a negative
-prompt, the multiple its sizes must be, how long a prompt it reads, where its weights may come from, how its
-demo models are built and what its infotext calls its guidance. `pipelines.families.FAMILIES` holds the
-families a server knows; adding one is a module in `pipelines/families/` and a line there. Pure: no torch
-(pipeline classes and demo builders are named, and imported by the loaders).
+it (real CFG, distilled guidance, or "true CFG"; the infotext names the scale after it), whether it reads a
+negative prompt, the multiple its sizes must be, how long a prompt it reads, where its weights may come from,
+how its demo models are built, and how it runs on a GPU. `pipelines.families.FAMILIES` holds the families a
+server knows; adding one is a module in `pipelines/families/` and a line there. Pure: no torch (pipeline
+classes and demo builders are named, and imported by the loaders).
 """
 from __future__ import annotations
 
@@ -116,11 +116,6 @@ class Family:
         """The diffusers class that runs `task` on this family, or None where it has none."""
         return self.tasks.get(task)
 
-    @property
-    def infotext_guidance(self) -> str:
-        """What the A1111 infotext calls the guidance scale (Forge's name for FLUX's distilled guidance)."""
-        return "Distilled CFG Scale" if self.guidance == "distilled" else "CFG scale"
-
     def frames_error(self, frames: int) -> str | None:
         """None when a video of `frames` frames fits the family's rule, else what to ask for instead."""
         step, offset = self.frames_rule
@@ -129,10 +124,6 @@ class Family:
         below = max(offset, (frames - offset) // step * step + offset)
         return (f"{self.label} makes videos of {step}k+{offset} frames (for example {below} or {below + step}); "
                 f"got {frames}.")
-
-    def size_hint(self, value: int, low: int) -> int:
-        """The nearest size at or below `value` that fits the family's multiple (at least `low`)."""
-        return max(low, value // self.size_multiple * self.size_multiple)
 
 
 class FamilyRegistry:

@@ -66,3 +66,37 @@ def test_a_catalogue_entry_takes_its_familys_defaults_and_keeps_its_own():
                                      ModelEntry(id="s", family="sd15", source="demo")))
     assert (flux.width, flux.height, flux.steps, flux.cfg_scale, flux.sampler) == (1024, 1024, 20, 3.5, "euler")
     assert (sd15.width, sd15.steps, sd15.cfg_scale) == (512, 20, 7.0)
+
+
+def test_a_family_declared_in_one_place_is_checked_by_the_catalogue_and_the_compiler():
+    """A toy family, declared only here and added to a registry: its defaults fill its entry, its size rule,
+    samplers and tasks are the compiler's."""
+    from configs import CreditPrices, Limits, ModelEntry
+    from pipelines import Compiler, InvalidRequest, Txt2Img, WorkflowSpec
+    from pipelines.facts import InputFacts
+    from pipelines.family import Defaults, Family
+    from pipelines.spec import Edit, LoadImage, Link, Node
+
+    toy = Family(name="toy", label="Toy", media="image", denoiser="transformer", scheduling="flow",
+                 tasks={"txt2img": "FluxPipeline"}, size_multiple=64, negative_prompt=False, guidance="distilled",
+                 defaults=Defaults(width=128, height=192, steps=3, cfg_scale=2.0, sampler="euler", schedule="simple"),
+                 demos={"demo-toy": "pipelines.demos.flux1:build_flux1"})
+    families = FAMILIES.with_families(toy)
+    compiler = Compiler((ModelEntry(id="demo-toy", family="toy", source="demo"),), (), Limits(), CreditPrices(),
+                        lambda entry: "sha256:" + "0" * 64, families=families)
+    step = compiler.compile(WorkflowSpec.single(Txt2Img(prompt="a fox", seed=1))).steps[0]
+    assert (step.width, step.height, step.steps, step.cfg_scale, step.schedule) == (128, 192, 3, 2.0, "simple")
+
+    def refused(node) -> dict:
+        with pytest.raises(InvalidRequest) as raised:
+            compiler.compile(node if isinstance(node, WorkflowSpec) else WorkflowSpec.single(node))
+        return {p.code: p.message for p in raised.value.problems}
+
+    assert refused(Txt2Img(prompt="a fox", width=96))["not_multiple_of_64"] == \
+        "width must be a multiple of 64 for Toy models, got 96; try 64."
+    assert "no_negative_prompt" in refused(Txt2Img(prompt="a fox", negative_prompt="blur"))
+    assert "unsupported_sampler" in refused(Txt2Img(prompt="a fox", sampler="ddim"))
+    edit = WorkflowSpec(nodes=(Node("i", LoadImage(artifact_id="a" * 64)),
+                               Node("e", Edit(prompt="make it blue", model="demo-toy"), (("image", Link("i", "image")),))))
+    with pytest.raises(InvalidRequest, match="Toy models have no edit pipeline"):
+        compiler.compile(edit, describe=lambda artifact_id, use: InputFacts(width=64, height=64))
