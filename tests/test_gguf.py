@@ -172,7 +172,8 @@ def test_file_of_another_architecture_is_refused_before_loading(tmp_path):
 
 
 def test_bad_inputs_raise_clear_value_errors(tmp_path):
-    with pytest.raises(ValueError, match="supported for: flux1, qwen-image, qwen-image-edit, z-image, wan22"):
+    with pytest.raises(ValueError, match="supported for: flux1, flux1-fill, qwen-image, qwen-image-edit, z-image, "
+                                         "wan22"):
         load_gguf_transformer("sdxl", tmp_path / "x.gguf", tmp_path, torch.float32)
     with pytest.raises(ValueError, match="does not exist"):
         gguf_architecture(tmp_path / "missing.gguf")
@@ -184,7 +185,10 @@ def test_bad_inputs_raise_clear_value_errors(tmp_path):
     write_gguf({"proj_out.weight": torch.randn(32, 32)}, good, "flux")
     with pytest.raises(ValueError, match="No transformer config"):
         load_gguf_transformer("flux1", good, tmp_path / "empty", torch.float32)
-    assert set(GGUF_FAMILIES) == {"flux1", "qwen-image", "qwen-image-edit", "z-image", "wan22"}
+    assert set(GGUF_FAMILIES) == {"flux1", "flux1-fill", "qwen-image", "qwen-image-edit", "z-image", "wan22"}
+    from pipelines.families import FAMILIES       # a family loads GGUF files when its sources say so, and only then
+
+    assert set(GGUF_FAMILIES) == {f.name for f in FAMILIES if "gguf" in f.sources}
 
 
 def test_weights_that_do_not_fit_the_config_raise_value_error(tmp_path):
