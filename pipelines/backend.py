@@ -159,7 +159,9 @@ class DiffusersBackend:
             if step.control_model is None:
                 return self._denoise(pipe, step, [(list(step.seeds), size)], on_step)
             guides = _sized(step, control)
-            calls = [([seed], {**size, "image": guides[k % len(guides)], **self._guidance(step)})
+            # SD's ControlNet txt2img pipelines take the control image as `image`, FLUX's as `control_image`.
+            name = "control_image" if _takes(pipe, "control_image") else "image"
+            calls = [([seed], {**size, name: guides[k % len(guides)], **self._guidance(step)})
                      for k, seed in enumerate(step.seeds)]
             return self._denoise(pipe, step, calls, on_step)
 

@@ -8,6 +8,7 @@ the same torch) and their outputs are noise, but every code path of the real pip
 import os
 import pathlib
 
+import diffusers
 import numpy as np
 import PIL.Image
 import torch
@@ -25,6 +26,7 @@ from diffusers import (
 
 from pipelines.demo_model import _make_text_encoder, _make_tokenizer, _make_vae, ensure_demo_model, save_once
 from pipelines.errors import AtelierError
+from pipelines.families import FAMILIES
 from pipelines.model_sources import ModelSources
 from pipelines.plan import ModelRef
 
@@ -286,18 +288,22 @@ def ensure_demo_latent_upscaler(root: str | os.PathLike) -> pathlib.Path:
 DEMO_UPSCALERS = {DEMO_UPSCALER: ensure_demo_upscaler, DEMO_LATENT_UPSCALER: ensure_demo_latent_upscaler}
 
 
-def load_controlnet(control: ModelRef, sources: ModelSources, device: torch.device,
-                    dtype: torch.dtype) -> ControlNetModel:
-    """The ControlNet `control` names (a demo, built on first use for the SD1.5 demo, or a folder), on `device`."""
+def load_controlnet(control: ModelRef, sources: ModelSources, device: torch.device, dtype: torch.dtype,
+                    base_family: str = "sd15") -> ControlNetModel:
+    """The ControlNet `control` names for a model of `base_family` (a demo, built on first use, or a folder), on
+    `device`, as the ControlNet class that family declares."""
     kind = control.source.split(":", 1)[0]
-    if kind == "demo":
+    family = FAMILIES[base_family]
+    if kind == "demo" and control.id in family.control_demos:
+        folder = ensure_demo_model(sources.demo_dir, control.id)
+    elif kind == "demo":
         folder = ensure_demo_controlnet(sources.demo_dir, ensure_demo_model(sources.demo_dir, "demo-sd15"))
     elif kind == "folder":
         folder = sources.location(control)
     else:
         raise AtelierError(f"ControlNet {control.id!r}: only demo and folder: sources are supported.",
                            code="controlnet_source", field="control_model")
-    return ControlNetModel.from_pretrained(folder, dtype=dtype).to(device)
+    return getattr(diffusers, family.controlnet_class).from_pretrained(folder, dtype=dtype).to(device)
 
 
 def load_upscaler(model: ModelRef, sources: ModelSources, device: torch.device,

@@ -271,6 +271,8 @@ def ensure_demo_model(root: str | os.PathLike, model_id: str) -> pathlib.Path:
     module, function = builder.split(":")
     # Imported even when the folder exists: a saved demo may name classes its builder's module defines.
     build = getattr(importlib.import_module(module), function)
-    # A pipeline folder is complete once model_index.json is there; an adapter (a single model) has no index.
-    marker = "config.json" if FAMILIES[family].adapts else "model_index.json"
+    # A pipeline folder is complete once model_index.json is there; a single model (an adapter, a ControlNet)
+    # has no index.
+    single = FAMILIES[family].adapts or model_id in FAMILIES[family].control_demos
+    marker = "config.json" if single else "model_index.json"
     return save_once(pathlib.Path(root) / model_id, marker, lambda folder: build().save_pretrained(folder))

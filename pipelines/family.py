@@ -55,6 +55,8 @@ class Family:
         media: "image" or "video": what its tasks make.
         tasks: task (see `TASKS`) -> the diffusers pipeline class (by name) that runs it.
         control_tasks: task -> the ControlNet pipeline class, where a ControlNet can steer the family.
+        controlnet_class: the diffusers class its ControlNets load as.
+        control_demos: demo ControlNet id -> "module:function" building one for its demo model.
         denoiser: "unet" or "transformer".
         scheduling: "discrete" (epsilon or v-prediction steps: every sampler applies), "flow" (flow matching:
             the flow samplers apply) or "edm" (SVD's own scheduler: no sampler choice).
@@ -100,6 +102,8 @@ class Family:
     sources: tuple[str, ...] = ("demo", "folder", "file", "hub")
     demos: Mapping[str, str] = field(default_factory=dict)
     control_tasks: Mapping[str, str] = field(default_factory=dict)
+    controlnet_class: str = "ControlNetModel"
+    control_demos: Mapping[str, str] = field(default_factory=dict)
     price_factor: float | str = 1.0
     frames_rule: tuple[int, int] = (1, 0)
     adapts: str = ""
@@ -162,8 +166,9 @@ class FamilyRegistry:
         return tuple(f.name for f in self if f.media == media and not f.adapts and any(t in f.tasks for t in makes))
 
     def demo_builders(self) -> dict[str, tuple[str, str]]:
-        """demo model id -> (family name, "module:function")."""
-        return {model_id: (f.name, builder) for f in self for model_id, builder in f.demos.items()}
+        """demo model id -> (family name, "module:function"): the families' demo models and demo ControlNets."""
+        return {model_id: (f.name, builder) for f in self
+                for model_id, builder in {**f.demos, **f.control_demos}.items()}
 
     def catalogue(self, entries: tuple[ModelEntry, ...]) -> tuple[ModelEntry, ...]:
         """The catalogue's entries checked against the families and with their family's defaults filled in,

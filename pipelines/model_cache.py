@@ -80,7 +80,10 @@ class ModelCache:
             check_task(tasks["txt2img"], model, task)
             name = task if control is None else f"{task}+{control.hash}"
             if name not in tasks:
-                controlnet = None if control is None else self._read(control, load_controlnet)
+                controlnet = None if control is None else self._read(
+                    control, lambda c, sources, device, dtype: load_controlnet(c, sources, device,
+                                                                               self.dtype_for(model.family),
+                                                                               model.family))
                 tasks[name] = task_pipeline(tasks["txt2img"], model, task, controlnet)
             return tasks[name]
 

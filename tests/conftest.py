@@ -44,6 +44,12 @@ base_family = "sd15"
 source = "demo"
 
 [[model]]
+id = "demo-controlnet-flux"
+family = "controlnet"
+base_family = "flux1"
+source = "demo"
+
+[[model]]
 id = "demo-upscaler-x4"
 family = "upscaler"
 source = "demo"

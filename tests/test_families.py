@@ -38,6 +38,8 @@ def test_every_declared_pipeline_class_is_in_diffusers(name):
     family = FAMILIES[name]
     for task, cls in {**family.tasks, **{f"control {t}": c for t, c in family.control_tasks.items()}}.items():
         assert isinstance(getattr(diffusers, cls, None), type), f"{name}: {task} names {cls}, not in diffusers"
+    if family.control_tasks:
+        assert isinstance(getattr(diffusers, family.controlnet_class, None), type)
 
 
 def test_every_demo_model_of_every_family_is_in_the_shipped_catalogue():
@@ -46,6 +48,9 @@ def test_every_demo_model_of_every_family_is_in_the_shipped_catalogue():
         for model_id in family.demos:
             assert model_id in shipped, f"configs/models.toml lacks the {family.label} demo {model_id!r}"
             assert shipped[model_id].family == family.name and shipped[model_id].is_demo
+        for model_id in family.control_demos:
+            assert model_id in shipped, f"configs/models.toml lacks the {family.label} demo ControlNet {model_id!r}"
+            assert (shipped[model_id].family, shipped[model_id].base_family) == ("controlnet", family.name)
 
 
 def test_flow_families_offer_the_flow_samplers_only():

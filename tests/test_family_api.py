@@ -139,3 +139,21 @@ def test_a_fill_model_inpaints_and_outpaints_and_draws_nothing_from_text_alone(c
     assert Image.open(files[0]["image"]).size == (96, 64)
     with pytest.raises(AppError, match=r"'demo-flux1-fill' is a flux1-fill model; its models do inpaint only"):
         client.predict(prompt="a fox", model="demo-flux1-fill", api_name="/txt2img")
+
+
+def test_a_flux_controlnet_steers_a_flux_model_and_replays(client, picture):
+    import numpy as np
+
+    plain, _ = client.predict(prompt="a fox", model="demo-flux1", seed=6, api_name="/txt2img")
+    files, info = client.predict(prompt="a fox", model="demo-flux1", seed=6, control_image=handle_file(picture["image"]),
+                                 control_model="demo-controlnet-flux", api_name="/txt2img")
+    steered = Image.open(files[-1]["image"])
+    assert not np.array_equal(np.asarray(steered), np.asarray(Image.open(plain[0]["image"])))
+    assert parse_infotext(steered.text["parameters"])["ControlNet 0"].startswith("Model: demo-controlnet-flux [")
+    _, details = client.predict(artifact_id=info["artifact_ids"][-1], api_name="/artifact_info")
+    assert "control" in [p["relation"] for p in details["parents"]]
+    replayed, outcome = client.predict(artifact_id=info["artifact_ids"][-1], api_name="/replay")
+    assert outcome["identical"] is True and sha256(replayed) == info["artifact_ids"][-1]
+    with pytest.raises(AppError, match="ControlNet 'demo-controlnet-flux' is for flux1 models; 'demo-sd15' is sd15"):
+        client.predict(prompt="a fox", model="demo-sd15", control_image=handle_file(picture["image"]),
+                       control_model="demo-controlnet-flux", api_name="/txt2img")

@@ -12,6 +12,7 @@ import torch
 from diffusers import (
     AutoencoderKL,
     FlowMatchEulerDiscreteScheduler,
+    FluxControlNetModel,
     FluxFillPipeline,
     FluxPipeline,
     FluxTransformer2DModel,
@@ -187,3 +188,33 @@ def build_flux1_fill(seed: int = 0) -> FluxFillPipeline:
     vae_factor = 8  # make_vae16 downsamples by 8
     return _build(FluxFillPipeline, seed,
                   in_channels=_PACKED_CHANNELS * 2 + vae_factor * vae_factor * 4)
+
+
+def build_flux1_controlnet(seed: int = 0) -> FluxControlNetModel:
+    """Build a tiny FLUX.1 ControlNet for `build_flux1(seed)`'s transformer, whose control image visibly
+    changes the output.
+
+    `FluxControlNetModel.from_transformer` copies the transformer's blocks, but its output projections and
+    the control image's embedding start at zero, which makes a fresh ControlNet an exact no-op; here they get
+    random weights.
+
+    Args:
+        seed (`int`, defaults to 0): seeds the base transformer (as `build_flux1(seed)`) and the new weights;
+            the caller's global RNG is left untouched.
+
+    Returns:
+        A `FluxControlNetModel` (one double- and one single-stream block) in eval mode.
+    """
+    transformer = build_flux1(seed).transformer
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        controlnet = FluxControlNetModel.from_transformer(
+            transformer, num_layers=1, num_single_layers=1,
+            attention_head_dim=transformer.config.attention_head_dim,
+            num_attention_heads=transformer.config.num_attention_heads)
+        with torch.no_grad():
+            zeroed = [*controlnet.controlnet_blocks, *controlnet.controlnet_single_blocks,
+                      controlnet.controlnet_x_embedder]
+            for module in zeroed:
+                module.weight.normal_(0.0, 0.2)
+    return controlnet.eval()

@@ -11,5 +11,8 @@ FLUX1 = Family(
     uses_max_sequence_length=True, sources=("demo", "folder", "file", "hub", "gguf"),
     transformer_class="FluxTransformer2DModel", gguf_architectures=("flux",),
     demos={"demo-flux1": "pipelines.demos.flux1:build_flux1"},
+    control_tasks={"txt2img": "FluxControlNetPipeline", "img2img": "FluxControlNetImg2ImgPipeline"},
+    controlnet_class="FluxControlNetModel",
+    control_demos={"demo-controlnet-flux": "pipelines.demos.flux1:build_flux1_controlnet"},
     price_factor=4.0,
 )
