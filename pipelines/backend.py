@@ -7,6 +7,7 @@ and from input image k // step.per_input.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import platform
@@ -73,6 +74,16 @@ def prompting(step: DiffusionStep, count: int) -> dict:
     if family.uses_max_sequence_length:
         arguments["max_sequence_length"] = family.prompt_tokens
     return arguments
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int, device: torch.device):
+    """torch's global RNG seeded with `seed` for one pipeline call, and restored after. A few pipelines draw from
+    it besides their generators (SD3's ControlNet pipeline samples the control image's latents with none), so
+    their outputs follow the seed too, and the caller's RNG stays as it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def _takes(pipe, argument: str) -> bool:
@@ -322,9 +333,10 @@ class DiffusersBackend:
                                                       step.steps, step.model.family, seeds[0])
             pipe.scheduler = scheduler
             tile_vae(pipe, step.model.family, extra.get("width", step.width), extra.get("height", step.height))
-            result = pipe(prompt=[step.prompt] * len(seeds), num_inference_steps=step.steps,
-                          generator=[_generator(s) for s in seeds], callback_on_step_end=report,
-                          output_type="pil", **prompting(step, len(seeds)), **extra, **schedule_args)
+            with seeded_global_rng(seeds[0], self.models.device):
+                result = pipe(prompt=[step.prompt] * len(seeds), num_inference_steps=step.steps,
+                              generator=[_generator(s) for s in seeds], callback_on_step_end=report,
+                              output_type="pil", **prompting(step, len(seeds)), **extra, **schedule_args)
             done += pipe.num_timesteps
             images += result.images
         return images

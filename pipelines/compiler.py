@@ -280,8 +280,10 @@ class Compiler:
             return frames
         return self.checked(params, "decode_chunk_size", check, high=max(frames or 1, 1))
 
-    def control(self, p: Control, control: Made | None, model: ModelEntry, images: int, check: Checker) -> dict:
-        """The ControlNet fields of a step: none without a control image, else a checked ControlNet."""
+    def control(self, p: Control, control: Made | None, model: ModelEntry, images: int, check: Checker,
+                task: str = "txt2img") -> dict:
+        """The ControlNet fields of a `task` step: none without a control image, else a checked ControlNet that
+        `model`'s family can take in that task."""
         if control is None:
             if p.control_model:
                 check.fail("missing_input", "control", f"control_model {p.control_model!r} is set but no control "
@@ -297,6 +299,10 @@ class Compiler:
         if entry.base_family != model.family:
             check.fail("wrong_controlnet", "control_model", f"ControlNet {entry.id!r} is for {entry.base_family} "
                        f"models; {model.id!r} is {model.family}.")
+        elif self.family(model).control_tasks.get(task) is None:
+            check.fail("no_pipeline", "control_model", f"{self.family(model).label} models take a ControlNet in "
+                       f"{' and '.join(self.family(model).control_tasks)} only, not in {task}; leave control_model "
+                       "empty here.")
         if control.count not in (1, images):
             check.fail("control_count", "control", f"Give one control image, or one per image ({images}).")
         scale = self.checked(p, "control_scale", check)

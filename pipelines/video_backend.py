@@ -22,7 +22,7 @@ from pipelines.interpolate import interpolate
 from pipelines.learned_interpolation import interpolate_learned
 from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_file
 from pipelines.model_cache import ModelCache
-from pipelines.backend import prompting
+from pipelines.backend import prompting, seeded_global_rng
 from pipelines.families import FAMILIES
 from pipelines.placement import tile_vae
 from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep, VideoDiffusionStep
@@ -132,10 +132,11 @@ class VideoBackend:
                     pipe.scheduler = scheduler
                     given = {"image": sized[step.source_index(k)]} if images else {}
                     tile_vae(pipe, step.model.family, step.width, step.height, step.frames)
-                    frames = pipe(prompt=step.prompt, num_frames=step.frames, width=step.width, height=step.height,
-                                  num_inference_steps=step.steps, generator=_generator(seed), output_type="np",
-                                  callback_on_step_end=self._reporter(on_step, k, step), **prompting(step, 1),
-                                  **rate, **given, **schedule_args).frames[0]
+                    with seeded_global_rng(seed, self.models.device):
+                        frames = pipe(prompt=step.prompt, num_frames=step.frames, width=step.width,
+                                      height=step.height, num_inference_steps=step.steps, generator=_generator(seed),
+                                      output_type="np", callback_on_step_end=self._reporter(on_step, k, step),
+                                      **prompting(step, 1), **rate, **given, **schedule_args).frames[0]
                     videos.append(Video([PIL.Image.fromarray(_to_bytes(frame)) for frame in frames], step.fps))
         return videos
 

@@ -44,6 +44,12 @@ base_family = "sd15"
 source = "demo"
 
 [[model]]
+id = "demo-controlnet-sd35"
+family = "controlnet"
+base_family = "sd35"
+source = "demo"
+
+[[model]]
 id = "demo-controlnet-flux"
 family = "controlnet"
 base_family = "flux1"

@@ -141,19 +141,27 @@ def test_a_fill_model_inpaints_and_outpaints_and_draws_nothing_from_text_alone(c
         client.predict(prompt="a fox", model="demo-flux1-fill", api_name="/txt2img")
 
 
-def test_a_flux_controlnet_steers_a_flux_model_and_replays(client, picture):
+@pytest.mark.parametrize("model, net", [("demo-flux1", "demo-controlnet-flux"), ("demo-sd35", "demo-controlnet-sd35")])
+def test_a_controlnet_steers_a_model_of_its_family_and_replays(client, picture, model, net):
     import numpy as np
 
-    plain, _ = client.predict(prompt="a fox", model="demo-flux1", seed=6, api_name="/txt2img")
-    files, info = client.predict(prompt="a fox", model="demo-flux1", seed=6, control_image=handle_file(picture["image"]),
-                                 control_model="demo-controlnet-flux", api_name="/txt2img")
+    plain, _ = client.predict(prompt="a fox", model=model, seed=6, api_name="/txt2img")
+    files, info = client.predict(prompt="a fox", model=model, seed=6, control_image=handle_file(picture["image"]),
+                                 control_model=net, api_name="/txt2img")
     steered = Image.open(files[-1]["image"])
     assert not np.array_equal(np.asarray(steered), np.asarray(Image.open(plain[0]["image"])))
-    assert parse_infotext(steered.text["parameters"])["ControlNet 0"].startswith("Model: demo-controlnet-flux [")
+    assert parse_infotext(steered.text["parameters"])["ControlNet 0"].startswith(f"Model: {net} [")
     _, details = client.predict(artifact_id=info["artifact_ids"][-1], api_name="/artifact_info")
     assert "control" in [p["relation"] for p in details["parents"]]
     replayed, outcome = client.predict(artifact_id=info["artifact_ids"][-1], api_name="/replay")
-    assert outcome["identical"] is True and sha256(replayed) == info["artifact_ids"][-1]
-    with pytest.raises(AppError, match="ControlNet 'demo-controlnet-flux' is for flux1 models; 'demo-sd15' is sd15"):
+    assert outcome["identical"] is True and sha256(replayed) == info["artifact_ids"][-1], outcome
+    with pytest.raises(AppError, match=f"ControlNet '{net}' is for .* models; 'demo-sd15' is sd15"):
         client.predict(prompt="a fox", model="demo-sd15", control_image=handle_file(picture["image"]),
-                       control_model="demo-controlnet-flux", api_name="/txt2img")
+                       control_model=net, api_name="/txt2img")
+
+
+def test_a_controlnet_in_a_task_its_family_has_no_pipeline_for_is_refused(client, picture):
+    with pytest.raises(AppError, match="Stable Diffusion 3.5 models take a ControlNet in txt2img only, not in img2img"):
+        client.predict(image=handle_file(picture["image"]), prompt="a fox", model="demo-sd35",
+                       control_image=handle_file(picture["image"]), control_model="demo-controlnet-sd35",
+                       api_name="/img2img")

@@ -9,7 +9,8 @@ the real one.
 """
 
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+from diffusers import (FlowMatchEulerDiscreteScheduler, SD3ControlNetModel, SD3Transformer2DModel,
+                       StableDiffusion3Pipeline)
 
 from pipelines.demo_model import _make_text_encoder, _make_tokenizer
 from pipelines.demos.flux1 import make_vae16
@@ -131,3 +132,26 @@ def build_sd35(seed: int = 0) -> StableDiffusion3Pipeline:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def build_sd35_controlnet(seed: int = 0) -> SD3ControlNetModel:
+    """Build a tiny SD3.5 ControlNet for `build_sd35(seed)`'s transformer, whose control image visibly changes
+    the output: `SD3ControlNetModel.from_transformer` copies one block, and its zero-initialised output
+    projections and control image embedding get random weights (else a fresh ControlNet is a no-op).
+
+    Args:
+        seed (`int`, defaults to 0): seeds the base transformer (as `build_sd35(seed)`) and the new weights;
+            the caller's global RNG is left untouched.
+
+    Returns:
+        An `SD3ControlNetModel` in eval mode.
+    """
+    transformer = build_sd35(seed).transformer
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        controlnet = SD3ControlNetModel.from_transformer(transformer, num_layers=1,
+                                                         num_extra_conditioning_channels=0)
+        with torch.no_grad():
+            for module in [*controlnet.controlnet_blocks, controlnet.pos_embed_input.proj]:
+                module.weight.normal_(0.0, 0.2)
+    return controlnet.eval()

@@ -9,5 +9,8 @@ SD35 = Family(
     defaults=Defaults(width=1024, height=1024, steps=28, cfg_scale=3.5, sampler="euler", schedule="normal"),
     size_multiple=16, prompt_tokens=256, uses_max_sequence_length=True,
     demos={"demo-sd35": "pipelines.demos.sd35:build_sd35"},
+    control_tasks={"txt2img": "StableDiffusion3ControlNetPipeline"},
+    controlnet_class="SD3ControlNetModel",
+    control_demos={"demo-controlnet-sd35": "pipelines.demos.sd35:build_sd35_controlnet"},
     price_factor=3.0,
 )

@@ -25,7 +25,7 @@ def compile_img2img(compiler, node, inputs, check, request):
                            check, model)
     compiler.pixels(width, height, check)
     batch = common.pop("batch")
-    guidance = compiler.control(p, inputs.get("control"), model, image.count, check)
+    guidance = compiler.control(p, inputs.get("control"), model, image.count, check, task="img2img")
     if check.problems:
         return None
     step = Img2ImgStep(id=node.id, inputs=links(node, "image", "control"), width=width, height=height,
