@@ -349,7 +349,7 @@ class Compiler:
         prompt, negative = style.apply(prompt, negative) if style else (prompt, negative)
         if not family.negative_prompt:
             negative = ""               # a style's negative means nothing to a family that reads none
-        prompt, loras = self._loras(prompt, p.loras, check)
+        prompt, loras = self._loras(prompt, p.loras, check, model)
         if check.problems:
             return {"entry": model, "batch": batch}
         ref = self.ref(model, check, "model")
@@ -370,8 +370,9 @@ class Compiler:
                        f"gets steps x strength of them); use at least {math.ceil(1 / strength)} steps or a higher "
                        "strength.")
 
-    def _loras(self, prompt: str, chosen, check: Checker) -> tuple[str, tuple]:
-        """The prompt without its <lora:...> tags, and (name, sha256, weight, shorthash) of every LoRA."""
+    def _loras(self, prompt: str, chosen, check: Checker, model: ModelEntry) -> tuple[str, tuple]:
+        """The prompt without its <lora:...> tags, and (name, sha256, weight, shorthash) of every LoRA; a LoRA made
+        for another kind of denoiser than `model`'s family has is refused."""
         try:
             prompt, uses = extract_loras(prompt)
         except ValueError as e:
@@ -392,6 +393,11 @@ class Compiler:
             if name not in available:
                 check.fail("unknown_lora", "loras", f"LoRA {name!r} not found; available: {sorted(available) or 'none'}"
                            " (LoRA .safetensors files go in the models/loras folder).")
+            elif available[name].denoiser and available[name].denoiser != self.family(model).denoiser:
+                made_for = {"unet": "UNet models (SD1.5, SDXL)", "transformer": "transformer models (FLUX, SD3.5, "
+                            "Qwen-Image, ...)"}[available[name].denoiser]
+                check.fail("wrong_lora", "loras", f"LoRA {name!r} was made for {made_for}; {model.id!r} is a "
+                           f"{self.family(model).label} model. Leave it out, or choose a model it was made for.")
             elif check.number(f"LoRA {name!r} weight", weight, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT) is not None:
                 loras.append((name, available[name].sha256, float(weight), available[name].shorthash))
         return prompt, tuple(loras)

@@ -97,6 +97,8 @@ class ExtraFile:
     kind: str        # "lora" or "embedding"
     sha256: str      # of the whole file; A1111's `TI hashes` shorthash is its first 12 digits
     shorthash: str = ""   # what A1111 writes in `Lora hashes` / `TI hashes`
+    denoiser: str = ""    # a LoRA's: "unet" (SD1.5, SDXL) or "transformer" (FLUX, SD3.5, ...), from its tensor
+                          # names; "" when they do not say
 
 
 def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
@@ -136,7 +138,8 @@ def scan_folder(folder: str | os.PathLike, kind: str) -> dict[str, ExtraFile]:
         except OSError as e:         # removed or unreadable since the folder was listed
             logger.warning("%s: skipped, it could not be read (%s)", p, e)
             continue
-        found[p.stem] = ExtraFile(p.stem, str(p), kind, sha256, short)
+        found[p.stem] = ExtraFile(p.stem, str(p), kind, sha256, short,
+                                  _cached_denoiser(*version) if kind == "lora" else "")
     return found
 
 
@@ -148,6 +151,29 @@ def _cached_problem(path: str, size: int, mtime_ns: int) -> str:
     except BadModelFile as e:
         logger.warning("%s: skipped, not listed: %s Download it again or remove it.", path, e.message)
         return e.message
+    return ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_denoiser(path: str, size: int, mtime_ns: int) -> str:
+    return lora_denoiser(path)
+
+
+def lora_denoiser(path: str | os.PathLike) -> str:
+    """What a LoRA file adapts, from its tensor names alone (the header; no tensor is read): "unet" for SD1.5 and
+    SDXL's UNet (diffusers' `unet.down_blocks...`, kohya's `lora_unet_down_blocks_...` / `input_blocks`),
+    "transformer" for the transformers of FLUX, SD3.5 and the like (`transformer...`, kohya's
+    `lora_unet_double_blocks_...`, `diffusion_model...`), "" when the names say neither. A UNet's attention
+    layers are also called `transformer_blocks`, so the UNet's own names are looked for first."""
+    from safetensors import safe_open
+
+    with safe_open(os.fspath(path), framework="numpy") as f:
+        keys = list(f.keys())
+    if any(marker in key for key in keys for marker in ("down_blocks", "up_blocks", "input_blocks", "output_blocks")):
+        return "unet"
+    if any(key.startswith(("transformer.", "transformer_", "lora_transformer", "diffusion_model.",
+                           "lora_unet_double_blocks", "lora_unet_single_blocks")) for key in keys):
+        return "transformer"
     return ""
 
 

@@ -120,6 +120,9 @@ def test_editing_with_a_model_that_does_not_edit_names_the_ones_that_do(client, 
                                        r"this; choose one of \['demo-flux1', 'demo-qwen-image-edit'\]"):
         client.predict(image=handle_file(picture["image"]), prompt="make it blue", model="demo-sd35",
                        api_name="/edit")
+    with pytest.raises(AppError, match=r"LoRA 'ink' was made for UNet models \(SD1.5, SDXL\); 'demo-flux1' is a "
+                                       r"FLUX.1 model"):
+        client.predict(prompt="a fox <lora:ink:0.5>", model="demo-flux1", api_name="/txt2img")
     with pytest.raises(AppError, match=r"'demo-qwen-image-edit' is a qwen-image-edit model; its models do edit only"):
         client.predict(prompt="a fox", model="demo-qwen-image-edit", api_name="/txt2img")
     assert job_count() == before
