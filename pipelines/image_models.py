@@ -82,8 +82,8 @@ def _from_single_file(cls, model: ModelRef, sources: ModelSources, config, dtype
 
 
 def _saved_task_class(folder, family: str) -> type[DiffusionPipeline] | None:
-    """The class a diffusers folder was saved as, when its family declares it for a task: a Qwen-Image-Edit or
-    FLUX.1 Fill folder loads as what it is (with its own components, such as Edit's image processor), and its
+    """The class a diffusers folder was saved as, when its family declares it for a task: a FLUX.1 Kontext folder
+    (saved as FluxKontextPipeline) loads as what it is, with whatever components that class has, and the family's
     other tasks share its modules."""
     try:
         saved = json.loads((pathlib.Path(folder) / "model_index.json").read_text())["_class_name"]
