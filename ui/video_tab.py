@@ -49,16 +49,18 @@ def image_to_video_controls(ctx: UIContext) -> dict:
                            label="Noise augmentation", info="more strays further from the image", elem_id="i2v-noise")
     with gr.Row():
         chunk = form_input(f["decode_chunk_size"], value=0, minimum=0, label="Decode chunk size",
-                           info="frames the VAE decodes at once: fewer use less memory; 0 = all", elem_id="i2v-chunk")
+                           info="frames the VAE decodes at once: fewer use less memory; 0 = all",
+                           visible=_is_svd(svd), elem_id="i2v-chunk")
         seed = form_input(f["seed"], label="Seed", info="-1 = random", elem_id="i2v-seed")
 
     def defaults(chosen):
         m = ctx.model(chosen)
         svd_model = _is_svd(m)       # SVD's own controls go back to its defaults, which the others must keep
         return (m.frames, m.fps, m.motion_bucket_id, m.noise_aug_strength, gr.update(visible=svd_model),
+                gr.update(visible=svd_model, value=0),
                 gr.update(visible=False, value="") if svd_model else gr.update(visible=True))
 
-    model.input(defaults, model, [frames, fps, motion, noise, svd_row, prompt], **QUIET)
+    model.input(defaults, model, [frames, fps, motion, noise, svd_row, chunk, prompt], **QUIET)
     return {"image": image, "inputs": {"model": model, "frames": frames, "fps": fps, "motion_bucket_id": motion,
                                        "noise_aug_strength": noise, "decode_chunk_size": chunk, "seed": seed,
                                        "prompt": prompt}}
