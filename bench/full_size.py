@@ -53,7 +53,7 @@ def build(family: str):
     import diffusers
     import transformers
 
-    from pipelines.demo_model import _make_text_encoder, _make_tokenizer
+    from pipelines.demo_model import _make_tokenizer
     from pipelines.demos.qwen import make_qwen_tokenizer
     from pipelines.demos.t5 import make_t5_tokenizer
 
