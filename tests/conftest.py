@@ -165,6 +165,14 @@ height = 64
 steps = 2
 
 [[model]]
+id = "demo-flux2-dev"
+family = "flux2-dev"
+source = "demo"
+width = 64
+height = 64
+steps = 2
+
+[[model]]
 id = "demo-wan22"
 family = "wan22"
 source = "demo"

@@ -88,8 +88,8 @@ def test_integers_are_int_and_choices_are_the_catalogues(api):
     assert txt2img["schedule"]["python_type"]["type"] == literal("", *SCHEDULES, "beta")   # beta: flow models
     assert txt2img["model"]["python_type"]["type"] == literal("", "demo-sd15", "demo-sd15-inpaint", "demo-sdxl",
                                                               "demo-flux1", "demo-sd35", "demo-qwen-image",
-                                                              "demo-z-image", "demo-flux2-klein", "local-folder",
-                                                              "single-file")
+                                                              "demo-z-image", "demo-flux2-klein", "demo-flux2-dev",
+                                                              "local-folder", "single-file")
     upscalers = literal("lanczos", "demo-upscaler-x4", "demo-latent-upscaler-x2")
     assert parameters(api, "/upscale")["upscaler"]["python_type"]["type"] == upscalers
     assert txt2img["hires_upscaler"]["python_type"]["type"] == upscalers

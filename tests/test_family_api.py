@@ -12,7 +12,7 @@ from pipelines.families import FAMILIES
 from pipelines.infotext import parse_infotext
 
 FLOW_DEMOS = {"demo-flux1": "flux1", "demo-sd35": "sd35", "demo-qwen-image": "qwen-image",
-              "demo-z-image": "z-image", "demo-flux2-klein": "flux2"}
+              "demo-z-image": "z-image", "demo-flux2-klein": "flux2", "demo-flux2-dev": "flux2-dev"}
 
 
 def sha256(path) -> str:
@@ -100,7 +100,7 @@ def test_bad_input_on_a_family_is_refused_before_any_job_row_exists(client, pict
     assert job_count() == before
 
 
-@pytest.mark.parametrize("model", ["demo-flux1", "demo-qwen-image-edit"])
+@pytest.mark.parametrize("model", ["demo-flux1", "demo-qwen-image-edit", "demo-flux2-klein", "demo-flux2-dev"])
 def test_an_editing_model_edits_an_image_as_the_prompt_says(client, picture, model):
     files, info = client.predict(image=handle_file(picture["image"]), prompt="make the sky stormy", model=model,
                                  seed=4, api_name="/edit")
@@ -117,7 +117,8 @@ def test_an_editing_model_edits_an_image_as_the_prompt_says(client, picture, mod
 def test_editing_with_a_model_that_does_not_edit_names_the_ones_that_do(client, picture):
     before = job_count()
     with pytest.raises(AppError, match=r"Stable Diffusion 3.5 models have no edit pipeline, so 'demo-sd35' cannot do "
-                                       r"this; choose one of \['demo-flux1', 'demo-qwen-image-edit'\]"):
+                                       r"this; choose one of \['demo-flux1', 'demo-flux2-dev', 'demo-flux2-klein', "
+                                       r"'demo-qwen-image-edit'\]"):
         client.predict(image=handle_file(picture["image"]), prompt="make it blue", model="demo-sd35",
                        api_name="/edit")
     with pytest.raises(AppError, match=r"LoRA 'ink' was made for UNet models \(SD1.5, SDXL\); 'demo-flux1' is a "

@@ -12,7 +12,7 @@ from pipelines.families import FAMILIES
 from pipelines.model_hashes import ModelHasher
 from pipelines.samplers import FLOW_SCHEDULES, family_samplers, family_schedule_error
 
-IMAGE_MODELS = ("demo-flux1", "demo-sd35", "demo-qwen-image", "demo-z-image", "demo-flux2-klein")
+IMAGE_MODELS = ("demo-flux1", "demo-sd35", "demo-qwen-image", "demo-z-image", "demo-flux2-klein", "demo-flux2-dev")
 VIDEO_MODELS = ("demo-wan22", "demo-ltx2")
 
 
