@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 DEMOS = {"sd15": "demo-sd15", "sdxl": "demo-sdxl", "flux1": "demo-flux1", "flux2": "demo-flux2-klein",
+         "flux2-dev": "demo-flux2-dev",
          "sd35": "demo-sd35", "qwen-image": "demo-qwen-image", "z-image": "demo-z-image", "wan22": "demo-wan22",
          "ltx2": "demo-ltx2"}
 PROMPT, SEED = "a lighthouse at dusk", 1234
