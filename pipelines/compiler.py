@@ -492,6 +492,15 @@ class Compiler:
             return None
         return value
 
+    def size_of(self, p, image: Made, model: ModelEntry, check: Checker) -> tuple[int | None, int | None]:
+        """The checked width and height of a node that repaints `image`: `p`'s, or where None the image's rounded
+        down to the sizes `model`'s family takes."""
+        width = self.side("width", self.floor_size(image.width, model) if p.width is None else p.width, check, model)
+        height = self.side("height", self.floor_size(image.height, model) if p.height is None else p.height, check,
+                           model)
+        self.pixels(width, height, check)
+        return width, height
+
     def floor_size(self, value: int, model: ModelEntry) -> int:
         """`value` rounded down to the size `model`'s family takes (at least one multiple)."""
         multiple = self.family(model).size_multiple

@@ -27,11 +27,7 @@ def compile_edit(compiler, node, inputs, check, request):
     if common is None:
         return None
     model = common.pop("entry")
-    width = compiler.side("width", compiler.floor_size(image.width, model) if p.width is None else p.width, check,
-                          model)
-    height = compiler.side("height", compiler.floor_size(image.height, model) if p.height is None else p.height,
-                           check, model)
-    compiler.pixels(width, height, check)
+    width, height = compiler.size_of(p, image, model, check)
     batch = common.pop("batch")
     if check.problems:
         return None

@@ -19,11 +19,7 @@ def compile_img2img(compiler, node, inputs, check, request):
         return None
     compiler.denoises(common.get("steps"), strength, check)
     model = common.pop("entry")
-    width = compiler.side("width", compiler.floor_size(image.width, model) if p.width is None else p.width, check,
-                          model)
-    height = compiler.side("height", compiler.floor_size(image.height, model) if p.height is None else p.height,
-                           check, model)
-    compiler.pixels(width, height, check)
+    width, height = compiler.size_of(p, image, model, check)
     batch = common.pop("batch")
     guidance = compiler.control(p, inputs.get("control"), model, image.count, check, task="img2img")
     if check.problems:
