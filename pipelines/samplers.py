@@ -12,6 +12,8 @@ import inspect
 import math
 from dataclasses import dataclass, replace
 
+from pipelines.families import FAMILIES
+
 Kwargs = tuple[tuple[str, object], ...]
 
 
@@ -314,7 +316,8 @@ def make_scheduler(base_config: dict, sampler: str, schedule: str, steps: int, f
         sampler (`str`): ComfyUI sampler name, a key of `SAMPLERS`.
         schedule (`str`): ComfyUI schedule name, a key of `SCHEDULES`.
         steps (`int`): number of inference steps; used for Align Your Steps.
-        family (`str`): model family, `"sd15"` or `"sdxl"`; picks the Align Your Steps table.
+        family (`str`): model family (`pipelines.families`): its scheduling picks the discrete or the flow-matching
+            samplers, and for SD1.5 and SDXL the Align Your Steps table.
         seed (`int`): seeds the Brownian noise of `dpmpp_sde`, which ignores the pipeline's generator.
 
     Returns:
@@ -327,7 +330,8 @@ def make_scheduler(base_config: dict, sampler: str, schedule: str, steps: int, f
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}.")
-    if "shift" in base_config or base_config.get("use_flow_sigmas"):
+    declared = FAMILIES.get(family)
+    if declared is not None and declared.scheduling == "flow":
         return _flow_scheduler(base_config, sampler, schedule), {}
     error = schedule_error(sampler, schedule)
     if error:
