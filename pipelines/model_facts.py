@@ -157,7 +157,7 @@ def _source_problem(entry: ModelEntry) -> tuple[str, str] | None:
         if kind == "demo" and entry.id not in family.demos:
             return (f"No demo model {entry.id!r}; the {family.label} demo models are {list(family.demos)}. Give it "
                     "a folder: or file: source in configs/models.toml.", "model_source")
-        if kind in ("file", "gguf") and not entry.config:
+        if kind == "file" and not entry.config:
             return (f"Model {entry.id!r} is a single file; give it `config = <diffusers folder>` in "
                     "configs/models.toml so it loads offline.", "model_config_missing")
         return None
