@@ -122,6 +122,7 @@ def make_fastapi(atelier: Atelier):
     from auth import session_secret
     from queueing import start_embedded_consumer
     from queueing.reconcile import Reconciler
+    from ui import style as page_style
     from web import install_account_routes, install_ops_routes
 
     @contextlib.asynccontextmanager
@@ -167,7 +168,7 @@ def make_fastapi(atelier: Atelier):
                            providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
                            https_only=settings.public_url.startswith("https://"),
                            max_age=int(settings.session_days * 86400), public_url=settings.public_url)
-    app = gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root],
+    app = gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root], css=page_style.CSS,
                               max_file_size=settings.limits.max_upload_bytes,
                               auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
     serve_as_launched(atelier.demo)

@@ -326,6 +326,12 @@ class ExecutionPlan:
         interpolators)."""
         return {value.id for step in self.steps for value in vars(step).values() if isinstance(value, ModelRef)}
 
+    def final_step_ids(self) -> set[str]:
+        """The steps whose outputs no other step takes: what a person asked for. A hires fix's first picture
+        and its enlargement are intermediates (kept, and reachable through lineage)."""
+        taken = {source for step in self.steps for _, source in step.inputs}
+        return {step.id for step in self.steps if step.id not in taken and not step.reads_stored}
+
     def output_position(self, step_id: str, index: int) -> int | None:
         """Where output `index` of step `step_id` stands in the job's flat list of stored outputs (steps that
         read a stored file store nothing); None for a step the plan does not have."""

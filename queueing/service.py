@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from auth.policy import Policy
 from auth import credits
@@ -248,8 +248,17 @@ class JobService:
 
     def wait(self, user: User, job_id: str, on_progress: Callable[[Job], None] = lambda job: None,
              poll: float = 0.05, timeout: float | None = None, keepalive: float | None = None) -> Job:
-        """Poll the job row until it finishes, calling `on_progress` whenever its progress changes, and
-        also after `keepalive` seconds without a call (None: only on changes).
+        """Follow the job (`watch`) until it finishes, calling `on_progress` with each row it gives, and
+        return the finished row. Raises as `watch` does."""
+        for job in self.watch(user, job_id, poll=poll, timeout=timeout, keepalive=keepalive):
+            on_progress(job)
+        return job
+
+    def watch(self, user: User, job_id: str, poll: float = 0.05, timeout: float | None = None,
+              keepalive: float | None = None) -> Iterator[Job]:
+        """Poll the job row until it finishes, yielding it whenever its progress (or preview) changes, and
+        also after `keepalive` seconds without one (None: only on changes); the last row yielded is the
+        finished one.
 
         Raises AtelierError with code "timeout" after `timeout` seconds (None: no limit), and with code
         "no_worker" when the job is still queued `worker_wait` seconds into the wait (see the class) and
@@ -260,15 +269,16 @@ class JobService:
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
         look_for_workers = None if self.worker_wait is None else now + self.worker_wait
-        last, last_call = None, now
+        last, last_given = None, now
         while True:
             job = self.job(user, job_id)
-            seen = (job.status, job.progress_node, job.progress_phase, job.progress_step)
-            if seen != last or (keepalive is not None and time.monotonic() - last_call >= keepalive):
-                on_progress(job)
-                last, last_call = seen, time.monotonic()
+            seen = (job.status, job.progress_node, job.progress_phase, job.progress_step,
+                    getattr(job, "progress_preview", None))
+            if seen != last or (keepalive is not None and time.monotonic() - last_given >= keepalive):
+                yield job
+                last, last_given = seen, time.monotonic()
             if job.status in FINISHED:
-                return job
+                return
             now = time.monotonic()
             if deadline is not None and now > deadline:
                 raise AtelierError(f"Job {job_id} is still {job.status}; check /job_status later.", code="timeout")

@@ -2,18 +2,22 @@
 (submit, stream progress, show results)."""
 from __future__ import annotations
 
+import io
 import logging
 
 import gradio as gr
+import PIL.Image
 
 from pipelines.errors import AtelierError
-from ui.common import UIContext, as_draft, user_errors, wait_for_result
+from queueing.service import progress_of
+from ui.common import KEEPALIVE_SECONDS, UIContext, as_draft, report_progress, shown_result, user_errors
 
 logger = logging.getLogger(__name__)
 
 # Stands in for a blank prompt when pricing: the price never depends on the words, only on <lora:...>
 # tags, and a blank prompt has none, so "type a prompt first" need not hide the price.
 PRICING_PROMPT = "a picture"
+RESULT_HEIGHT = 470         # px: the result gallery; ui.style.CSS keeps each picture within it, whole
 
 
 def info_markdown(info: dict) -> str:
@@ -103,7 +107,7 @@ def wire_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, trig
     """
     def show(request: gr.Request, *values) -> str:
         prompt, rest = values[0], values[1:]
-        if not (prompt or "").strip():
+        if not prompt or (isinstance(prompt, str) and not prompt.strip()):
             if first_missing:
                 return first_missing
             prompt = PRICING_PROMPT
@@ -120,33 +124,76 @@ def wire_price(ctx: UIContext, price: gr.Markdown, inputs: list, make_spec, trig
 
 
 def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
-    """The gallery, summary and details shown beside a generating tab's controls."""
-    gallery = gr.Gallery(label="Result", columns=2, height=420, format="png", object_fit="contain",
-                         elem_id=f"{prefix}-gallery")
+    """The gallery, summary and details shown beside a generating tab's controls. The gallery shows each
+    picture whole at its own aspect ratio (ui.style.CSS, class "atelier-result"); a click zooms it."""
+    gallery = gr.Gallery(label="Result", columns=2, height=RESULT_HEIGHT, format="png", object_fit="contain",
+                         elem_id=f"{prefix}-gallery", elem_classes=["atelier-result"])
     summary = gr.Markdown(elem_id=f"{prefix}-summary")
     with gr.Accordion("Details", open=False):
         info = gr.JSON(label="Info")
     return gallery, summary, info
 
 
+def preview_of(job) -> list[tuple[PIL.Image.Image, str]] | None:
+    """The running job's preview (a small picture of its current latents) with a caption saying where it
+    is, for a result gallery; None when the row holds none."""
+    data = getattr(job, "progress_preview", None)
+    if not data:
+        return None
+    try:
+        image = PIL.Image.open(io.BytesIO(bytes(data)))
+        image.load()
+    except (OSError, ValueError):        # a preview is only ever a nicety: never fail a job's display on one
+        return None
+    return [(image, f"preview · {progress_of(job)['text']}")]
+
+
 def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button], inputs: list, make_spec,
-         gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=wait_for_result) -> gr.events.Dependency:
+         gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=shown_result) -> gr.events.Dependency:
     """Run `make_spec(user, *inputs)` (a WorkflowSpec, or a ui.common.Draft when it sends images) as a job
-    when `generate` is clicked; `cancel` (one button or several)
-    stops it at its next step. `result(ctx, user, job_id, progress)` waits for the job and returns
-    (what `gallery` shows, info): the files for a gallery (the default), one video for a player
-    (`ui.common.wait_for_video`). Returns the click event, so callers can chain on it (`.then`)."""
+    when `generate` is clicked; `cancel` (one button or several) stops it at its next step.
+
+    While the job runs, Gradio's progress bar says where it is and a result gallery shows its preview.
+    Then `result(ctx, user, job)` gives what `gallery` shows and the info: the final pictures for a gallery
+    (the default, `ui.common.shown_result`), one video for a player (`ui.common.video_result`).
+
+    Nothing here is an error but the unexpected: a refused request (empty prompt, bad size) and a failed
+    job show their message as a warning and leave the previous result in place, and a cancelled job says
+    where it stopped, as information, keeping its last preview. Returns the click event, so callers can
+    chain on it (`.then`)."""
     service = ctx.service
     job_id = gr.State("")
+    keep = gr.update()
+    shows_pictures = isinstance(gallery, gr.Gallery)
 
     # Gradio fills in a gr.Request or gr.Progress only in the parameters before *values.
     @user_errors
     def run(request: gr.Request, progress=gr.Progress(), *values):
         user = ctx.current_user(request)
-        job = as_draft(make_spec(user, *values)).submit(service, user)
-        yield job.id, gr.update(), f"Queued job `{job.id}`…", gr.update()
-        shown, details = result(ctx, user, job.id, progress)
-        yield "", shown, info_markdown(details), details
+        try:
+            job = as_draft(make_spec(user, *values)).submit(service, user)
+        except (AtelierError, gr.Error) as e:
+            gr.Warning(e.message)
+            yield keep, keep, keep, keep
+            return
+        yield job.id, keep, f"Queued job `{job.id}`…", keep
+        show_progress = report_progress(progress)
+        for job in service.watch(user, job.id, keepalive=KEEPALIVE_SECONDS):
+            show_progress(job)
+            preview = preview_of(job) if shows_pictures and job.status == "running" else None
+            if preview is not None:
+                yield keep, preview, keep, keep
+        if job.status == "cancelled":
+            stopped = (job.error or "Cancelled.").rstrip(".")
+            gr.Info(f"{stopped}.")
+            yield "", keep, f"**{stopped}.** Nothing was charged for it.  \n**Job:** `{job.id}`", keep
+        elif job.status != "succeeded":
+            problem = job.error or "The job failed; the server log has details."
+            gr.Warning(problem)
+            yield "", keep, f"⚠ {problem}  \n**Job:** `{job.id}`", keep
+        else:
+            shown, details = result(ctx, user, job)
+            yield "", shown, info_markdown(details), details
 
     @user_errors
     def stop(current: str, request: gr.Request = None):
@@ -155,7 +202,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
             gr.Info("Cancelling: the job stops at its next step.")
 
     event = generate.click(run, inputs, [job_id, gallery, summary, info], api_visibility="private",
-                           concurrency_limit=None)
+                           concurrency_limit=None, show_progress_on=[gallery])
     for button in cancel if isinstance(cancel, list) else [cancel]:
         button.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)
     return event
