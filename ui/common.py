@@ -81,12 +81,16 @@ class UIContext:
 
 def user_errors(fn):
     """Show AtelierErrors as the message they carry, and anything else as a short apology (the
-    traceback goes to the log only)."""
+    traceback goes to the log only). A person's mistake (an AtelierError, or a gr.Error a handler
+    raised about its input) is logged as one line with its code: it is not the server's fault, and a
+    traceback would bury the ones that are."""
 
     def translate(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
+            logger.info("handler %s: refused (user_input): %s", fn.__name__, e.message)
             return e
         if isinstance(e, AtelierError):
+            logger.info("handler %s: refused (%s): %s", fn.__name__, e.code, e.message)
             return gr.Error(e.message)
         logger.exception("handler %s failed", fn.__name__)
         return gr.Error(f"Something went wrong on the server ({type(e).__name__}); the server log has details.")
@@ -263,21 +267,37 @@ def finished_or_raise(job: Job) -> Job:
     return job
 
 
-def job_result(ctx: UIContext, user: User, job: Job) -> tuple[list[tuple[str, str]], dict]:
-    """The finished job's files (the stored files themselves) with captions, and its info dict."""
-    files, seeds = [], []
+def job_result(ctx: UIContext, user: User, job: Job, finals_only: bool = False) -> tuple[list[tuple[str, str]], dict]:
+    """The finished job's files (the stored files themselves) with captions, and its info dict.
+
+    With `finals_only` (what a tab shows) only the outputs of the plan's final steps: a hires fix's first
+    picture and its enlargement are listed by id in the info's `intermediate_ids`, and reachable through
+    lineage, but not shown. The API returns every file."""
+    files, seeds, shown, intermediates = [], [], [], []
     plan = ExecutionPlan.from_json(job.plan)
+    finals = plan.final_step_ids() if finals_only else None
     for artifact_id in job.artifact_ids:
         holding = ctx.artifacts.holding(user, artifact_id)
+        if finals is not None and holding.step_id not in finals:
+            intermediates.append(artifact_id)
+            continue
         caption = f"seed {holding.seed}" if holding.seed is not None else f"{holding.step_id} (no seed)"
         files.append((ctx.artifacts.artifact_path(holding.artifact), caption))
         seeds.append(holding.seed)
-    info = {"job_id": job.id, "artifact_ids": job.artifact_ids, "seeds": seeds, "plan_hash": job.plan_hash,
+        shown.append(artifact_id)
+    info = {"job_id": job.id, "artifact_ids": shown, "seeds": seeds, "plan_hash": job.plan_hash,
             "credits": job.credits, "status": job.status,
             "seconds": round((job.finished_at or 0) - (job.started_at or 0), 3), "settings": plan.summary(),
             "notes": list(plan.notes),
             "reused_from": json.loads(job.result).get("reused_from", "")}
+    if intermediates:
+        info["intermediate_ids"] = intermediates
     return files, info
+
+
+def shown_result(ctx: UIContext, user: User, job: Job) -> tuple[list[tuple[str, str]], dict]:
+    """What a generating tab shows of a finished job: `job_result` of its final outputs only."""
+    return job_result(ctx, user, job, finals_only=True)
 
 
 def wait_for_result(ctx: UIContext, user: User, job_id: str, progress: gr.Progress,
