@@ -61,7 +61,7 @@ def main() -> None:
     compiler = Compiler(load_models(), (), Limits(), CreditPrices(), ModelHasher(work))
     cache = ModelCache(work, device, pick_dtype(device), capacity=1)
     images = DiffusersBackend(cache)
-    runner = Runner(images, VideoBackend(cache, images.lock))
+    runner = Runner(images, VideoBackend(cache, images.turns))
 
     print(f"device {device}, {args.size}x{args.size}, {args.steps} steps, {args.runs} runs each, medians")
     print(f"{'family':<12}{'ours s':>9}{'plain s':>9}{'ratio':>7}{'peak GiB':>10}")

@@ -17,7 +17,6 @@ import pathlib
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,6 +30,7 @@ import torch  # noqa: E402
 from pipelines.model_cache import ModelCache  # noqa: E402
 from pipelines.model_hashes import demo_hash  # noqa: E402
 from pipelines.plan import Img2VidStep, ModelRef, Txt2VidStep  # noqa: E402
+from pipelines.turns import DeviceTurns  # noqa: E402
 from pipelines.video_backend import VideoBackend  # noqa: E402
 
 SEED, PROMPT = 1234, "a paper boat on a river"
@@ -77,7 +77,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="atelier-bench-") as work:
         cache = ModelCache(pathlib.Path(work), device, dtype)
-        video = VideoBackend(cache, threading.Lock())
+        video = VideoBackend(cache, DeviceTurns())
         image = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (args.size, args.size, 3),
                                                                       dtype=np.uint8))
         size = {"width": args.size, "height": args.size}

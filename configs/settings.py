@@ -73,7 +73,8 @@ class Settings:
     worker_metrics_port: [queue] a worker's own /metrics port (`python -m queueing.worker`); 0 = none.
     database_url:        [database] Peewee URL; "" = SQLite in data_dir.
     queue_url:           [queue] Huey URL; "" = SqliteHuey in data_dir, "redis://..." = Redis.
-    queue_workers:       [queue] consumer threads inside `python app.py`.
+    queue_workers:       [queue] consumer threads inside `python app.py`: jobs that run at once, taking turns on
+                         the device (turn_seconds).
     job_lease_seconds:   [queue] how long a worker holds a job without renewing it (its heartbeat renews it);
                          a job whose lease ran out is retried once by another worker, then failed.
     requeue_grace_seconds: [queue] a job queued in its row but missing from the queue this long after its id
@@ -86,6 +87,8 @@ class Settings:
     torch_threads:       [engine] torch's threads for each job; 0 = torch's default (one per core). The count
                          changes the bytes, so workers that should make the same files need the same count.
     progress_interval:   [engine] seconds between progress writes to the job row.
+    turn_seconds:        [engine] seconds a job keeps the device, when another waits, before it hands over at a
+                         step boundary (pipelines.turns); 0 = never mid-node (each node runs whole).
     catalogue, styles:   [paths] the model catalogue and the style presets (TOML files).
     tiers:               [paths] tiers, credit packs and credit prices (TOML file).
     limits:              [limits].
@@ -110,7 +113,7 @@ class Settings:
     worker_metrics_port: int = 0
     database_url: str = ""
     queue_url: str = ""
-    queue_workers: int = 1
+    queue_workers: int = 2
     job_lease_seconds: float = 60.0
     requeue_grace_seconds: float = 60.0
     worker_wait_seconds: float = 5.0
@@ -119,6 +122,7 @@ class Settings:
     model_cache_size: int = 2
     torch_threads: int = 0
     progress_interval: float = 0.1
+    turn_seconds: float = 2.0
     catalogue: pathlib.Path = CONFIG_DIR / "models.toml"
     styles: pathlib.Path = CONFIG_DIR / "styles.toml"
     tiers: pathlib.Path = CONFIG_DIR / "tiers.toml"
@@ -185,6 +189,7 @@ ENVIRONMENT = [
     ("ATELIER_MODEL_CACHE_SIZE", "engine", "model_cache_size", "model_cache_size"),
     ("ATELIER_TORCH_THREADS", "engine", "torch_threads", "torch_threads"),
     ("ATELIER_PROGRESS_INTERVAL", "engine", "progress_interval", "progress_interval"),
+    ("ATELIER_TURN_SECONDS", "engine", "turn_seconds", "turn_seconds"),
     ("ATELIER_AUTH_MODE", "auth", "mode", "auth_mode"),
     ("ATELIER_GUEST_CREDITS", "auth", "guest_credits", "guest_credits"),
     ("ATELIER_SESSION_SECRET", "auth", "session_secret", "session_secret"),
@@ -240,6 +245,9 @@ def load_settings(path: str | os.PathLike = DEFAULT_TOML, environ: dict | None =
     if settings.worker_wait_seconds < 0:
         raise ValueError(f"ATELIER_WORKER_WAIT_SECONDS / [queue] worker_wait_seconds must be 0 or more, got "
                          f"{settings.worker_wait_seconds!r}")
+    if settings.turn_seconds < 0:
+        raise ValueError(f"ATELIER_TURN_SECONDS / [engine] turn_seconds must be 0 (whole nodes) or more, got "
+                         f"{settings.turn_seconds!r}")
     if settings.torch_threads < 0:
         raise ValueError(f"ATELIER_TORCH_THREADS / [engine] torch_threads must be 0 (torch's default) or more, got "
                          f"{settings.torch_threads!r}")

@@ -12,8 +12,7 @@ import functools
 import inspect
 import platform
 import subprocess
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import diffusers
 import imageio_ffmpeg
@@ -32,6 +31,7 @@ from pipelines.placement import tile_vae
 from pipelines.plan import (CannyStep, DiffusionStep, EditStep, Img2ImgStep, InpaintStep, OutpaintStep,
                             Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
+from pipelines.turns import DeviceTurns, Turn
 
 StepCallback = Callable[[int, int], None]
 Images = list[PIL.Image.Image]
@@ -86,6 +86,30 @@ def seeded_global_rng(seed: int, device: torch.device):
         yield
 
 
+def paced(turn: Turn, on_step: StepCallback, device: torch.device) -> StepCallback:
+    """`on_step`, then `turn.step()`: the job may hand the device to another at this step boundary and wait
+    for its next turn, re-reporting the same step (the runner checks for a cancel there) while it waits.
+    torch's global RNG is kept across the wait: the other job seeds its own (`seeded_global_rng`)."""
+    def report(i, n, *phase, **extra):
+        on_step(i, n, *phase, **extra)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            turn.step(lambda: on_step(i, n, *phase))
+    return report
+
+
+@contextlib.contextmanager
+def on_device(turns: DeviceTurns, models: ModelCache, refs: Iterable, task: str, on_step: StepCallback,
+              steps: int):
+    """One node's turn on the device (pipelines.turns) with the models `refs` (None entries skipped) pinned in
+    the cache; yields the node's `on_step`, paced by the turn. While it waits to start it reports step 0 of
+    `steps`. `task` names the node in log lines."""
+    refs = [ref for ref in refs if ref is not None]
+    label = f"{task} on {refs[0].id}" if refs else task
+    with turns.turn([models.key(ref) for ref in refs], label, lambda: on_step(0, steps)) as turn, \
+            models.pinned(refs):
+        yield paced(turn, on_step, models.device)
+
+
 def _takes(pipe, argument: str) -> bool:
     """Whether the pipeline's call takes `argument`."""
     return argument in inspect.signature(type(pipe).__call__).parameters
@@ -109,16 +133,21 @@ class DiffusersBackend:
         models: the model cache that loads and keeps pipelines.
         extras: kind ("lora" or "embedding") -> the files available, by name.
         threads: torch threads for each run (`use_threads`); 0 leaves torch's count.
+        turns: how the jobs of this process take turns on the device (shared with the video backend);
+            default: a 2 s quantum.
     """
 
     def __init__(self, models: ModelCache, extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {},
-                 threads: int = 0):
+                 threads: int = 0, turns: DeviceTurns | None = None):
         self.models = models
         self.extras = extras
         self.threads = threads
         # One pipeline object is shared by every job on its model, and its scheduler is swapped per
-        # call; the lock keeps two jobs in one process from using it at once.
-        self.lock = threading.Lock()
+        # call; turns keep two jobs from using it at once, and let jobs on other models interleave.
+        self.turns = turns if turns is not None else DeviceTurns()
+
+    def _on_device(self, refs, task: str, on_step: StepCallback, steps: int):
+        return on_device(self.turns, self.models, refs, task, on_step, steps)
 
     def use_threads(self) -> None:
         """Give the calling thread `threads` torch threads (0: leave torch's count). The count is the calling
@@ -164,7 +193,7 @@ class DiffusersBackend:
 
     def txt2img(self, step: Txt2ImgStep, on_step: StepCallback, control: Images = ()) -> Images:
         """`control`: the control images (one, or one per image) when the step has a ControlNet."""
-        with self.lock:
+        with self._on_device([step.model, step.control_model], "txt2img", on_step, step.steps) as on_step:
             pipe = self.models.get(step.model, "txt2img", step.control_model)
             size = {"width": step.width, "height": step.height}
             if step.control_model is None:
@@ -182,7 +211,7 @@ class DiffusersBackend:
         if step.strength == 0:
             on_step(1, 1)
             return [im for im in sized for _ in range(step.per_input)]
-        with self.lock:
+        with self._on_device([step.model, step.control_model], "img2img", on_step, step.steps) as on_step:
             pipe = self.models.get(step.model, "img2img", step.control_model)
             # SD's img2img pipelines take the size from the image; the flow families' default to 1024x1024
             # unless told.
@@ -199,7 +228,7 @@ class DiffusersBackend:
     def edit(self, step: EditStep, images: Images, on_step: StepCallback) -> Images:
         """Each input image edited as the prompt says, at the step's size."""
         sized = _sized(step, images)
-        with self.lock:
+        with self._on_device([step.model], "edit", on_step, step.steps) as on_step:
             pipe = self.models.get(step.model, "edit")
             size = {"width": step.width, "height": step.height} if _takes(pipe, "width") else {}
             if _takes(pipe, "max_area"):
@@ -222,7 +251,7 @@ class DiffusersBackend:
             if step.invert_mask:
                 mask = image_ops.invert_mask(mask)
             prepared.append((image, mask, seeds))
-        with self.lock:
+        with self._on_device([step.model], "inpaint", on_step, step.steps) as on_step:
             pipe = self.models.get(step.model, "inpaint")
             return [result for image, mask, seeds in prepared
                     for result in self._inpaint_one(pipe, step, image, mask, seeds, on_step)]
@@ -234,7 +263,7 @@ class DiffusersBackend:
             canvas, mask = image_ops.pad_for_outpaint(image, step.left, step.right, step.top, step.bottom,
                                                       feather=step.feather)
             prepared.append((canvas, mask, seeds))
-        with self.lock:
+        with self._on_device([step.model], "outpaint", on_step, step.steps) as on_step:
             pipe = self.models.get(step.model, "inpaint")
             results = []
             for canvas, mask, seeds in prepared:
@@ -250,7 +279,7 @@ class DiffusersBackend:
         if step.model is None:
             on_step(1, 1)
         else:
-            with self.lock:
+            with self._on_device([step.model], "upscale", on_step, step.steps) as on_step:
                 pipe = self.models.upscaler(step.model)
                 images = [self._upscale_tiles(pipe, step, image, seed, on_step)
                           for image, seed in zip(images, step.seeds)]

@@ -2,7 +2,9 @@
 the family's (`pipelines.image_models`, `control`, `video_models`, `learned_interpolation`); the cache holds,
 evicts and calls them.
 
-Least recently used pipelines are dropped first once more than `capacity` are loaded. The cache
+Least recently used pipelines are dropped first once more than `capacity` are loaded, but never one a job
+holds pinned (`pinned`): a job suspended mid-node while another takes its turn on the device
+(pipelines.turns) keeps its pipeline, and the cache may hold more than `capacity` until it ends. The cache
 is keyed by everything that decides what is loaded (`ModelCache.key`): the weights' content hash, the
 family (which pipeline class reads them) and, for a single file, its config folder. Two catalogue ids
 naming the same weights the same way share one load; the same file declared another way does not.
@@ -10,13 +12,14 @@ naming the same weights the same way share one load; the same file declared anot
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import logging
 import os
 import pathlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from diffusers import DiffusionPipeline, StableVideoDiffusionPipeline
@@ -65,6 +68,7 @@ class ModelCache:
         self.loads = 0                     # how many times weights were read from disk
         # key(model) -> task -> what runs it; the first entry is the loaded model, the others share its modules
         self._models: collections.OrderedDict[tuple, dict[str, object]] = collections.OrderedDict()
+        self._pins: collections.Counter[tuple] = collections.Counter()     # key -> jobs using it now
         self._lock = LOADING
 
     def key(self, model: ModelRef) -> tuple[str, str, str]:
@@ -117,13 +121,28 @@ class ModelCache:
         with self._lock:
             return self._held(model, "interpolate", lambda m: self._read(m, load_interpolator_model))["interpolate"]
 
+    @contextlib.contextmanager
+    def pinned(self, models: Iterable[ModelRef]) -> Iterator[None]:
+        """Within the block, `models` are not dropped to make room (loaded or not yet); past the block, the
+        least recently used are dropped again until `capacity` are held."""
+        keys = [self.key(model) for model in models]
+        with self._lock:
+            self._pins.update(keys)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pins.subtract(keys)
+                self._pins = +self._pins           # drops the keys no job pins any more
+                self._evict()
+
     def _held(self, model: ModelRef, task: str, load: Callable[[ModelRef], object]) -> dict[str, object]:
         """The task entries of `model`, loading it as `task` with `load` if it is not held; the most recently
         used last, the least recently used dropped past `capacity`. Called with the lock held."""
         key = self.key(model)
         if key not in self._models:
             self._models[key] = {task: load(model)}
-            self._evict()
+            self._evict(keep=key)
         self._models.move_to_end(key)
         return self._models[key]
 
@@ -145,9 +164,15 @@ class ModelCache:
             self.on_load(time.perf_counter() - started, model.family)
         return pipe
 
-    def _evict(self) -> None:
+    def _evict(self, keep: tuple | None = None) -> None:
+        """Drop the least recently used models that no job pins (nor `keep`, just loaded) past `capacity`."""
         while len(self._models) > self.capacity:
-            dropped, _ = self._models.popitem(last=False)
+            dropped = next((key for key in self._models if not self._pins[key] and key != keep), None)
+            if dropped is None:
+                logger.info("model cache: %d models held, over %d, while jobs use them", len(self._models),
+                            self.capacity)
+                return
+            del self._models[dropped]
             logger.info("model cache: dropped %s", dropped)
             gc.collect()
             if self.device.type == "cuda":

@@ -1,6 +1,6 @@
 """VideoBackend: runs the steps that make videos, img2vid (Stable Video Diffusion), txt2vid (AnimateDiff), the
-video families' own pipelines (Wan, LTX-2) and interpolation, with the model cache and lock it shares with the
-image backend.
+video families' own pipelines (Wan, LTX-2) and interpolation, with the model cache and device turns
+(pipelines.turns) it shares with the image backend.
 
 The diffusers pipeline denoises each video to latents; we then decode them `decode_chunk_size` frames
 at a time, the same chunks the pipeline itself would decode, so the frames are the pipeline's own while
@@ -9,7 +9,6 @@ progress can report decoded frames and a cancel can stop between chunks. Video k
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,11 +21,12 @@ from pipelines.interpolate import interpolate
 from pipelines.learned_interpolation import interpolate_learned
 from pipelines.loras import ExtraFile, applied_embeddings, applied_loras, extra_file
 from pipelines.model_cache import ModelCache
-from pipelines.backend import prompting, seeded_global_rng
+from pipelines.backend import on_device, prompting, seeded_global_rng
 from pipelines.families import FAMILIES
 from pipelines.placement import tile_vae
 from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep, VideoDiffusionStep
 from pipelines.samplers import make_scheduler
+from pipelines.turns import DeviceTurns
 
 StepCallback = Callable[..., None]          # (i, n) for denoising steps, (i, n, "frame") for decoded frames
 
@@ -54,23 +54,26 @@ class VideoBackend:
 
     Args:
         models: the model cache (shared with the image backend).
-        lock: held while a pipeline runs; the image backend's, so image and video work never share a
-            pipeline at once.
+        turns: taken while a pipeline runs; the image backend's, so image and video jobs take turns on the
+            device and never use one pipeline at once.
         extras: kind ("lora" or "embedding") -> the files available, by name.
     """
 
-    def __init__(self, models: ModelCache, lock: threading.Lock,
+    def __init__(self, models: ModelCache, turns: DeviceTurns,
                  extras: Callable[[str], dict[str, ExtraFile]] = lambda kind: {}):
         self.models = models
-        self.lock = lock
+        self.turns = turns
         self.extras = extras
+
+    def _on_device(self, refs, task: str, on_step: StepCallback, steps: int):
+        return on_device(self.turns, self.models, refs, task, on_step, steps)
 
     def img2vid(self, step: Img2VidStep, images: list[PIL.Image.Image], on_step: StepCallback) -> list[Video]:
         """One video per input image; the image is resized to the video's size (the plan noted any change
         of shape)."""
         sized = [image_ops.to_rgb(im).resize((step.width, step.height), PIL.Image.LANCZOS) for im in images]
         videos = []
-        with self.lock:
+        with self._on_device([step.model], "img2vid", on_step, step.steps) as on_step:
             pipe = self.models.video(step.model)
             for k, (image, seed) in enumerate(zip(sized, step.seeds)):
                 latents = pipe(image=image, width=step.width, height=step.height, num_frames=step.frames,
@@ -92,7 +95,7 @@ class VideoBackend:
         loras = [(extra_file(self.extras, "lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
         embeddings = [(extra_file(self.extras, "embedding", name, sha256), name) for name, sha256 in step.embeddings]
         videos = []
-        with self.lock:
+        with self._on_device([step.model, step.motion_adapter], "txt2vid", on_step, step.steps) as on_step:
             pipe = self.models.animatediff(step.model, step.motion_adapter)
             with applied_embeddings(pipe, embeddings), applied_loras(pipe, loras):
                 for k, seed in enumerate(step.seeds):
@@ -123,7 +126,7 @@ class VideoBackend:
         rate = {family.fps_argument: step.fps} if family.fps_argument else {}
         loras = [(extra_file(self.extras, "lora", name, sha256), weight) for name, sha256, weight, _ in step.loras]
         videos = []
-        with self.lock:
+        with self._on_device([step.model], task, on_step, step.steps) as on_step:
             pipe = self.models.get(step.model, task)
             with applied_loras(pipe, loras):
                 for k, seed in enumerate(step.seeds):
@@ -157,7 +160,7 @@ class VideoBackend:
                 done += len(video.frames) - 1
                 on_step(done, total)
             return results
-        with self.lock:
+        with self._on_device([step.model], "interpolate", on_step, total) as on_step:
             net = self.models.interpolator(step.model)
             for video in videos:
                 results.append(Video(interpolate_learned(net, video.frames, step.factor, on_pair), step.fps))

@@ -65,6 +65,7 @@ def build_runner(settings, on_model_load=None):
     from pipelines.loras import extras_finder
     from pipelines.model_cache import ModelCache
     from pipelines.runner import Runner
+    from pipelines.turns import DeviceTurns
     from pipelines.video_backend import VideoBackend
 
     device = pick_device(settings.device)
@@ -73,9 +74,11 @@ def build_runner(settings, on_model_load=None):
     cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
                        config_folders=configs, on_load=on_model_load,
                        offload=frozenset(m.id for m in catalogue if m.offload))
+    # The consumer threads of this process take turns on the one device (issue 14, item 8).
+    turns = DeviceTurns(settings.turn_seconds or None)
     images = DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir),
-                              threads=settings.torch_threads)
-    return Runner(images, VideoBackend(cache, images.lock, images.extras))
+                              threads=settings.torch_threads, turns=turns)
+    return Runner(images, VideoBackend(cache, turns, images.extras))
 
 
 class JobExecutor:

@@ -18,16 +18,15 @@ VIDEO_MODELS = ("demo-wan22", "demo-ltx2")
 
 @pytest.fixture(scope="module")
 def engine(settings, one_torch_thread):
-    import threading
-
     from pipelines.backend import DiffusersBackend
     from pipelines.model_cache import ModelCache
+    from pipelines.turns import DeviceTurns
     from pipelines.video_backend import VideoBackend
 
     compiler = Compiler(load_models(settings.catalogue), (), Limits(), CreditPrices(),
                         ModelHasher(settings.models_dir))
     cache = ModelCache(settings.models_dir, torch.device("cpu"), torch.float32, capacity=1)
-    return compiler, DiffusersBackend(cache), VideoBackend(cache, threading.Lock())
+    return compiler, DiffusersBackend(cache), VideoBackend(cache, DeviceTurns())
 
 
 def offered(compiler, model_id: str) -> list[tuple[str, str]]:
@@ -55,7 +54,7 @@ def test_every_offered_pair_draws(engine, model_id):
         else:
             node = Txt2Img(prompt="a lighthouse", model=model_id, seed=1, steps=3, sampler=sampler, schedule=schedule)
             plan = compiler.compile(WorkflowSpec.single(node))
-            drawn[sampler, schedule] = spread(images.txt2img(plan.steps[0], lambda i, n: None)[0])
+            drawn[sampler, schedule] = spread(images.txt2img(plan.steps[0], lambda *a, **k: None)[0])
     assert all(s > 5 for s in drawn.values()), {pair: s for pair, s in drawn.items() if s <= 5}
 
 
