@@ -24,6 +24,7 @@ out of the line at once, so a cancel is noticed within a poll while waiting for 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -42,6 +43,8 @@ class Turn:
         steps: the steps it reported while holding the device.
         handovers: how often it gave the device to another job mid-node.
         waited: seconds it spent waiting for the device (first turn and resumes).
+        arrived, began, ended: how many steps all jobs had run on the device (`DeviceTurns.steps`) when it
+            got in line, when it first held the device (None before) and when its node ended (None before).
     """
 
     def __init__(self, turns: DeviceTurns, uses: frozenset, label: str):
@@ -50,6 +53,9 @@ class Turn:
         self.steps = 0
         self.handovers = 0
         self.waited = 0.0
+        self.arrived = turns.steps
+        self.began: int | None = None
+        self.ended: int | None = None
         self.started = False         # has held the device in this node (so its pipelines are mid-use)
         self.resumed = False         # holds a turn it got back after a hand-over (protected from newcomers)
         self.since = 0.0             # when its current turn began
@@ -60,6 +66,16 @@ class Turn:
         for the next turn, calling `while_waiting()` every poll. Returns whether the device was handed over."""
         return self._turns._step(self, while_waiting)
 
+    @property
+    def steps_before(self) -> int | None:
+        """Steps of other jobs between its arrival and its first step (None before it began)."""
+        return None if self.began is None else self.began - self.arrived
+
+    @property
+    def steps_between(self) -> int | None:
+        """Steps of other jobs between its first step and its end, while it was suspended (None before it ended)."""
+        return None if self.ended is None or self.began is None else self.ended - self.began - self.steps
+
 
 class DeviceTurns:
     """Takes turns on one device among the threads of a process.
@@ -68,23 +84,27 @@ class DeviceTurns:
         quantum: seconds a job holds the device before it hands over to a waiting job; None: never mid-node.
         poll: seconds between two `while_waiting()` calls of a waiting job.
         clock: the monotonic clock (seconds) that times turns.
+        remember: how many ended turns `recent()` keeps.
     """
 
-    def __init__(self, quantum: float | None = 2.0, poll: float = 0.2, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, quantum: float | None = 2.0, poll: float = 0.2, clock: Callable[[], float] = time.monotonic,
+                 remember: int = 32):
         self.quantum = quantum
         self.poll = poll
         self.clock = clock
         self._changed = threading.Condition()
         self._holder: Turn | None = None
         self._waiting: list[Turn] = []             # in line, first come first
+        self.steps = 0                             # steps run on the device by all jobs, ever
+        self._ended: collections.deque[Turn] = collections.deque(maxlen=remember)
 
     @contextlib.contextmanager
     def turn(self, uses: Iterable[Hashable] = (), label: str = "",
              while_waiting: Callable[[], None] = lambda: None) -> Iterator[Turn]:
         """Hold the device for one node: waits for a turn (calling `while_waiting()` every poll), yields the
         `Turn` whose `step()` the node calls at every step, and gives the device to the next job at the end."""
-        turn = Turn(self, frozenset(uses), label)
         with self._changed:
+            turn = Turn(self, frozenset(uses), label)
             self._waiting.append(turn)
             self._dispatch()
         self._wait_for(turn, while_waiting)
@@ -103,6 +123,11 @@ class DeviceTurns:
         """The turns waiting for the device, in line."""
         with self._changed:
             return list(self._waiting)
+
+    def recent(self) -> list[Turn]:
+        """The last turns that ended (their node done or cancelled), oldest first."""
+        with self._changed:
+            return list(self._ended)
 
     # -- inside the condition ----------------------------------------------------------------------
 
@@ -124,6 +149,8 @@ class DeviceTurns:
                         self._holder.steps)
         self._holder = turn
         turn.resumed = turn.started
+        if not turn.started:
+            turn.began = self.steps
         turn.started = True
         turn.since = self.clock()
         self._changed.notify_all()
@@ -135,6 +162,9 @@ class DeviceTurns:
 
     def _leave(self, turn: Turn) -> None:
         """`turn`'s node ended (or it was cancelled while waiting): out of line, the device to the next."""
+        if turn.ended is None:
+            turn.ended = self.steps
+            self._ended.append(turn)
         if self._holder is turn:
             self._holder = None
         elif turn in self._waiting:
@@ -155,6 +185,7 @@ class DeviceTurns:
             if self._holder is not turn:
                 raise RuntimeError(f"{turn.label} stepped without holding the device")
             turn.steps += 1
+            self.steps += 1
             if self.quantum is None or (candidate := self._next()) is None or not self._due(turn, candidate):
                 return False
             turn.handovers += 1

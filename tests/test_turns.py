@@ -82,6 +82,7 @@ def test_a_newcomer_takes_the_device_at_the_next_step_of_a_job_that_ran_alone():
     assert log == [("long", "start"), ("long", 1), ("long", 2), ("long", 3),
                    ("short", "start"), ("short", 1), ("short", 2), ("short", 3), ("short", "end")]
     assert (long.turn.handovers, short.turn.handovers, short.turn.steps) == (1, 0, 3)
+    assert (short.turn.steps_before, short.turn.steps_between) == (1, 0)     # one step of the long job waited
     long.finish()
     assert log[-3:] == [("long", 4), ("long", 5), ("long", "end")] and long.error is None
     assert turns.holder() is None and turns.waiting() == []
