@@ -3,11 +3,14 @@ Simple tab, press Generate, see the picture; then find it in the Gallery with it
 import contextlib
 import os
 import pathlib
+import re
 import shutil
 
 import pytest
 
+from configs import load_models
 from tests.conftest import need
+from ui.simple_tab import size_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = pathlib.Path(__file__).resolve().parent / "_artifacts"
@@ -77,12 +80,70 @@ def test_progress_shows_the_step_count_and_cancel_stops_the_job(page, atelier, o
     page.click("#adv-generate")
     shown = page.wait_for_selector("text=/step \\d+ of 150/", timeout=30000).inner_text()
     page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
-    assert int(shown.split()[1]) < 150
+    assert int(re.search(r"step (\d+) of 150", shown).group(1)) < 150
     page.click("#adv-cancel")
-    page.wait_for_selector("text=The job was cancelled.", timeout=30000)
+    # A cancel is information, not an error: it says where the job stopped, and no Error badge is left.
+    page.wait_for_selector("#adv-summary :text('Cancelled at step')", timeout=60000)
     page.screenshot(path=str(SHOTS / "cancelled.png"), full_page=True)
+    assert page.locator(".toast-body.error").count() == 0
+    assert page.locator("#adv-gallery :text('Error')").count() == 0
     newest = atelier.service.recent(owner)[0]
     assert newest["status"] == "cancelled" and newest["progress"]["step"] < 150
+    stopped_at = int(re.search(r"Cancelled at step (\d+)", page.inner_text("#adv-summary")).group(1))
+    assert 0 < stopped_at < 150
+
+
+def test_a_refused_request_keeps_the_previous_result(page):
+    page.get_by_role("tab", name="Simple").click()
+    page.fill("#simple-prompt textarea", "a harbour")
+    page.click("#simple-generate")
+    page.wait_for_selector("#simple-summary :text('Seeds:')", timeout=60000)
+    before = page.locator("#simple-gallery .thumbnail-item img").first.get_attribute("src")
+    page.fill("#simple-prompt textarea", "")
+    page.click("#simple-generate")
+    page.wait_for_selector(".toast-body.warning :text('prompt is empty')", timeout=30000)
+    assert page.locator("#simple-gallery .thumbnail-item img").first.get_attribute("src") == before
+    assert "Seeds:" in page.inner_text("#simple-summary")
+    assert page.locator(".toast-body.error").count() == 0
+
+
+# Each picture's box on the page, the box of the result panel it is in, and its file's size.
+PICTURES = """(panel) => [...document.querySelectorAll(panel + ' .thumbnail-item img')].map(img => {
+    const r = img.getBoundingClientRect(), g = document.querySelector(panel).getBoundingClientRect();
+    return {width: r.width, height: r.height, top: r.top, bottom: r.bottom, left: r.left, right: r.right,
+            panel: {top: g.top, bottom: g.bottom, left: g.left, right: g.right},
+            file: [img.naturalWidth, img.naturalHeight], viewport: [innerWidth, innerHeight]};
+})"""
+
+
+@pytest.mark.parametrize("viewport", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+def test_results_are_shown_whole_at_their_own_aspect_ratio(page, atelier, viewport):
+    """A 16:9 and a 9:16 picture, each drawn whole: the box's aspect ratio is the file's, and it lies inside
+    the result panel and, scrolled to, inside the viewport (Gradio's square cells cropped them)."""
+    width, height = viewport
+    model = load_models(atelier.settings.catalogue)[0]       # the Simple tab's model
+    page.set_viewport_size({"width": width, "height": height})
+    page.get_by_role("tab", name="Simple").click()
+    try:
+        for aspect in ("16:9", "9:16"):
+            page.fill("#simple-prompt textarea", f"a {aspect} view")
+            page.click(f"#simple-aspect label:has-text('{aspect}')")
+            page.click("#simple-generate")
+            w, h = size_for(aspect, model.width, model.height)
+            page.wait_for_function("(want) => document.querySelector('#simple-summary')?.innerText.includes(want)",
+                                   arg=f"{w}×{h}", timeout=90000)
+            page.locator("#simple-gallery").scroll_into_view_if_needed()
+            page.wait_for_function("document.querySelector('#simple-gallery .thumbnail-item img')?.complete")
+            page.screenshot(path=str(SHOTS / f"whole_{aspect.replace(':', 'x')}_{width}.png"))
+            (shown,) = page.evaluate(PICTURES, "#simple-gallery")
+            file_w, file_h = shown["file"]
+            assert abs(shown["width"] / shown["height"] - file_w / file_h) < 0.02, shown
+            panel = shown["panel"]
+            assert panel["top"] <= shown["top"] and shown["bottom"] <= panel["bottom"], shown
+            assert panel["left"] <= shown["left"] and shown["right"] <= panel["right"], shown
+            assert 0 <= shown["top"] and shown["bottom"] <= height and shown["right"] <= width, shown
+    finally:
+        page.set_viewport_size({"width": 1300, "height": 950})
 
 
 def test_paint_a_mask_and_inpaint_it(page, atelier, owner):
