@@ -12,11 +12,13 @@ from pipelines.errors import AtelierError, NotFound
 from pipelines.plan import ExecutionPlan
 from queueing.service import JobService
 from queueing.uploads import Upload
-from storage.artifacts import (file_recipe, find_artifact, find_holding, lineage_of, recent_artifacts, recipe_in,
-                               recipe_of)
+from storage.artifacts import (GALLERY_FILTERS, delete_holding, file_recipe, find_artifact, find_holding,
+                               gallery_query, lineage_of, own_holding, recent_artifacts, recipe_in, recipe_of)
 from storage.blobs import BlobStore
 from storage.models import Artifact, ArtifactOwner, Job, User
 from storage.video import MP4_MIME, encode_gif, encode_webp, read_mp4
+
+PAGE_SIZE = 48          # Gallery items per page: 12 rows of 4
 
 
 class ArtifactCatalogue:
@@ -47,6 +49,56 @@ class ArtifactCatalogue:
     def recent_artifacts(self, user: User, limit: int = 100) -> list[ArtifactOwner]:
         """The user's holdings (`.artifact` is each file), newest first."""
         return recent_artifacts(user, limit)
+
+    def browse(self, user: User, shown: str = "outputs", search: str = "", page: int = 1,
+               per_page: int = PAGE_SIZE) -> tuple[list[ArtifactOwner], int, int]:
+        """One page of the user's Gallery: (the holdings on it, how many there are in all, the page's number).
+
+        Args:
+            shown: "outputs" (what their jobs made), "uploads" (files they sent, painted masks too), "videos"
+                or "all".
+            search: words that the prompt or the model id of each must contain (any case); "" = everything.
+            page: from 1; past the last page gives the last (an empty list only when there is nothing).
+            per_page: holdings per page.
+
+        The database counts and pages (LIMIT / OFFSET), so a page of thousands costs one page's rows."""
+        if shown not in GALLERY_FILTERS:
+            raise AtelierError(f"Unknown filter {shown!r}: use one of {', '.join(GALLERY_FILTERS)}.",
+                               code="bad_filter", field="filter")
+        if not isinstance(search, str) or len(search) > 200:
+            raise AtelierError("The search is text of at most 200 characters.", code="bad_search", field="query")
+        if isinstance(page, bool) or not isinstance(page, (int, float)) or page != int(page):
+            raise AtelierError(f"The page is a whole number from 1; got {page!r}.", code="bad_page", field="page")
+        query = gallery_query(user, shown, search)
+        total = query.count()
+        page = min(max(int(page), 1), max(1, -(-total // per_page)))
+        return list(query.paginate(page, per_page)), total, page
+
+    def gallery_item(self, holding: ArtifactOwner) -> dict:
+        """What the Gallery and /gallery show of one holding."""
+        artifact = holding.artifact
+        return {"artifact_id": artifact.id, "kind": holding.kind, "mime": artifact.mime, "width": artifact.width,
+                "height": artifact.height, "prompt": holding.prompt, "model": holding.model, "seed": holding.seed,
+                "frames": artifact.frames, "created_at": holding.created_at}
+
+    def delete(self, user: User, artifact_id) -> list[str]:
+        """Take one of `user`'s artifacts out of what they hold (a video with its poster); returns the ids of
+        the artifacts whose rows and files went too (those nobody else holds and nothing was made from).
+        Raises NotFound for ids they don't hold themselves."""
+        if own_holding(user, artifact_id) is None:
+            raise NotFound(f"No artifact {artifact_id!r} of yours to delete. Check the id; the Gallery lists yours.",
+                           field="artifact_id")
+        return delete_holding(self.blobs, user, artifact_id)
+
+    def download(self, user: User, artifact_id) -> tuple[bytes, str]:
+        """One of `user`'s files as stored (byte for byte, recipe included) and a file name for it:
+        atelier-SEED-ID.png for what their job made, upload-ID.png for what they sent (ID: the first 12 hex
+        digits of the artifact id). Raises NotFound for ids they don't hold."""
+        holding = self.holding(user, artifact_id)
+        artifact = holding.artifact
+        suffix = artifact.blob_key[64:] or ".bin"
+        stem = f"atelier-{holding.seed}" if holding.made and holding.seed is not None else holding.kind
+        return self.blobs.get(artifact.blob_key), f"{stem}-{artifact.id[:12]}{suffix}"
 
     def artifact_path(self, artifact: Artifact) -> str:
         return str(self.blobs.path(artifact.blob_key))

@@ -97,8 +97,9 @@ def store_artifact(blobs: BlobStore, data: bytes, *, owner: User, kind: str, mim
     """
     key = blobs.put(data, suffix)
     artifact_id = key[:64]
+    prompt, model = search_fields(job.plan, step_id) if job is not None and kind != "upload" else ("", "")
     how = {"kind": kind, "job": job, "plan_hash": plan_hash, "step_id": step_id, "output_index": output_index,
-           "seed": seed}
+           "seed": seed, "prompt": prompt, "model": model}
     with database.atomic():
         Artifact.insert(id=artifact_id, mime=mime, size=len(data), width=width, height=height, blob_key=key,
                         frames=frames, fps=fps, created_at=time.time()).on_conflict_ignore().execute()
@@ -106,12 +107,31 @@ def store_artifact(blobs: BlobStore, data: bytes, *, owner: User, kind: str, mim
         for parent_id, relation in parents:
             if parent_id != artifact_id:
                 Lineage.insert(child=artifact_id, parent=parent_id, relation=relation).on_conflict_ignore().execute()
+    # Once more, now that the row is there: a delete of the last holding of these same bytes may have removed
+    # the blob between the put above and this row (delete_holding puts it back from its side of the race).
+    blobs.put(data, suffix)
     return Artifact.get_by_id(artifact_id)
+
+
+def search_fields(plan_json: str, step_id: str) -> tuple[str, str]:
+    """(prompt, model id) of step `step_id` of a plan (its JSON text), as the Gallery searches them: a step
+    without a prompt (an upscale) takes the plan's first prompt, one without a model the plan's first model.
+    ("", "") for a plan this cannot read. (Migration 0011_gallery_search filled older holdings the same way.)"""
+    try:
+        steps = json.loads(plan_json).get("steps", [])
+    except (ValueError, TypeError, AttributeError):
+        return "", ""
+    steps = [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
+    ordered = [s for s in steps if s.get("id") == step_id] + steps
+    prompt = next((s["prompt"] for s in ordered if isinstance(s.get("prompt"), str) and s["prompt"]), "")
+    model = next((s["model"]["id"] for s in ordered
+                  if isinstance(s.get("model"), dict) and isinstance(s["model"].get("id"), str)), "")
+    return prompt, model
 
 
 def _hold(artifact_id: str, owner: User | int, created_at: float, how: dict) -> None:
     """Record that `owner` holds `artifact_id` as `how` says (kind, job, plan_hash, step_id, output_index,
-    seed): a new holding, or their upload of it turned into what they made."""
+    seed, prompt, model): a new holding, or their upload of it turned into what they made."""
     ArtifactOwner.insert(artifact=artifact_id, owner=owner, created_at=created_at, **how).on_conflict_ignore().execute()
     if how["kind"] != "upload":
         ArtifactOwner.update(**how).where((ArtifactOwner.artifact == artifact_id) & (ArtifactOwner.owner == owner)
@@ -126,7 +146,8 @@ def move_holdings(source: User, target: User) -> None:
         for holding in ArtifactOwner.select().where(ArtifactOwner.owner == source):
             _hold(holding.artifact_id, target, holding.created_at,
                   {"kind": holding.kind, "job": holding.job_id, "plan_hash": holding.plan_hash,
-                   "step_id": holding.step_id, "output_index": holding.output_index, "seed": holding.seed})
+                   "step_id": holding.step_id, "output_index": holding.output_index, "seed": holding.seed,
+                   "prompt": holding.prompt, "model": holding.model})
         ArtifactOwner.delete().where(ArtifactOwner.owner == source).execute()
 
 
@@ -223,3 +244,68 @@ def recent_artifacts(user: User, limit: int = 100) -> list[ArtifactOwner]:
     return list(ArtifactOwner.select(ArtifactOwner, Artifact).join(Artifact)
                 .where((ArtifactOwner.owner == user) & (ArtifactOwner.kind != "poster"))
                 .order_by(ArtifactOwner.created_at.desc(), ArtifactOwner.output_index).limit(limit))
+
+
+# The Gallery's filters: what a holding is to its holder. Painted masks and other files sent are uploads;
+# a video's poster is listed only as its video.
+GALLERY_FILTERS = {
+    "outputs": ArtifactOwner.kind.in_(("image", "video")),
+    "uploads": ArtifactOwner.kind == "upload",
+    "videos": Artifact.mime == MP4_MIME,
+    "all": ArtifactOwner.kind != "poster",
+}
+
+
+def gallery_query(user: User, shown: str = "outputs", search: str = ""):
+    """`user`'s holdings (with `.artifact` loaded) that `shown` (a GALLERY_FILTERS key) lists and whose prompt
+    or model id contains every word of `search` (any case), newest first: a query the caller pages with
+    `.paginate` or `.limit`/`.offset` and counts with `.count()`, so the database does both. Raises KeyError
+    for an unknown filter."""
+    condition = (ArtifactOwner.owner == user) & (ArtifactOwner.kind != "poster") & GALLERY_FILTERS[shown]
+    for word in search.split():
+        condition &= ArtifactOwner.prompt.contains(word) | ArtifactOwner.model.contains(word)
+    return (ArtifactOwner.select(ArtifactOwner, Artifact).join(Artifact).where(condition)
+            .order_by(ArtifactOwner.created_at.desc(), ArtifactOwner.output_index, ArtifactOwner.id))
+
+
+def delete_holding(blobs: BlobStore, user: User, artifact_id) -> list[str]:
+    """Take `artifact_id` out of what `user` holds (with the poster of a video of theirs); returns the ids of
+    the artifacts that went with it, [] when they hold no such artifact (another user's looks missing; admins
+    delete only their own holdings too).
+
+    An artifact, with its file, goes only when nobody holds it any more and no other artifact was made from it
+    (a lineage edge names it as parent): while another user holds the same bytes, or something was made from
+    them, the row, the blob and every lineage edge stay, so others' lineage and replays are untouched."""
+    holding = own_holding(user, artifact_id)
+    if holding is None:
+        return []
+    gone: list[Artifact] = []
+    with database.atomic():
+        posters = [e.child_id for e in Lineage.select(Lineage.child).where(
+            (Lineage.parent == holding.artifact_id) & (Lineage.relation == "poster_of"))]
+        ArtifactOwner.delete().where((ArtifactOwner.owner == user) & (
+            (ArtifactOwner.artifact == holding.artifact_id) |
+            (ArtifactOwner.artifact.in_(posters) & (ArtifactOwner.kind == "poster")))).execute()
+        for candidate in [*posters, holding.artifact_id]:       # posters first: each names the video as parent
+            held = ArtifactOwner.select().where(ArtifactOwner.artifact == candidate).exists()
+            made_from = Lineage.select().where(Lineage.parent == candidate).exists()
+            if not held and not made_from:
+                gone.append(Artifact.get_by_id(candidate))
+                Lineage.delete().where(Lineage.child == candidate).execute()
+                Artifact.delete().where(Artifact.id == candidate).execute()
+    for artifact in gone:
+        _drop_blob(blobs, artifact.blob_key)
+    return [a.id for a in gone]
+
+
+def _drop_blob(blobs: BlobStore, key: str) -> None:
+    """Delete the blob `key` of an artifact row just deleted. `store_artifact` of the same bytes by someone
+    else puts the blob before inserting its row and again after: if its row appeared while this deleted the
+    blob, the bytes are put back here (read before deleting), so a row never outlives its blob."""
+    try:
+        data = blobs.get(key)
+    except KeyError:
+        return
+    blobs.delete(key)
+    if Artifact.select().where(Artifact.blob_key == key).exists():
+        blobs.put(data, key[64:])

@@ -63,6 +63,11 @@ class BlobStore:
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
+    def delete(self, key: str) -> None:
+        """Remove the blob (a no-op when it is not stored). Callers delete only blobs no artifact row
+        refers to any more (storage.artifacts.delete_holding)."""
+        raise NotImplementedError
+
     def path(self, key: str) -> pathlib.Path:
         """A local file holding the blob, for handing to the web server."""
         raise NotImplementedError
@@ -89,6 +94,9 @@ class LocalBlobStore(BlobStore):
 
     def _write(self, key: str, data: bytes) -> None:
         write_whole(self.path(key), data)
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def get(self, key: str) -> bytes:
         try:

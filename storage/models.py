@@ -175,6 +175,9 @@ class ArtifactOwner(BaseModel):
     output_index = IntegerField(default=0)
     seed = BigIntegerField(null=True)         # up to 2**32 - 1, past a PostgreSQL integer
     created_at = DoubleField(default=time.time, index=True)
+    # What the Gallery searches: the prompt and the model id of the step that made it ("" for uploads).
+    prompt = TextField(default="")
+    model = CharField(default="")
 
     @property
     def made(self) -> bool:
@@ -182,7 +185,7 @@ class ArtifactOwner(BaseModel):
         return self.kind != "upload"
 
     class Meta:
-        indexes = ((("artifact", "owner"), True),)
+        indexes = ((("artifact", "owner"), True), (("owner", "created_at"), False))
 
 
 class ShareLink(BaseModel):

@@ -156,6 +156,13 @@ class S3BlobStore(BlobStore):
         write_whole(target, self.get(key))
         return target
 
+    def delete(self, key: str) -> None:
+        """Delete the object and its cached copy (S3 answers a delete of a missing key with success)."""
+        name = self.object_key(key)
+        self.check()
+        self.client.delete_object(Bucket=self.bucket, Key=name)
+        (self.root / key[:2] / key).unlink(missing_ok=True)
+
     def url(self, key: str, expires: int = 600) -> str:
         """A presigned GET URL for the blob, valid `expires` seconds; the bucket itself stays private.
         Signing needs no request, so this neither checks that the blob exists nor fails when it is absent."""
