@@ -182,3 +182,14 @@ def test_paint_a_mask_and_inpaint_it(page, atelier, owner):
     untouched = mask == 0                                      # the feather only reaches inward
     assert untouched.any() and np.array_equal(result[untouched], source[untouched])
     assert not np.array_equal(result[painted], source[painted])
+
+
+def test_a_file_that_is_not_an_image_is_refused_in_words(page, tmp_path):
+    """Gradio opened the upload with PIL and showed PIL's error, with the server's temporary path in it."""
+    notes = tmp_path / "notes.png"
+    notes.write_text("these are my notes, not a picture")
+    page.get_by_role("tab", name="Img2img").click()
+    page.set_input_files("#i2i-image input[type=file]", str(notes))
+    toast = page.wait_for_selector(".toast-body:has-text('not an image Atelier can read')", timeout=30000)
+    page.screenshot(path=str(SHOTS / "not_an_image.png"), full_page=True)
+    assert "/tmp" not in toast.inner_text() and "cannot identify" not in toast.inner_text()
