@@ -177,6 +177,26 @@ def test_hires_fix_chain_records_the_whole_lineage(atelier, owner):
     assert lineage_of(find_holding(owner, generated[0]))[1] == [{"artifact_id": upscaled[0], "relation": "upscale_of"}]
 
 
+def test_a_tab_shows_only_the_final_pictures_of_a_hires_fix(atelier, owner):
+    """A tab showed all six pictures of a batch-2 hires fix ("Seeds: 8, 9, 8, 9, 8, 9"); it shows the two
+    refined ones, and names the others as intermediates, reachable through lineage."""
+    from configs import load_models
+    from ui.common import UIContext, job_result, shown_result
+
+    job = run(atelier, owner,
+              Node("gen", Txt2Img(prompt="a castle", seed=8, batch_size=2)),
+              Node("up", Upscale(scale=2.0), (("image", edge("gen", "images")),)),
+              Node("fix", Img2Img(prompt="a castle", strength=0.4, seed=8), (("image", edge("up", "images")),)))
+    ctx = UIContext(service=atelier.service, artifacts=atelier.artifacts,
+                    models=tuple(load_models(atelier.settings.catalogue)), styles=(), current_user=lambda r: owner)
+    files, info = shown_result(ctx, owner, job)
+    assert info["artifact_ids"] == job.artifact_ids[4:] and info["seeds"] == [8, 9]
+    assert info["intermediate_ids"] == job.artifact_ids[:4]
+    assert [caption for _, caption in files] == ["seed 8", "seed 9"]
+    everything, _ = job_result(ctx, owner, job)          # what the API returns: every file
+    assert len(everything) == 6
+
+
 def test_graph_errors_name_the_node_and_the_fix(atelier, owner, source):
     service = atelier.service
     with pytest.raises(InvalidRequest, match="needs an input 'image'"):
