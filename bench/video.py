@@ -88,7 +88,7 @@ def main() -> None:
         svd = cache.video(svd_step.model)
 
         def ours_svd():
-            return video.img2vid(svd_step, [image], lambda *a: None)
+            return video.img2vid(svd_step, [image], lambda *a, **k: None)
 
         def plain_svd():
             return svd(image=image, num_frames=args.frames, num_inference_steps=args.steps, fps=7,
@@ -109,7 +109,7 @@ def main() -> None:
         animate = cache.animatediff(ad_step.model, ad_step.motion_adapter)
 
         def ours_ad():
-            return video.txt2vid(ad_step, lambda *a: None)
+            return video.txt2vid(ad_step, lambda *a, **k: None)
 
         def plain_ad():
             return animate(PROMPT, num_frames=args.frames, num_inference_steps=args.steps, guidance_scale=7.5,

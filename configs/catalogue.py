@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent
 SOURCE_KINDS = ("demo", "folder", "file", "hub", "gguf")
+PREVIEW_VAE_KINDS = ("demo", "folder", "hub")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,10 @@ class ModelEntry:
     motion_bucket_id: int = 127  # svd: default amount of motion (1-255)
     noise_aug_strength: float = 0.02  # svd: default noise added to the input image
     offload: bool = False       # on a GPU, keep the weights in CPU memory and move each part in as it runs
+    # a tiny decoder (TAESD: diffusers' AutoencoderTiny) that draws its live previews: "demo" (a tiny random one,
+    # built offline), "folder:PATH" or "hub:ORG/NAME" (madebyollin/taesd, taesdxl, taesd3, taef1); "" draws them
+    # with the family's cheap latent-to-RGB projection
+    preview_vae: str = ""
 
     @property
     def source_kind(self) -> str:
@@ -75,6 +80,9 @@ def load_models(path: str | os.PathLike = CONFIG_DIR / "models.toml") -> tuple[M
         if entry.source_kind not in SOURCE_KINDS:
             raise ValueError(f"{path}: model {entry.id!r} has source {entry.source!r}; "
                              "expected demo, folder:PATH, file:PATH, gguf:PATH or hub:ORG/NAME")
+        if entry.preview_vae and entry.preview_vae.split(":", 1)[0] not in PREVIEW_VAE_KINDS:
+            raise ValueError(f"{path}: model {entry.id!r} has preview_vae {entry.preview_vae!r}; expected demo, "
+                             "folder:PATH (an AutoencoderTiny folder) or hub:ORG/NAME (madebyollin/taesd, ...)")
         entries.append(entry)
     ids = [e.id for e in entries]
     if len(set(ids)) != len(ids):

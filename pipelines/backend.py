@@ -1,7 +1,8 @@
 """DiffusersBackend: runs plan steps on a local torch device with diffusers pipelines.
 
 The backend receives fully resolved steps (see plan.py) and input images, and returns PIL images.
-It reports each denoising step through `on_step(i, n)`; raising from `on_step` (JobCancelled)
+It reports each denoising step through `on_step(i, n, latents=...)` (the latents, for live previews:
+pipelines.preview); raising from `on_step` (JobCancelled)
 stops the pipeline at once, before the VAE decode. Image k of a step comes from `step.seeds[k]`
 and from input image k // step.per_input.
 """
@@ -28,6 +29,7 @@ from pipelines.model_cache import ModelCache
 from pipelines.control import canny
 from pipelines.families import FAMILIES
 from pipelines.placement import tile_vae
+from pipelines.preview import Latents
 from pipelines.plan import (CannyStep, DiffusionStep, EditStep, Img2ImgStep, InpaintStep, OutpaintStep,
                             Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
@@ -294,8 +296,9 @@ class DiffusersBackend:
         done, results = 0, []
         for k, box in enumerate(boxes):
             # This pipeline has only the older `callback(i, t, latents)`; it too can raise to stop.
-            def report(i, t, latents, offset=done):
-                on_step(offset + i + 1, step.steps * len(boxes))
+            def report(i, t, latents, offset=done, box=box):
+                on_step(offset + i + 1, step.steps * len(boxes),
+                        latents=Latents(latents, step.model, box[2] - box[0], box[3] - box[1], pipe))
 
             tile = pipe(prompt="", image=image.crop(box), num_inference_steps=step.steps,
                         generator=_generator(seed + k), callback=report, callback_steps=1,
@@ -354,8 +357,10 @@ class DiffusersBackend:
     def _denoise_calls(self, pipe, step: DiffusionStep, calls, on_step) -> Images:
         images, done = [], 0
         for seeds, extra in calls:
-            def report(p, i, t, tensors, offset=done):
-                on_step(offset + i + 1, p.num_timesteps * len(calls))
+            def report(p, i, t, tensors, offset=done, extra=extra):
+                size = extra.get("width", step.width), extra.get("height", step.height)
+                on_step(offset + i + 1, p.num_timesteps * len(calls),
+                        latents=Latents(tensors["latents"], step.model, *size, p))
                 return tensors
 
             scheduler, schedule_args = make_scheduler(dict(pipe.scheduler.config), step.sampler, step.schedule,

@@ -6,7 +6,7 @@ denoises (a UNet or a transformer) and how it is scheduled (discrete epsilon / v
 matching: which decides the samplers that apply), the defaults a request on it takes, how guidance works on
 it (real CFG, distilled guidance, or "true CFG"; the infotext names the scale after it), whether it reads a
 negative prompt, the multiple its sizes must be, how long a prompt it reads, where its weights may come from,
-how its demo models are built, and how it runs on a GPU. `pipelines.families.FAMILIES` holds the families a
+how its demo models are built, how it runs on a GPU, and how a live preview draws its latents. `pipelines.families.FAMILIES` holds the families a
 server knows; adding one is a module in `pipelines/families/` and a line there. Pure: no torch (pipeline
 classes and demo builders are named, and imported by the loaders).
 """
@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
 from configs.catalogue import ModelEntry
+from pipelines.latent_rgb import LatentRGB
 
 # Every task a family may declare, and what a request on it gives. A node kind asks for one of these.
 TASKS = ("txt2img", "img2img", "inpaint", "edit", "control", "img2vid", "txt2vid")
@@ -86,6 +87,12 @@ class Family:
         transformer_class: the diffusers class of its transformer, where one is read from a GGUF file.
         gguf_architectures: the `general.architecture` names its GGUF files declare (city96's converter
             writes "flux", "qwen_image", "lumina2" for Z-Image, "wan"); empty: no GGUF source.
+        latent_rgb: the cheap latent-to-RGB projections of the latent spaces its models denoise in
+            (`pipelines.latent_rgb`), for live previews; the one whose channel count matches the latents is used.
+        latent_layout: how its pipelines hand their video latents to a step callback: "channels_first"
+            (batch, channels, frames, h, w), or "frames_first" (batch, frames, channels, h, w: SVD's). Image latents
+            are (batch, channels, h, w), or packed (batch, tokens, channels x 2 x 2) where a transformer reads
+            patches (`pipelines.preview` undoes that).
     """
 
     name: str
@@ -115,6 +122,8 @@ class Family:
     tile_vae: bool = False
     transformer_class: str = ""
     gguf_architectures: tuple[str, ...] = ()
+    latent_rgb: tuple[LatentRGB, ...] = ()
+    latent_layout: str = "channels_first"
 
     def pipeline_class(self, task: str) -> str | None:
         """The diffusers class that runs `task` on this family, or None where it has none."""

@@ -30,6 +30,7 @@ from pipelines.image_models import check_task, load_image_model, task_pipeline
 from pipelines.learned_interpolation import FlowNet, load_interpolator_model
 from pipelines.model_sources import ModelSources
 from pipelines.placement import family_dtype, place
+from pipelines.preview import load_preview_decoder
 from pipelines.plan import ModelRef
 from pipelines.video_models import animatediff_from, load_motion_adapter, load_svd
 
@@ -52,11 +53,13 @@ class ModelCache:
         config_folders: model id -> diffusers config folder, for single-file checkpoints.
         on_load: called as on_load(seconds, family) after each image model is loaded.
         offload: the catalogue ids of the models to run with model CPU offload on a GPU (`offload = true`).
+        preview_vaes: model id -> the tiny decoder (TAESD) its live previews are drawn with (`preview_vae`).
     """
 
     def __init__(self, models_dir: str | os.PathLike, device: torch.device, dtype: torch.dtype,
                  capacity: int = 2, config_folders: dict[str, str] | None = None,
-                 on_load: Callable[[float, str], None] | None = None, offload: frozenset[str] = frozenset()):
+                 on_load: Callable[[float, str], None] | None = None, offload: frozenset[str] = frozenset(),
+                 preview_vaes: dict[str, str] | None = None):
         self.models_dir = pathlib.Path(models_dir)
         self.device = device
         self.dtype = dtype
@@ -65,6 +68,8 @@ class ModelCache:
         self.sources = ModelSources(self.models_dir, self.config_folders)
         self.on_load = on_load
         self.offload = offload
+        self.preview_vaes = preview_vaes if preview_vaes is not None else {}
+        self._preview_decoders: dict[str, torch.nn.Module | None] = {}   # preview_vae source -> loaded (or None)
         self.loads = 0                     # how many times weights were read from disk
         # key(model) -> task -> what runs it; the first entry is the loaded model, the others share its modules
         self._models: collections.OrderedDict[tuple, dict[str, object]] = collections.OrderedDict()
@@ -145,6 +150,23 @@ class ModelCache:
             self._evict(keep=key)
         self._models.move_to_end(key)
         return self._models[key]
+
+    def preview_decoder(self, model: ModelRef) -> torch.nn.Module | None:
+        """The tiny decoder (TAESD) the catalogue gives `model` for live previews, loaded once; None when it
+        gives none, or when it cannot be loaded (logged once: previews then use the family's projection)."""
+        source = self.preview_vaes.get(model.id, "")
+        if not source:
+            return None
+        with self._lock:
+            if source not in self._preview_decoders:
+                try:
+                    self._preview_decoders[source] = load_preview_decoder(source, self.models_dir, self.device,
+                                                                          self.dtype)
+                except (OSError, ValueError) as e:
+                    logger.warning("model cache: preview decoder %s of %s not loaded (%s); previews use the "
+                                   "latent-to-RGB projection", source, model.id, e)
+                    self._preview_decoders[source] = None
+            return self._preview_decoders[source]
 
     def dtype_for(self, family: str) -> torch.dtype:
         """The dtype `family`'s models run in here (its declared CUDA dtype on a GPU)."""

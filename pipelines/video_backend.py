@@ -24,6 +24,7 @@ from pipelines.model_cache import ModelCache
 from pipelines.backend import on_device, prompting, seeded_global_rng
 from pipelines.families import FAMILIES
 from pipelines.placement import tile_vae
+from pipelines.preview import Latents
 from pipelines.plan import Img2VidStep, InterpolateStep, Txt2VidStep, VideoDiffusionStep
 from pipelines.samplers import make_scheduler
 from pipelines.turns import DeviceTurns
@@ -173,7 +174,8 @@ class VideoBackend:
         total = step.steps * len(step.seeds)
 
         def report(pipe, i, t, tensors):
-            on_step(video * step.steps + i + 1, total)
+            on_step(video * step.steps + i + 1, total,
+                    latents=Latents(tensors["latents"], step.model, step.width, step.height, pipe))
             return tensors
         return report
 

@@ -73,12 +73,13 @@ def build_runner(settings, on_model_load=None):
     configs = {m.id: m.config for m in catalogue if m.config}
     cache = ModelCache(settings.models_dir, device, pick_dtype(device), capacity=settings.model_cache_size,
                        config_folders=configs, on_load=on_model_load,
-                       offload=frozenset(m.id for m in catalogue if m.offload))
+                       offload=frozenset(m.id for m in catalogue if m.offload),
+                       preview_vaes={m.id: m.preview_vae for m in catalogue if m.preview_vae})
     # The consumer threads of this process take turns on the one device (issue 14, item 8).
     turns = DeviceTurns(settings.turn_seconds or None)
     images = DiffusersBackend(cache, extras_finder(settings.loras_dir, settings.embeddings_dir),
                               threads=settings.torch_threads, turns=turns)
-    return Runner(images, VideoBackend(cache, turns, images.extras))
+    return Runner(images, VideoBackend(cache, turns, images.extras), preview_decoder=cache.preview_decoder)
 
 
 class JobExecutor:
@@ -182,14 +183,18 @@ class JobExecutor:
         job_id = job.id
         logger.info("job %s: running on %s (attempt %d)", job_id, self.worker, job.attempts)
         plan = ExecutionPlan.from_json(job.plan)
-        last_write = 0.0
+        last_write, last_phase = 0.0, (0, "")
 
         def on_progress(p) -> None:
-            nonlocal last_write
+            # A new phase, the last step and a preview (the runner makes one every half second at most) are
+            # always written; the rest at most every progress_interval.
+            nonlocal last_write, last_phase
             now = time.monotonic()
-            if now - last_write >= self.progress_interval or p.step == p.steps:
-                jobs.set_progress(job_id, step=p.step, steps=p.steps, node=p.node, nodes=p.nodes, phase=p.phase)
-                last_write = now
+            if p.preview is not None or (p.node, p.phase) != last_phase or now - last_write >= self.progress_interval \
+                    or p.step == p.steps:
+                jobs.set_progress(job_id, step=p.step, steps=p.steps, node=p.node, nodes=p.nodes, phase=p.phase,
+                                  eta=p.eta_seconds, preview=None if p.preview is None else encode_png(p.preview, {}))
+                last_write, last_phase = now, (p.node, p.phase)
 
         def stop_here() -> bool:
             return self.stopping.is_set() or not jobs.still_held(job_id, self.worker)
@@ -198,6 +203,7 @@ class JobExecutor:
         try:
             result = self.runner.run(plan, load_image=self._load_image, on_progress=on_progress,
                                      cancelled=stop_here, load_video=self._load_video)
+            jobs.set_phase(job_id, "saving")
             outputs = self._store(job, plan, result)
         except JobCancelled as e:
             self._stopped(job, e.message)

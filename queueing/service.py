@@ -6,6 +6,7 @@ job or artifact is "not found".
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -33,25 +34,100 @@ Enqueue = Callable[[str, int], None]
 WORKER_LOOK_INTERVAL = 1.0      # seconds between two looks for a running worker while a job stays queued
 
 
-def progress_of(job: Job) -> dict:
-    """The job's progress as the API reports it: step i of n in node k of m, and a fraction."""
+# A finished job's phase is its status ("succeeded" reads "done").
+FINISHED_PHASES = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled"}
+# Rows written before issue 14 said "" for denoising and "frame" for decoding.
+OLD_PHASES = {"frame": "decoding"}
+
+
+def jobs_ahead(job: Job) -> int:
+    """How many queued jobs start before `job`: those of a higher priority, and those of its own queued earlier."""
+    earlier = (Job.priority > job.priority) | ((Job.priority == job.priority) & (Job.created_at < job.created_at))
+    return Job.select().where((Job.status == "queued") & earlier).count()
+
+
+def queue_position(job: Job) -> int | None:
+    """Where a queued job stands in line (1: it runs next); None once it is not queued."""
+    return jobs_ahead(job) + 1 if job.status == "queued" else None
+
+
+def phase_of(job: Job) -> str:
+    """queued, loading, denoising, decoding, saving, done, failed or cancelled."""
+    if job.status == "queued":
+        return "queued"
+    if job.status in FINISHED_PHASES:
+        return FINISHED_PHASES[job.status]
+    if not job.progress_phase:
+        return "denoising" if job.progress_steps else "loading"
+    return OLD_PHASES.get(job.progress_phase, job.progress_phase)
+
+
+def eta_of(job: Job, now: float | None = None) -> float | None:
+    """Seconds left in a running job: the runner's estimate when progress was last written, less the time since;
+    None when not running or not known yet (before two steps were timed)."""
+    if job.status != "running" or job.progress_eta is None:
+        return None
+    now = time.time() if now is None else now
+    return round(max(job.progress_eta - (now - (job.progress_at or now)), 0.0), 1)
+
+
+def preview_of(job: Job) -> str:
+    """The job's live preview as a data URL ("data:image/png;base64,..."), or "" when it has none (queued, not
+    yet drawn, or succeeded: the outputs show then). A cancelled or failed job keeps its last one."""
+    if not job.progress_preview:
+        return ""
+    return "data:image/png;base64," + base64.b64encode(bytes(job.progress_preview)).decode("ascii")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def about(seconds: float) -> str:
+    """"about 8 s left", "about 3 min left"."""
+    return f"about {seconds:.0f} s left" if seconds < 90 else f"about {seconds / 60:.0f} min left"
+
+
+def progress_text(job: Job, phase: str, position: int | None, eta: float | None) -> str:
+    """What a person reads: "queued: 3rd in line", "denoising: step 12 of 30 · node 1 of 2 · about 8 s left",
+    "decoding: frame 8 of 16", "done"."""
+    if phase == "queued":
+        return f"queued: {ordinal(position)} in line" if position else "queued"
+    if job.status != "running":
+        return phase
+    parts = [{"loading": "loading model", "saving": "saving"}.get(phase, phase)]
+    if phase in ("denoising", "decoding") and job.progress_steps:
+        counted = "frame" if phase == "decoding" else "step"
+        parts[0] += f": {counted} {job.progress_step} of {job.progress_steps}"
+    if job.progress_nodes > 1:
+        parts.append(f"node {job.progress_node} of {job.progress_nodes}")
+    if eta is not None:
+        parts.append(about(eta))
+    return " · ".join(parts)
+
+
+def progress_of(job: Job, position: int | None = None, eta: float | None = None) -> dict:
+    """The job's progress as the API reports it: step i of n in node k of m, a fraction, and the text a person
+    reads (`progress_text`; `position` and `eta` as `queue_position` and `eta_of` give them). `phase` here
+    says what `step` counts, as it always has: "step" (denoising) or "frame" (decoding a video)."""
     fraction = 1.0 if job.status == "succeeded" else 0.0
     if job.status == "running" and job.progress_steps:
         done_nodes = max(job.progress_node - 1, 0)
         fraction = (done_nodes + job.progress_step / job.progress_steps) / max(job.progress_nodes, 1)
-    text = {"queued": "queued", "succeeded": "done", "failed": "failed", "cancelled": "cancelled"}.get(job.status)
-    if text is None:
-        counted = "decoding frame" if job.progress_phase == "frame" else "step"
-        text = (f"{counted} {job.progress_step} of {job.progress_steps}" if job.progress_steps else "starting")
-        if job.progress_nodes > 1:
-            text += f" (node {job.progress_node} of {job.progress_nodes})"
+    phase = phase_of(job)
     return {"step": job.progress_step, "steps": job.progress_steps, "node": job.progress_node,
-            "nodes": job.progress_nodes, "phase": job.progress_phase or "step", "fraction": round(fraction, 4),
-            "text": text}
+            "nodes": job.progress_nodes, "phase": "frame" if phase == "decoding" else "step",
+            "fraction": round(fraction, 4), "text": progress_text(job, phase, position, eta)}
 
 
 def status_of(job: Job) -> dict:
-    return {"job_id": job.id, "status": job.status, "progress": progress_of(job),
+    """What /job_status reports: the status, the progress, and `phase` (see `phase_of`), `eta_seconds`,
+    `queue_position` (while queued, 1 = next) and `preview` (a data URL, or "")."""
+    position, eta = queue_position(job), eta_of(job)
+    return {"job_id": job.id, "status": job.status, "progress": progress_of(job, position, eta),
+            "phase": phase_of(job), "eta_seconds": eta, "queue_position": position, "preview": preview_of(job),
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
             "error": job.error, "artifact_ids": job.artifact_ids, "plan_hash": job.plan_hash,
             "credits": job.credits, "worker": job.worker, "attempts": job.attempts,

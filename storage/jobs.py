@@ -29,7 +29,8 @@ def claim(job_id: str, worker: str, lease_seconds: float | None = None) -> Job |
     now = time.time()
     taken = (Job.update(status="running", started_at=now, worker=worker, attempts=Job.attempts + 1,
                         lease_until=now + lease_seconds if lease_seconds else None, progress_step=0,
-                        progress_steps=0, progress_phase="")
+                        progress_steps=0, progress_phase="", progress_preview=None, progress_eta=None,
+                        progress_at=now)
              .where((Job.id == job_id) & (Job.status == "queued")).execute())
     return Job.get_by_id(job_id) if taken else None
 
@@ -60,7 +61,8 @@ def requeue(job: Job, *, worker: str | None = None, expired_before: float | None
     if expired_before is not None:
         condition &= Job.lease_until < expired_before
     values = {"status": "queued", "worker": "", "lease_until": None, "started_at": None, "progress_step": 0,
-              "progress_steps": 0, "progress_node": 0, "progress_phase": "", "enqueued_at": time.time()}
+              "progress_steps": 0, "progress_node": 0, "progress_phase": "", "progress_preview": None,
+              "progress_eta": None, "progress_at": None, "enqueued_at": time.time()}
     if not count_attempt:
         values["attempts"] = Job.attempts - 1
     return bool(Job.update(**values).where(condition).execute())
@@ -92,10 +94,21 @@ def mark_enqueued(job_id: str) -> None:
     Job.update(enqueued_at=time.time()).where((Job.id == job_id) & (Job.status == "queued")).execute()
 
 
-def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int, phase: str = "") -> None:
-    """`phase`: what `step` of `steps` counts: "" for denoising steps, "frame" for decoded video frames."""
-    (Job.update(progress_step=step, progress_steps=steps, progress_node=node, progress_nodes=nodes,
-                progress_phase=phase)
+def set_progress(job_id: str, *, step: int, steps: int, node: int, nodes: int, phase: str = "denoising",
+                 eta: float | None = None, preview: bytes | None = None) -> None:
+    """A running job's progress: in node `node` of `nodes`, `phase` ("loading", "denoising": `step` of `steps`
+    counts denoising steps, "decoding": decoded video frames), with `eta` seconds left (None: not known yet)
+    and, when given, a new `preview` (PNG bytes; None keeps the last one)."""
+    values = {"progress_step": step, "progress_steps": steps, "progress_node": node, "progress_nodes": nodes,
+              "progress_phase": phase, "progress_eta": eta, "progress_at": time.time()}
+    if preview is not None:
+        values["progress_preview"] = preview
+    Job.update(**values).where((Job.id == job_id) & (Job.status == "running")).execute()
+
+
+def set_phase(job_id: str, phase: str) -> None:
+    """A running job's phase alone ("saving" its outputs), its step counts and preview left as they were."""
+    (Job.update(progress_phase=phase, progress_eta=None, progress_at=time.time())
      .where((Job.id == job_id) & (Job.status == "running")).execute())
 
 
@@ -106,7 +119,9 @@ def finish(job_id: str, status: str, *, error: str = "", outputs: list[str] | No
     its lease was renewed since: nothing changes then."""
     if status not in FINISHED:
         raise ValueError(f"finish() takes one of {FINISHED}, got {status!r}")
-    values = {"status": status, "finished_at": time.time(), "error": error, "lease_until": None}
+    values = {"status": status, "finished_at": time.time(), "error": error, "lease_until": None, "progress_eta": None}
+    if status == "succeeded":
+        values["progress_preview"] = None      # the outputs show now; a cancelled or failed job keeps its last one
     if outputs is not None:
         values["outputs"] = json.dumps(outputs)
     if result is not None:

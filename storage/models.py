@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import time
 
-from peewee import (BigIntegerField, BooleanField, CharField, DoubleField, ForeignKeyField, IntegerField, Model,
-                    TextField)
+from peewee import (BigIntegerField, BlobField, BooleanField, CharField, DoubleField, ForeignKeyField, IntegerField,
+                    Model, TextField)
 
 from storage.db import database
 
@@ -112,7 +112,12 @@ class Job(BaseModel):
     progress_steps = IntegerField(default=0)
     progress_node = IntegerField(default=0)
     progress_nodes = IntegerField(default=0)
-    progress_phase = CharField(default="")   # what progress_step counts: "" (denoising steps) or "frame" (decoded)
+    # loading, denoising (progress_step counts steps), decoding (it counts decoded video frames) or saving; rows
+    # from before issue 14 say "" for denoising and "frame" for decoding
+    progress_phase = CharField(default="")
+    progress_preview = BlobField(null=True)  # a small PNG of the latents, while running (pipelines.preview)
+    progress_eta = DoubleField(null=True)    # seconds left, as estimated when progress was last written
+    progress_at = DoubleField(null=True)     # when progress was last written (Unix s)
     cancel_requested = BooleanField(default=False)
     error = TextField(default="")
     outputs = TextField(default="[]")        # artifact ids, as a JSON list, in plan order

@@ -31,6 +31,10 @@ def test_every_family_is_declared_completely(name):
         assert d.frames and d.fps and family.frames_error(d.frames) is None
     if family.guidance == "distilled":
         assert not family.negative_prompt, "distilled guidance reads no negative prompt"
+    # live previews (issue 14, item 1): every family says how its latents look in RGB
+    assert family.latent_rgb, f"{name} declares no latent-to-RGB projection for previews"
+    assert all(len(row) == 3 for p in family.latent_rgb for row in p.factors) and family.latent_layout in (
+        "channels_first", "frames_first")
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)

@@ -50,7 +50,7 @@ def test_every_offered_pair_draws(engine, model_id):
         if model_id in VIDEO_MODELS:
             node = Txt2Vid(prompt="a boat", model=model_id, seed=1, steps=3, sampler=sampler, schedule=schedule)
             plan = compiler.compile(WorkflowSpec.single(node))
-            drawn[sampler, schedule] = spread(videos.family_video(plan.steps[0], [], lambda *a: None)[0].frames[0])
+            drawn[sampler, schedule] = spread(videos.family_video(plan.steps[0], [], lambda *a, **k: None)[0].frames[0])
         else:
             node = Txt2Img(prompt="a lighthouse", model=model_id, seed=1, steps=3, sampler=sampler, schedule=schedule)
             plan = compiler.compile(WorkflowSpec.single(node))

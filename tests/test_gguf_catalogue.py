@@ -49,7 +49,7 @@ def test_a_gguf_flux_transformer_loads_from_the_catalogue_and_draws(flux_files):
     from diffusers.quantizers.gguf.utils import GGUFParameter
 
     assert any(isinstance(p, GGUFParameter) for p in pipe.transformer.parameters())
-    image = DiffusersBackend(cache).txt2img(step, lambda i, n: None)[0]
+    image = DiffusersBackend(cache).txt2img(step, lambda *a, **k: None)[0]
     assert image.size == (64, 64) and len(set(image.getdata())) > 1
 
 

@@ -67,7 +67,7 @@ def test_img2vid_makes_an_mp4_of_the_requested_frames_fps_and_size(atelier, owne
     recipe = json.loads(mp4_metadata(data)["atelier"])
     assert recipe["plan_hash"] == job.plan_hash and recipe["plan"]["steps"][-1]["kind"] == "img2vid"
     assert "Motion bucket id: 127" in mp4_metadata(data)["parameters"]
-    assert (job.progress_phase, job.progress_step, job.progress_steps) == ("frame", 8, 8)
+    assert (job.progress_phase, job.progress_step, job.progress_steps) == ("saving", 8, 8)    # every frame decoded
 
 
 def test_a_made_video_has_a_poster_and_lineage_to_its_image(atelier, owner, svd_video):
@@ -189,9 +189,9 @@ def test_a_cancel_while_decoding_stops_between_chunks(atelier, owner):
     # Asked to stop once frame 4 was reported, it stops at the next check: after chunk 3, before chunk 4.
     with pytest.raises(JobCancelled, match="Cancelled at decoded frame 6 of 8"):
         atelier.runner.run(plan, load_image=load_image, on_progress=seen.append,
-                           cancelled=lambda: any(p.phase == "frame" and p.step >= 4 for p in seen))
-    assert [p.step for p in seen if p.phase == "frame"] == [0, 2, 4]
-    assert [p.step for p in seen if p.phase == ""] == [1, 2]
+                           cancelled=lambda: any(p.phase == "decoding" and p.step >= 4 for p in seen))
+    assert [p.step for p in seen if p.phase == "decoding"] == [0, 2, 4]
+    assert [p.step for p in seen if p.phase == "denoising"] == [1, 2]
     result = atelier.runner.run(plan, load_image=load_image)
     assert isinstance(result.outputs[0].video, Video) and len(result.outputs[0].video.frames) == 8
 

@@ -21,7 +21,7 @@ from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
 from queueing.catalogue import ArtifactCatalogue
-from queueing.service import JobService, progress_of
+from queueing.service import JobService, jobs_ahead, progress_of
 from queueing.uploads import Upload
 from storage.blobs import write_whole
 from storage.models import Job, User
@@ -218,12 +218,6 @@ def with_hires_fix(spec: WorkflowSpec, values: Mapping) -> WorkflowSpec:
 
 
 KEEPALIVE_SECONDS = 2.0     # the longest a waiting call goes without sending a progress event
-
-
-def jobs_ahead(job: Job) -> int:
-    """How many queued jobs start before `job`: those of a higher priority, and those of its own queued earlier."""
-    earlier = (Job.priority > job.priority) | ((Job.priority == job.priority) & (Job.created_at < job.created_at))
-    return Job.select().where((Job.status == "queued") & earlier).count()
 
 
 def report_progress(progress: gr.Progress, name_job: bool = False) -> Callable[[Job], None]:

@@ -1,4 +1,5 @@
 """AnimateDiff: motion modules that animate an SD1.5-family model, text to video."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 ANIMATEDIFF = Family(
@@ -8,4 +9,5 @@ ANIMATEDIFF = Family(
                       frames=16, fps=8),
     sources=("demo", "folder"),
     demos={"demo-motion-adapter": "pipelines.video_models:build_demo_motion_adapter"},
+    latent_rgb=(latent_rgb.SD15,),
 )

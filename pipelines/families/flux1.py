@@ -1,4 +1,5 @@
 """FLUX.1 (dev, schnell): a 12B rectified-flow transformer with CLIP and T5 text, distilled guidance."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 FLUX1 = Family(
@@ -15,4 +16,5 @@ FLUX1 = Family(
     controlnet_class="FluxControlNetModel",
     control_demos={"demo-controlnet-flux": "pipelines.demos.flux1:build_flux1_controlnet"},
     price_factor=4.0,
+    latent_rgb=(latent_rgb.FLUX1,),
 )

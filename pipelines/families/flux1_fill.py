@@ -1,5 +1,6 @@
 """FLUX.1 Fill: FLUX.1's transformer trained to inpaint and outpaint, reading the masked image and the mask
 beside the latents (384 input channels); a checkpoint of its own, so a family of its own."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 FLUX1_FILL = Family(
@@ -12,4 +13,5 @@ FLUX1_FILL = Family(
     transformer_class="FluxTransformer2DModel", gguf_architectures=("flux",),
     demos={"demo-flux1-fill": "pipelines.demos.flux1:build_flux1_fill"},
     price_factor=4.0,
+    latent_rgb=(latent_rgb.FLUX1,),
 )

@@ -1,5 +1,6 @@
 """FLUX.2 [klein]: a 4B flow transformer reading Qwen3's hidden states, distilled guidance; text to image, and
 editing with reference images. ([dev] is `flux2_dev`.)"""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 FLUX2 = Family(
@@ -11,4 +12,5 @@ FLUX2 = Family(
     uses_max_sequence_length=True, sources=("demo", "folder", "hub"),
     demos={"demo-flux2-klein": "pipelines.demos.flux2:build_flux2_klein"},
     price_factor=4.0,
+    latent_rgb=(latent_rgb.FLUX2,),
 )

@@ -1,5 +1,6 @@
 """FLUX.2 [dev]: a 32B flow transformer reading Mistral Small 3.1's hidden states, distilled guidance; text to
 image, and editing with reference images. (Its real checkpoint's PixtralProcessor needs torchvision.)"""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 FLUX2_DEV = Family(
@@ -11,4 +12,5 @@ FLUX2_DEV = Family(
     uses_max_sequence_length=True, sources=("demo", "folder", "hub"),
     demos={"demo-flux2-dev": "pipelines.demos.flux2:build_flux2"},
     price_factor=8.0,
+    latent_rgb=(latent_rgb.FLUX2,),
 )

@@ -1,4 +1,5 @@
 """LTX-2: an audio-video flow transformer reading Gemma 3's hidden states; text or image to video."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 LTX2 = Family(
@@ -11,4 +12,5 @@ LTX2 = Family(
     fps_argument="frame_rate", uses_max_sequence_length=True,
     samplers=("euler", "uni_pc_bh2", "lcm"),     # its pipeline passes its own sigmas, which DPM++ and DEIS refuse
     demos={"demo-ltx2": "pipelines.demos.ltx2:build_ltx2"},
+    latent_rgb=(latent_rgb.LTX2,),
 )

@@ -1,5 +1,6 @@
 """Qwen-Image: a 20B MMDiT flow transformer reading Qwen2.5-VL's hidden states; true CFG with a negative
 prompt. (Qwen-Image-Edit, which edits from an instruction, is `qwen_image_edit`.)"""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 QWEN_IMAGE = Family(
@@ -14,4 +15,5 @@ QWEN_IMAGE = Family(
     transformer_class="QwenImageTransformer2DModel", gguf_architectures=("qwen_image",),
     demos={"demo-qwen-image": "pipelines.demos.qwen_image:build_qwen_image"},
     price_factor=6.0,
+    latent_rgb=(latent_rgb.WAN21,),
 )

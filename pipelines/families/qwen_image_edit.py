@@ -1,6 +1,7 @@
 """Qwen-Image-Edit: Qwen-Image's transformer trained to edit, reading the image through Qwen2.5-VL's vision tower
 as well as the VAE; instruction + image -> image, true CFG with a negative prompt. A checkpoint of its own (its
 pipeline has an image processor Qwen-Image's has not), so a family of its own."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 QWEN_IMAGE_EDIT = Family(
@@ -14,4 +15,5 @@ QWEN_IMAGE_EDIT = Family(
     samplers=("euler", "lcm"),          # its pipeline passes its own sigmas, which the multistep solvers refuse
     demos={"demo-qwen-image-edit": "pipelines.demos.qwen_image:build_qwen_image_edit"},
     price_factor=6.0,
+    latent_rgb=(latent_rgb.WAN21,),
 )

@@ -1,4 +1,5 @@
 """Stable Diffusion 1.x and its fine-tunes: a UNet on 4-channel latents, CLIP ViT-L text, epsilon steps."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 SD15 = Family(
@@ -11,4 +12,5 @@ SD15 = Family(
     defaults=Defaults(width=512, height=512, steps=20, cfg_scale=7.0, sampler="euler", schedule="normal"),
     demos={"demo-sd15": "pipelines.demo_model:build_sd15",
            "demo-sd15-inpaint": "pipelines.demo_model:build_sd15_inpaint"},
+    latent_rgb=(latent_rgb.SD15,),
 )

@@ -1,4 +1,5 @@
 """Stable Diffusion 3.5 (large, medium): an MMDiT flow transformer with two CLIPs and T5, real CFG."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 SD35 = Family(
@@ -13,4 +14,5 @@ SD35 = Family(
     controlnet_class="SD3ControlNetModel",
     control_demos={"demo-controlnet-sd35": "pipelines.demos.sd35:build_sd35_controlnet"},
     price_factor=3.0,
+    latent_rgb=(latent_rgb.SD3,),
 )

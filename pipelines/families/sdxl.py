@@ -1,4 +1,5 @@
 """Stable Diffusion XL: a larger UNet with two CLIP text encoders and size conditioning, epsilon steps."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 SDXL = Family(
@@ -11,4 +12,5 @@ SDXL = Family(
     defaults=Defaults(width=1024, height=1024, steps=25, cfg_scale=5.0, sampler="dpmpp_2m", schedule="karras"),
     demos={"demo-sdxl": "pipelines.demo_model:build_sdxl"},
     price_factor="sdxl_multiplier",
+    latent_rgb=(latent_rgb.SDXL,),
 )

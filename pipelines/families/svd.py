@@ -1,4 +1,5 @@
 """Stable Video Diffusion: image to video with a spatio-temporal UNet and its own EDM (Karras) scheduler."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 SVD = Family(
@@ -8,4 +9,5 @@ SVD = Family(
                       frames=14, fps=7),
     negative_prompt=False, sources=("demo", "folder"),
     demos={"demo-svd": "pipelines.video_models:build_demo_svd"},
+    latent_rgb=(latent_rgb.SD15,), latent_layout="frames_first",
 )

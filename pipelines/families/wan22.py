@@ -1,4 +1,5 @@
 """Wan 2.2 (TI2V 5B): a video flow transformer reading UMT5's hidden states; text or image to video."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 WAN22 = Family(
@@ -11,4 +12,5 @@ WAN22 = Family(
     sources=("demo", "folder", "hub", "gguf"),
     transformer_class="WanTransformer3DModel", gguf_architectures=("wan",),
     demos={"demo-wan22": "pipelines.demos.wan22:build_wan22"},
+    latent_rgb=(latent_rgb.WAN22, latent_rgb.WAN21),
 )

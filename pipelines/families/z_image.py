@@ -1,5 +1,6 @@
 """Z-Image (Turbo): a 6B single-stream flow transformer reading Qwen3's hidden states; few steps. Its
 pipeline runs CFG whenever guidance is above 0 (Turbo is distilled to run without: guidance 0)."""
+from pipelines import latent_rgb
 from pipelines.family import Defaults, Family
 
 Z_IMAGE = Family(
@@ -13,4 +14,5 @@ Z_IMAGE = Family(
     transformer_class="ZImageTransformer2DModel", gguf_architectures=("lumina2", "z_image"),
     demos={"demo-z-image": "pipelines.demos.z_image:build_z_image"},
     price_factor=2.0,
+    latent_rgb=(latent_rgb.FLUX1,),
 )
