@@ -5,9 +5,11 @@ import gradio as gr
 
 from pipelines.spec import Canny, Img2Img, Txt2Img, Upscale
 from ui.common import UIContext, node_request
-from ui.controls import family_choices, family_updates
+from ui.controls import (family_choices, family_updates, offered_sampling, preset_choices, preset_sizes,
+                         seed_input)
 from ui.fields import field_of, fields_of, form_input
 from ui.generate import priced_action_buttons, results_column, wire, wire_price
+from ui.png_parameters import png_info_drop, wire_drop
 
 
 def build(ctx: UIContext, price_on: tuple = ()) -> dict:
@@ -29,14 +31,18 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                 multiple = ctx.catalogue.family(m).size_multiple
                 width = form_input(f["width"], label="Width", value=m.width, step=multiple, elem_id="adv-width")
                 height = form_input(f["height"], label="Height", value=m.height, step=multiple, elem_id="adv-height")
+            with gr.Row(equal_height=True):
+                preset = gr.Dropdown(preset_choices(ctx, m), value=None, label="Size preset", scale=3,
+                                     elem_id="adv-preset")
+                swap = gr.Button("⇅ Swap width and height", size="sm", scale=2, elem_id="adv-swap")
             with gr.Row():
                 steps = form_input(f["steps"], label="Steps", value=m.steps, elem_id="adv-steps")
                 cfg = form_input(f["cfg_scale"], step=0.5, elem_id="adv-cfg", **family["cfg_scale"])
             with gr.Row():
                 sampler = form_input(f["sampler"], label="Sampler", elem_id="adv-sampler", **family["sampler"])
                 schedule = form_input(f["schedule"], label="Schedule", elem_id="adv-schedule", **family["schedule"])
+            seed = seed_input(f["seed"], "adv", label="Seed (-1 = random)")
             with gr.Row():
-                seed = form_input(f["seed"], label="Seed (-1 = random)", elem_id="adv-seed")
                 batch = form_input(f["batch_size"], label="Batch size", elem_id="adv-batch")
                 style = form_input(f["style"], label="Style", value=ctx.styles[0].name if ctx.styles else None,
                                    elem_id="adv-style")
@@ -81,6 +87,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                             "`models/loras`); embeddings by their file name (files in `models/embeddings`).")
             generate, cancel, price = priced_action_buttons("Generate", "adv")
             model_note = gr.Markdown(m.description)
+            png_info = png_info_drop("adv")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("adv")
 
@@ -88,12 +95,22 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
         e = ctx.model(model_id)
         multiple = ctx.catalogue.family(e).size_multiple       # the sliders step by the sizes the family takes
         return (gr.update(value=e.width, step=multiple), gr.update(value=e.height, step=multiple), e.steps,
-                *family_updates(ctx, e), e.description)
+                *family_updates(ctx, e), e.description, gr.update(choices=preset_choices(ctx, e), value=None))
 
-    model.input(model_defaults, model, [width, height, steps, sampler, schedule, cfg, negative, model_note],
+    def apply_preset(aspect, model_id):
+        if not aspect:
+            return gr.update(), gr.update()
+        return preset_sizes(ctx, ctx.model(model_id))[aspect]
+
+    model.input(model_defaults, model, [width, height, steps, sampler, schedule, cfg, negative, model_note, preset],
                 api_visibility="private")
+    swap.click(lambda w, h: (h, w), [width, height], [width, height], api_visibility="private",
+               show_progress="hidden")
+    preset.input(apply_preset, [preset, model], [width, height], api_visibility="private", show_progress="hidden")
+    # A size typed by hand is no longer the preset's.
+    gr.on([width.input, height.input], lambda: None, None, preset, api_visibility="private", show_progress="hidden")
     form = {"model": model, "prompt": prompt, "negative_prompt": negative, "width": width, "height": height,
-            "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed,
+            "steps": steps, "cfg_scale": cfg, "sampler": sampler, "schedule": schedule, "seed": seed.box,
             "batch_size": batch, "style": style, "loras": loras, "lora_weight": lora_weight,
             "control_image": control_image, "control_model": control_model, "preprocess": preprocess,
             "canny_low": low, "canny_high": high, "control_scale": control_scale, "control_start": control_start,
@@ -118,6 +135,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                             else None, hires=v if v["hires"] else None)
 
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    seed.reuse_from(info)
+    wire_drop(png_info, form, offered_sampling(ctx))
     # Pricing a request with a control image checks that image and prices it as Generate would, but
     # stores nothing: the image is stored only when Generate's request is accepted.
     priced_by = [prompt.blur, model.change, width.change, height.change, steps.change, batch.change, loras.change,

@@ -6,6 +6,7 @@ import gradio as gr
 from ui import (account_tab, admin_tab, advanced_tab, api, edit_tab, gallery_tab, img2img_tab, inpaint_tab,
                 outpaint_tab, simple_tab, upscale_tab, video_tab)
 from ui.common import UIContext
+from ui.shortcuts import SCRIPT as SHORTCUTS
 
 
 def build_ui(ctx: UIContext) -> gr.Blocks:
@@ -45,5 +46,6 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
         if ctx.account is not None:
             account_page.select(account["load"], None, account["outputs"], api_visibility="private")
             admin_page.select(admin["load"], admin["inputs"], admin["outputs"], api_visibility="private")
+        demo.load(None, None, None, js=SHORTCUTS, api_visibility="private")     # Ctrl+Enter, Escape
         api.build(ctx)
     return demo

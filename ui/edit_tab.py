@@ -5,8 +5,9 @@ import gradio as gr
 
 from pipelines.spec import Edit
 from ui.common import UIContext, node_request
-from ui.controls import image_input, read_image, sampling_controls
+from ui.controls import image_input, offered_sampling, read_image, sampling_controls
 from ui.generate import action_buttons, results_column, wire
+from ui.png_parameters import parameters_offer
 
 
 def build(ctx: UIContext) -> dict:
@@ -18,7 +19,8 @@ def build(ctx: UIContext) -> dict:
                             "Qwen-Image-Edit (family \"qwen-image-edit\") model to `configs/models.toml`.",
                             elem_id="edit-missing")
             image = image_input("edit")
-            controls = sampling_controls(ctx, "edit", editors[0] if editors else "", params=Edit)
+            offer = parameters_offer("edit")
+            controls, seed = sampling_controls(ctx, "edit", editors[0] if editors else "", params=Edit)
             generate, cancel = action_buttons("Edit", "edit")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("edit")
@@ -27,4 +29,6 @@ def build(ctx: UIContext) -> dict:
         return node_request(ctx.service, user, Edit, dict(zip(controls, values)), image=read_image(path))
 
     wire(ctx, generate, cancel, [image, *controls.values()], make_spec, gallery, summary, info)
+    seed.reuse_from(info)
+    offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image}

@@ -5,18 +5,20 @@ import gradio as gr
 
 from pipelines.spec import Img2Img
 from ui.common import UIContext, node_request
-from ui.controls import image_input, read_image, sampling_controls
+from ui.controls import image_input, offered_sampling, read_image, sampling_controls
 from ui.fields import field_of, form_input
 from ui.generate import action_buttons, results_column, wire
+from ui.png_parameters import parameters_offer
 
 
 def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
             image = image_input("i2i")
+            offer = parameters_offer("i2i")
             strength = form_input(field_of(Img2Img, "strength", ctx.catalogue), step=0.05,
                                   label="Strength (0 keeps the image)", elem_id="i2i-strength")
-            controls = sampling_controls(ctx, "i2i")
+            controls, seed = sampling_controls(ctx, "i2i")
             generate, cancel = action_buttons("Generate", "i2i")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("i2i")
@@ -27,4 +29,6 @@ def build(ctx: UIContext) -> dict:
         return node_request(ctx.service, user, Img2Img, dict(zip(names, values)), image=read_image(path))
 
     wire(ctx, generate, cancel, [image, strength, *controls.values()], make_spec, gallery, summary, info)
+    seed.reuse_from(info)
+    offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image}

@@ -8,9 +8,10 @@ import gradio as gr
 from pipelines import image_ops
 from pipelines.spec import Inpaint
 from ui.common import UIContext, node_request
-from ui.controls import sampling_controls
+from ui.controls import offered_sampling, sampling_controls
 from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
+from ui.png_parameters import parameters_offer
 
 MASKED_CONTENT = ["original", "fill", "noise"]      # the declared choices, in the order the form shows them
 
@@ -29,6 +30,7 @@ def build(ctx: UIContext) -> dict:
                                     brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=24),
                                     eraser=gr.Eraser(default_size=24), layers=False, height=420,
                                     sources=["upload", "clipboard"], elem_id="inpaint-editor")
+            offer = parameters_offer("inpaint")
             with gr.Row():
                 strength = form_input(f["strength"], step=0.05, label="Strength", elem_id="inpaint-strength")
                 mask_blur = form_input(f["mask_blur"], maximum=64, label="Mask blur (feather, px)",
@@ -39,7 +41,7 @@ def build(ctx: UIContext) -> dict:
                 padding = form_input(f["full_res_padding"], maximum=256, step=4, label="Padding around the mask (px)")
             masked_content = gr.Radio(MASKED_CONTENT, value=f["masked_content"].default,
                                       label="Masked content starts from")
-            controls = sampling_controls(ctx, "inpaint", params=Inpaint)
+            controls, seed = sampling_controls(ctx, "inpaint", params=Inpaint)
             generate, cancel = action_buttons("Inpaint", "inpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("inpaint")
@@ -58,4 +60,6 @@ def build(ctx: UIContext) -> dict:
 
     wire(ctx, generate, cancel, [editor, strength, mask_blur, invert, full_res, padding, masked_content,
                                  *controls.values()], make_spec, gallery, summary, info)
+    seed.reuse_from(info)
+    offer.wire(editor, controls, offered_sampling(ctx))
     return {"image": editor}

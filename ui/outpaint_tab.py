@@ -5,9 +5,10 @@ import gradio as gr
 
 from pipelines.spec import Outpaint
 from ui.common import UIContext, node_request
-from ui.controls import image_input, read_image, sampling_controls
+from ui.controls import image_input, offered_sampling, read_image, sampling_controls
 from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
+from ui.png_parameters import parameters_offer
 
 
 SIDES = ("left", "right", "top", "bottom")
@@ -18,6 +19,7 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
             image = image_input("outpaint")
+            offer = parameters_offer("outpaint")
             with gr.Row():
                 sides = [form_input(f[name], maximum=512, step=8, label=f"{name.title()} (px)",
                                     elem_id=f"outpaint-{name}") for name in SIDES]
@@ -27,7 +29,7 @@ def build(ctx: UIContext) -> dict:
             # The declared choices, in the order the form shows them.
             masked_content = gr.Radio(["fill", "noise", "original"], value=f["masked_content"].default,
                                       label="New area starts from")
-            controls = sampling_controls(ctx, "outpaint", params=Outpaint)
+            controls, seed = sampling_controls(ctx, "outpaint", params=Outpaint)
             generate, cancel = action_buttons("Outpaint", "outpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("outpaint")
@@ -39,4 +41,6 @@ def build(ctx: UIContext) -> dict:
 
     wire(ctx, generate, cancel, [image, *sides, feather, strength, masked_content, *controls.values()], make_spec,
          gallery, summary, info)
+    seed.reuse_from(info)
+    offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image}

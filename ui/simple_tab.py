@@ -9,6 +9,7 @@ from pipelines.spec import Txt2Img
 from ui.common import UIContext, node_request
 from ui.fields import field_of, form_input
 from ui.generate import priced_action_buttons, results_column, wire, wire_price
+from ui.png_parameters import nearest_aspect, png_info_drop, wire_drop
 
 ASPECT_RATIOS = {"1:1": (1, 1), "4:3": (4, 3), "3:4": (3, 4), "16:9": (16, 9), "9:16": (9, 16), "3:2": (3, 2),
                  "2:3": (2, 3)}
@@ -38,6 +39,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                                    value=ctx.styles[0].name if ctx.styles else None, elem_id="simple-style")
                 aspect = gr.Radio(list(ASPECT_RATIOS), value="1:1", label="Aspect ratio", elem_id="simple-aspect")
             generate, cancel, price = priced_action_buttons("Generate", "simple")
+            png_info = png_info_drop("simple")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("simple")
 
@@ -50,5 +52,13 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
     # The prompt matters to the price only through <lora:...> tags, so it is priced when left, not per key.
     wire_price(ctx, price, inputs, make_spec, [prompt.blur, style.change, aspect.change, *price_on], after=(ran,))
+
+    def with_aspect(values: dict) -> dict:
+        """The Simple tab takes no size: the aspect ratio nearest the PNG's stands for it."""
+        if values.get("width") and values.get("height"):
+            return {**values, "aspect": nearest_aspect(values["width"], values["height"], ASPECT_RATIOS)}
+        return values
+
+    wire_drop(png_info, {"prompt": prompt, "style": style, "aspect": aspect}, derive=with_aspect)
     return {"prompt": prompt, "style": style, "aspect": aspect, "generate": generate, "gallery": gallery,
             "price": price}

@@ -5,9 +5,10 @@ import gradio as gr
 
 from pipelines.spec import Upscale
 from ui.common import UIContext, node_request
-from ui.controls import image_input, read_image
+from ui.controls import image_input, read_image, seed_input
 from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
+from ui.png_parameters import parameters_offer
 
 
 def build(ctx: UIContext) -> dict:
@@ -15,13 +16,14 @@ def build(ctx: UIContext) -> dict:
     with gr.Row():
         with gr.Column(scale=3):
             image = image_input("upscale")
+            offer = parameters_offer("upscale")
             with gr.Row():
                 scale = form_input(f["scale"], step=0.25, label="Scale", elem_id="upscale-scale")
                 upscaler = form_input(f["upscaler"], label="Upscaler", elem_id="upscale-upscaler")
             with gr.Row():
                 steps = form_input(f["steps"], value=20, label="Steps (upscaler models)")
                 tile = form_input(f["tile_size"], step=32, label="Tile size (px)")
-                seed = form_input(f["seed"], label="Seed (-1 = random)")
+                seed = seed_input(f["seed"], "upscale", label="Seed (-1 = random)")
             generate, cancel = action_buttons("Upscale", "upscale")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("upscale")
@@ -31,5 +33,7 @@ def build(ctx: UIContext) -> dict:
     def make_spec(user, path, *values):
         return node_request(ctx.service, user, Upscale, dict(zip(names, values)), image=read_image(path))
 
-    wire(ctx, generate, cancel, [image, scale, upscaler, steps, tile, seed], make_spec, gallery, summary, info)
+    wire(ctx, generate, cancel, [image, scale, upscaler, steps, tile, seed.box], make_spec, gallery, summary, info)
+    seed.reuse_from(info)
+    offer.wire(image, {"seed": seed.box})       # an upscaler model's steps are not the PNG's
     return {"image": image}

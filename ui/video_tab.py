@@ -8,9 +8,10 @@ import gradio as gr
 
 from pipelines.spec import Img2Vid, Interpolate, Txt2Vid
 from ui.common import UIContext, export_animation, node_request, user_errors, video_spec, wait_for_video
-from ui.controls import read_image
+from ui.controls import SeedInput, read_image, seed_input
 from ui.fields import fields_of, form_input, node_params
 from ui.generate import priced_action_buttons, wire, wire_price
+from ui.png_parameters import parameters_offer
 
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
 
@@ -29,7 +30,8 @@ def _length_controls(fields: dict, prefix: str, model) -> tuple[gr.Slider, gr.Sl
 
 
 def image_to_video_controls(ctx: UIContext) -> dict:
-    """The Image to video form: the image, and the controls keyed by their names in the spec ("inputs")."""
+    """The Image to video form: the image, the controls keyed by their names in the spec ("inputs"), the seed's
+    SeedInput ("seed") and the offer to read a dropped PNG's parameters ("offer")."""
     f = {field.name: field for field in fields_of(Img2Vid, ctx.catalogue)}
     svd = _first(ctx, "svd")
     if svd is None:
@@ -37,6 +39,7 @@ def image_to_video_controls(ctx: UIContext) -> dict:
                     "`configs/models.toml`.", elem_id="i2v-missing")
     image = gr.Image(label="Image (the first frame)", type="filepath", sources=["upload", "clipboard"], height=260,
                      elem_id="video-image")
+    offer = parameters_offer("i2v")
     model = form_input(f["model"], value=svd.id if svd else None, label="Model", elem_id="i2v-model")
     prompt = form_input(f["prompt"], label="Prompt", lines=2, placeholder="the boat drifts out of the frame",
                         visible=not _is_svd(svd), elem_id="i2v-prompt")
@@ -51,7 +54,7 @@ def image_to_video_controls(ctx: UIContext) -> dict:
         chunk = form_input(f["decode_chunk_size"], value=0, minimum=0, label="Decode chunk size",
                            info="frames the VAE decodes at once: fewer use less memory; 0 = all",
                            visible=_is_svd(svd), elem_id="i2v-chunk")
-        seed = form_input(f["seed"], label="Seed", info="-1 = random", elem_id="i2v-seed")
+        seed = seed_input(f["seed"], "i2v", label="Seed", info="-1 = random")
 
     def defaults(chosen):
         m = ctx.model(chosen)
@@ -62,17 +65,17 @@ def image_to_video_controls(ctx: UIContext) -> dict:
 
     model.input(defaults, model, [frames, fps, motion, noise, svd_row, chunk, prompt], **QUIET)
     return {"image": image, "inputs": {"model": model, "frames": frames, "fps": fps, "motion_bucket_id": motion,
-                                       "noise_aug_strength": noise, "decode_chunk_size": chunk, "seed": seed,
-                                       "prompt": prompt}}
+                                       "noise_aug_strength": noise, "decode_chunk_size": chunk, "seed": seed.box,
+                                       "prompt": prompt}, "seed": seed, "offer": offer}
 
 
 def _is_svd(model) -> bool:
     return model is not None and model.family == "svd"
 
 
-def text_to_video_controls(ctx: UIContext) -> dict:
-    """The Text to video form, keyed by the names in the spec (the prompt first). The adapter's sampler and
-    schedule (DDIM for AnimateDiff) apply: the form leaves them unset."""
+def text_to_video_controls(ctx: UIContext) -> tuple[dict, SeedInput]:
+    """The Text to video form, keyed by the names in the spec (the prompt first), and the seed's SeedInput.
+    The adapter's sampler and schedule (DDIM for AnimateDiff) apply: the form leaves them unset."""
     f = {field.name: field for field in fields_of(Txt2Vid, ctx.catalogue)}
     adapter, base = _first(ctx, "animatediff"), _first(ctx, "sd15")
     if adapter is None:
@@ -93,7 +96,7 @@ def text_to_video_controls(ctx: UIContext) -> dict:
         steps = form_input(f["steps"], value=adapter.steps if adapter else 20, label="Steps", elem_id="t2v-steps")
         cfg = form_input(f["cfg_scale"], value=adapter.cfg_scale if adapter else 7.5, step=0.5,
                          label="Guidance (CFG scale)", elem_id="t2v-cfg")
-        seed = form_input(f["seed"], label="Seed", info="-1 = random", elem_id="t2v-seed")
+        seed = seed_input(f["seed"], "t2v", label="Seed", info="-1 = random")
 
     def defaults(chosen):
         m = ctx.model(chosen)
@@ -107,7 +110,7 @@ def text_to_video_controls(ctx: UIContext) -> dict:
     motion_adapter.input(defaults, motion_adapter, [frames, fps, steps, cfg], **QUIET)
     model.input(model_defaults, [model, motion_adapter], [frames, fps, steps, cfg, motion_adapter], **QUIET)
     return {"prompt": prompt, "negative_prompt": negative, "model": model, "motion_adapter": motion_adapter,
-            "frames": frames, "fps": fps, "steps": steps, "cfg_scale": cfg, "seed": seed}
+            "frames": frames, "fps": fps, "steps": steps, "cfg_scale": cfg, "seed": seed.box}, seed
 
 
 def result_column(ctx: UIContext) -> dict:
@@ -151,7 +154,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                     i2v = image_to_video_controls(ctx)
                     i2v_go, i2v_cancel, i2v_price = priced_action_buttons("Generate", "i2v")
                 with gr.Tab("Text to video", id="txt2vid") as t2v_page:
-                    t2v = text_to_video_controls(ctx)
+                    t2v, t2v_seed = text_to_video_controls(ctx)
                     t2v_go, t2v_cancel, t2v_price = priced_action_buttons("Generate", "t2v")
         with gr.Column(scale=4):
             out = result_column(ctx)
@@ -175,6 +178,9 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     t2v_ran = wire(ctx, t2v_go, cancels, t2v_inputs, t2v_spec, *shown, result=wait_for_video)
     wire_price(ctx, t2v_price, t2v_inputs, t2v_spec, [t2v["prompt"].blur, *(c.change for c in t2v_inputs[2:]),
                                                       t2v_page.select, *price_on], after=(t2v_ran,))
+    for seed in (i2v["seed"], t2v_seed):
+        seed.reuse_from(out["info"])
+    i2v["offer"].wire(i2v["image"], {name: i2v["inputs"][name] for name in ("prompt", "seed")})
     # Pricing checks the image as Generate would, and stores nothing.
     wire_price(ctx, i2v_price, i2v_inputs, i2v_spec, [c.change for c in i2v_inputs] + [i2v_page.select],
                after=(i2v_ran,), first_missing="Add an image to see the price.")
