@@ -6,6 +6,8 @@ txt2img on another model waits at most one step of the upscale, then runs whole,
 steps by the turns themselves, not timed: the device's step counter when the short job got in line, when it
 first ran and when it ended. The quantum is long here so the short job's own run never reaches it on a busy
 machine; the default (2 s) only makes the short job share the device sooner when it runs longer than that.
+The short job's picture is the same bytes as when it ran alone: the upscale, suspended mid-node on another
+model, changed nothing it used.
 """
 from __future__ import annotations
 
@@ -54,6 +56,10 @@ def someone_else() -> User:
 
 def test_a_short_job_waits_at_most_one_step_of_a_long_upscale_and_ends_first(taking_turns, owner):
     service, turns = taking_turns
+    sketch_spec = WorkflowSpec.single(Txt2Img(prompt="a quick sketch", steps=20, seed=3))
+    first = someone_else()
+    alone = service.wait(first, service.submit(first, sketch_spec).id, timeout=300)
+    assert alone.status == "succeeded", alone.error
     long = service.submit(owner, LONG_UPSCALE)
 
     def upscaling():
@@ -62,9 +68,10 @@ def test_a_short_job_waits_at_most_one_step_of_a_long_upscale_and_ends_first(tak
 
     upscale = wait_until(upscaling, "the upscale to run 3 steps", timeout=300)
     other = someone_else()
-    short = service.submit(other, WorkflowSpec.single(Txt2Img(prompt="a quick sketch", steps=20, seed=3)))
+    short = service.submit(other, sketch_spec)            # another user's, so it runs (not reused)
     done = service.wait(other, short.id, timeout=300)
     assert done.status == "succeeded", done.error
+    assert done.artifact_ids == alone.artifact_ids       # content-addressed: the same bytes as made alone
 
     sketch = [t for t in turns.recent() if t.label.startswith("txt2img")][-1]
     assert sketch.arrived > upscale.arrived               # the short job's turn, not the long job's first node

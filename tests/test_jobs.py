@@ -108,16 +108,20 @@ def test_cancel_stops_a_running_job_at_the_next_step(atelier, owner):
 
 
 def test_cancelling_a_queued_job_means_it_never_runs(atelier, owner):
-    """The one consumer thread takes the queue in order: once `after`, queued behind the cancelled job,
-    has run, the consumer has dealt with the cancelled job's message, and left the job alone."""
+    """The consumer threads take the queue in order: with both busy (the blockers), `queued` waits; once
+    `after`, queued behind the cancelled job, has run, the consumer has dealt with the cancelled job's message,
+    and left the job alone."""
     from queueing.reconcile import queued_job_ids
 
     service = atelier.service
-    blocker = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="blocker", steps=20)))
+    blockers = [service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="blocker", steps=20)))
+                for _ in range(atelier.settings.queue_workers)]
+    wait_until(lambda: all(Job.get_by_id(b.id).status != "queued" for b in blockers), "the blockers to start",
+               timeout=120)
     queued = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="never", steps=2)))
     assert service.cancel(owner, queued.id)["status"] == "cancelled"
     after = service.submit(owner, WorkflowSpec.single(Txt2Img(prompt="after it", steps=2)))
-    assert service.wait(owner, blocker.id, timeout=300).status == "succeeded"
+    assert all(service.wait(owner, b.id, timeout=300).status == "succeeded" for b in blockers)
     assert service.wait(owner, after.id, timeout=300).status == "succeeded"
     assert queued.id not in queued_job_ids(atelier.huey)            # its message was taken off the queue
     row = Job.get_by_id(queued.id)
