@@ -2,7 +2,12 @@
 
 A caller is a session cookie (signed by Starlette's SessionMiddleware, HttpOnly, carrying a random
 token whose sha256 is a Session row) or an API key (`Authorization: Bearer atl_...`). A bad key is
-refused, never treated as "no key". In local mode nobody logs in: every request is the local owner.
+refused, never treated as "no key": a call that sends no credentials at all gets Gradio's 401, while a
+call that sends a revoked or mistyped key is let past Gradio's gate as `REFUSED_KEY` and each of its
+calls is answered with `BAD_KEY_MESSAGE`, which is the only way a `gradio_client` user reads why (the
+client turns every 401 into "credentials were not provided"). Let past the gate, such a caller reaches
+no more than an anonymous visitor does (the page's layout; no stored file, no job, no account). In
+local mode nobody logs in: every request is the local owner.
 The routes that log people in and out, and the middleware that carries the cookie, are in
 `web.accounts`.
 """
@@ -20,6 +25,11 @@ from auth.users import local_owner
 from storage.artifacts import find_artifact
 from storage.models import User
 
+# What `WebAuth.dependency` answers for a request whose API key is revoked or mistyped: not a user id
+# (those are digits), so `current_user` knows to say why rather than who.
+REFUSED_KEY = "refused-api-key"
+BAD_KEY_MESSAGE = "This API key is not valid (revoked or mistyped); create one in the Account tab."
+
 
 def session_secret(configured: str, data_dir: pathlib.Path) -> str:
     """The configured secret, or a random one kept in <data_dir>/session_secret (made once)."""
@@ -31,6 +41,11 @@ def session_secret(configured: str, data_dir: pathlib.Path) -> str:
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32))
     return path.read_text().strip()
+
+
+def sends_key(request) -> bool:
+    """Whether a request sends an API key (`Authorization: Bearer ...`), good or bad."""
+    return request.headers.get("authorization", "")[:7].lower() == "bearer "
 
 
 class WebAuth:
@@ -54,9 +69,8 @@ class WebAuth:
     def user_from_request(self, request) -> User | None:
         """The user of a Starlette request: its API key if it sends one (a bad key is None), else its
         session cookie."""
-        authorization = request.headers.get("authorization", "")
-        if authorization[:7].lower() == "bearer ":
-            return api_keys.user_for_key(authorization[7:].strip())
+        if sends_key(request):
+            return api_keys.user_for_key(request.headers["authorization"][7:].strip())
         token = request.session.get("token") if "session" in request.scope else None
         return self.accounts.session_user(token)
 
@@ -65,13 +79,17 @@ class WebAuth:
         event loop for every request (each file, each progress stream), so the look-up in the database,
         which may wait on a lock, runs in a worker thread rather than stalling every connection."""
         user = await run_in_threadpool(self.user_from_request, request)
-        return str(user.id) if user is not None else None
+        if user is not None:
+            return str(user.id)
+        return REFUSED_KEY if sends_key(request) else None
 
     def current_user(self, request) -> User:
         """The user behind a gr.Request (whose `username` is what `dependency` returned)."""
         if not self.accounts_mode:
             return local_owner()
         username = getattr(request, "username", None)
+        if username == REFUSED_KEY:
+            raise AuthError(BAD_KEY_MESSAGE, code="bad_api_key", field="authorization")
         user = User.get_or_none(User.id == int(username)) if isinstance(username, str) and username.isdigit() else None
         if user is None:
             raise AuthError("Log in first, or send an API key as 'Authorization: Bearer <key>'.")

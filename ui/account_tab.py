@@ -1,13 +1,22 @@
 """The Account tab: who you are, your tier and its limits, your credits (balance, history, buying
 more), your API keys and your share links. In local mode it says so (no login; usage is recorded,
-nothing is charged) and still shows the history, keys and links."""
+nothing is charged) and still shows the history, keys and links.
+
+Also the session line above the tabs in accounts mode (`session_bar`): a guest sees "Log in or sign
+up", a person logged in sees their email and "Log out"; the login page opens in the same browser tab
+and brings them back to the tab they were on (web.accounts: `next`). Its page-load handler
+(`on_arrival`) also shows the Admin tab to admins only.
+"""
 from __future__ import annotations
 
 import datetime
+import html
+import urllib.parse
 
 import gradio as gr
 import pandas as pd
 
+from pipelines.errors import AtelierError
 from ui.common import UIContext, user_errors, whole
 
 LEDGER_COLUMNS = ["When (UTC)", "Kind", "Amount", "Job", "Note"]
@@ -16,6 +25,16 @@ SHARE_COLUMNS = ["Id", "Link", "Artifacts", "Recipe shown", "Created", "Revoked"
 LOCAL_MODE_NOTE = ("**Local mode:** no login, and nothing is charged. Every job is still recorded (the Gallery "
                    "lists what you made); API keys are checked only when Atelier runs in accounts mode.")
 REDIRECT_JS = "(url) => { if (url) window.location.href = url; }"
+# The login link says where the person is when they click it (the page and its selected tab), so the
+# login page can bring them back there; the server checks it is a local path (web.accounts.local_path).
+NEXT_JS = """
+element.addEventListener('click', (event) => {
+  const link = event.target.closest('a[data-next]');
+  if (!link) return;
+  const tab = document.querySelector('button[role=tab][aria-selected=true]');
+  const here = window.location.pathname + (tab ? '?tab=' + encodeURIComponent(tab.dataset.tabId) : '');
+  link.href = '/login?next=' + encodeURIComponent(here);
+});"""
 
 
 def when(timestamp: float | None) -> str:
@@ -70,8 +89,44 @@ def session_link(summary: dict) -> str:
     if summary["mode"] == "local":
         return ""
     if summary["guest"]:
-        return "<a href='/login' id='account-login' target='_self'>Sign up or log in</a>"
+        back = urllib.parse.urlencode({"next": "/?tab=account"})
+        return f"<a href='/login?{back}' id='account-login' target='_self'>Sign up or log in</a>"
     return "<a href='/logout' id='account-logout' target='_self'>Log out</a>"
+
+
+def session_links(user) -> str:
+    """The session line's links for `user`: "Log in or sign up" for a guest (or nobody), else their
+    email and "Log out"."""
+    if user is None or user.is_guest:
+        return ("<span id='session-guest'>You are trying Atelier as a guest.</span> "
+                "<a href='/login' data-next id='session-login' target='_self'>Log in or sign up</a>")
+    return (f"<span id='session-user'>Logged in as <b>{html.escape(user.email)}</b></span> · "
+            "<a href='/logout' id='session-logout' target='_self'>Log out</a> · your balance and API keys are "
+            "in the Account tab")
+
+
+def session_bar() -> gr.HTML:
+    """The session line above the tabs (accounts mode), filled in for the person by `on_arrival`."""
+    return gr.HTML(session_links(None), elem_id="session-links", js_on_load=NEXT_JS, padding=False)
+
+
+def on_arrival(ctx: UIContext, tabs: gr.Tabs, admin_tab: gr.Tab):
+    """The page-load handler of accounts mode, with outputs (session bar, admin_tab, tabs): the session
+    links for the person, the Admin tab shown to admins only (each admin action still checks the role:
+    auth.audit.Admin), and the tab named in `?tab=` selected (where the login page brought them back to;
+    the Admin tab only for admins)."""
+    tab_ids = {child.id for child in tabs.children if isinstance(child, gr.Tab)}
+
+    def arrive(request: gr.Request):
+        try:
+            user = ctx.current_user(request)
+        except AtelierError:          # an API client's bad key; a browser always has a session
+            user = None
+        admin = user is not None and user.role == "admin"
+        wanted = request.query_params.get("tab") or ""
+        shown = wanted in tab_ids and (admin or wanted != admin_tab.id)
+        return session_links(user), gr.Tab(visible=admin), gr.Tabs(selected=wanted) if shown else gr.Tabs()
+    return arrive
 
 
 def ledger_table(entries: list[dict]) -> pd.DataFrame:

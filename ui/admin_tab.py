@@ -1,6 +1,8 @@
 """The Admin tab: every account with its usage, granting credits, changing a tier or a role, the audit
-log of those actions, and the workers with the queue. Everyone sees the tab, but only admins see
-anything in it; each action is checked again by `auth.audit.Admin`, which refuses non-admins."""
+log of those actions, and the workers with the queue. In accounts mode only admins see the tab (ui.app
+shows it on page load: ui.account_tab.on_arrival); in local mode the local owner is an admin. Whoever
+reaches it anyway sees only "Admins only", and each action is checked again by `auth.audit.Admin`, which
+refuses non-admins."""
 from __future__ import annotations
 
 import json

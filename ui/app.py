@@ -12,9 +12,8 @@ from ui.shortcuts import SCRIPT as SHORTCUTS
 def build_ui(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title="Atelier") as demo:
         gr.Markdown("# Atelier")
-        if ctx.account is not None and ctx.account.accounts_mode:
-            gr.Markdown("[Log in or sign up](/login) · [Log out](/logout) · your balance and API keys are in "
-                        "the Account tab", elem_id="session-links")
+        accounts_mode = ctx.account is not None and ctx.account.accounts_mode
+        session_links = account_tab.session_bar() if accounts_mode else None
         with gr.Tabs() as tabs:
             with gr.Tab("Simple", id="simple") as simple_page:
                 simple_tab.build(ctx, price_on=(demo.load, simple_page.select))
@@ -40,12 +39,15 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             if ctx.account is not None:
                 with gr.Tab("Account", id="account") as account_page:
                     account = account_tab.build(ctx)
-                with gr.Tab("Admin", id="admin") as admin_page:
+                with gr.Tab("Admin", id="admin", visible=not accounts_mode) as admin_page:  # admins: on_arrival
                     admin = admin_tab.build(ctx)
         gallery_page.select(gallery["load"], None, gallery["outputs"], api_visibility="private")
         if ctx.account is not None:
             account_page.select(account["load"], None, account["outputs"], api_visibility="private")
             admin_page.select(admin["load"], admin["inputs"], admin["outputs"], api_visibility="private")
         demo.load(None, None, None, js=SHORTCUTS, api_visibility="private")     # Ctrl+Enter, Escape
+        if session_links is not None:
+            demo.load(account_tab.on_arrival(ctx, tabs, admin_page), None, [session_links, admin_page, tabs],
+                      api_visibility="private")
         api.build(ctx)
     return demo

@@ -1,6 +1,12 @@
 """The account routes beside the Gradio app: login, sign-up, logout, guests, share links, and the session
 middleware that carries the login cookie.
 
+Login and sign-up happen in the tab the person was in, and bring them back where they were: the
+page's links send `/login?next=/?tab=account`, the forms carry `next` along, and a login or sign-up
+ends with a redirect to it. `next` is only ever a path on this site (`local_path`): anything else
+(another host, `//host`, a scheme) becomes "/", so a link cannot use the login page to send someone
+elsewhere.
+
 Who a request comes from (its session cookie or API key) is `auth.WebAuth`'s business; these routes
 start and end sessions through it and render `web.pages`.
 """
@@ -45,16 +51,18 @@ def install_account_routes(app, web_auth: WebAuth, secret: str, file_path: Calla
         public_url: the site's own address, for the same-origin check on the login forms ("" = the
             address each request came to).
     """
-    def back_to_login(error: str) -> RedirectResponse:
-        return RedirectResponse("/login?" + urllib.parse.urlencode({"error": error}), status_code=303)
+    def back_to_login(error: str, after: str) -> RedirectResponse:
+        return RedirectResponse(login_address(after, error), status_code=303)
 
-    def home_after(log_in: Callable[[], None]) -> RedirectResponse:
-        """Run `log_in` (in a worker thread: argon2 is slow on purpose); home, or back with its error."""
+    def log_in_then(log_in: Callable[[], None], after: str) -> RedirectResponse:
+        """Run `log_in` (in a worker thread: argon2 is slow on purpose); then to `after` (a local path),
+        or back to the login page with its error."""
         try:
             log_in()
         except AtelierError as e:
-            return back_to_login(e.message)
-        return RedirectResponse("/", status_code=303)
+            logger.info("login refused (%s): %s", e.code, e.message)
+            return back_to_login(e.message, after)
+        return RedirectResponse(after, status_code=303)
 
     def cross_site(request: Request) -> bool:
         """A form posted from another site (login CSRF: logging a visitor in as someone else).
@@ -70,14 +78,16 @@ def install_account_routes(app, web_auth: WebAuth, secret: str, file_path: Calla
 
     if web_auth.accounts_mode:
         @app.get("/login", response_class=HTMLResponse)
-        def login_form(request: Request, error: str = ""):
-            return login_page(error[:300], providers, guest=web_auth.guest_of(request) is not None)
+        def login_form(request: Request, error: str = "", next: str = "/"):
+            return login_page(error[:300], providers, guest=web_auth.guest_of(request) is not None,
+                              after=local_path(next))
 
         @app.post("/login")
         async def login(request: Request):
             if cross_site(request):
                 return refused
             form = await request.form()
+            after = local_path(form.get("next"))
 
             def log_in():
                 user = web_auth.accounts.authenticate(form.get("email"), form.get("password"))
@@ -85,20 +95,21 @@ def install_account_routes(app, web_auth: WebAuth, secret: str, file_path: Calla
                 web_auth.log_in(request, user)
                 logger.info("user %s: logged in", user.id)
 
-            return await run_in_threadpool(home_after, log_in)
+            return await run_in_threadpool(log_in_then, log_in, after)
 
         @app.post("/signup")
         async def signup(request: Request):
             if cross_site(request):
                 return refused
             form = await request.form()
+            after = local_path(form.get("next"))
 
             def sign_up():
                 user = web_auth.accounts.sign_up(form.get("email"), form.get("password"),
                                                  guest=web_auth.guest_of(request))
                 web_auth.log_in(request, user)
 
-            return await run_in_threadpool(home_after, sign_up)
+            return await run_in_threadpool(log_in_then, sign_up, after)
 
         @app.api_route("/logout", methods=["GET", "POST"])
         def logout(request: Request):
@@ -157,6 +168,25 @@ def install_account_routes(app, web_auth: WebAuth, secret: str, file_path: Calla
     # Added last, so it is the outermost middleware and every route above sees request.session.
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie=SESSION_COOKIE, max_age=max_age,
                        same_site="lax", https_only=https_only)
+
+
+def local_path(next_path) -> str:
+    """`next_path` if it is a path on this site ("/", "/?tab=account"), else "/": no scheme, no host,
+    no "//host" or "/\\host" (browsers read both as another site), no control characters."""
+    if not isinstance(next_path, str) or not next_path.startswith("/") or len(next_path) > 500:
+        return "/"
+    if next_path.startswith("//") or any(ord(c) < 32 or c == "\\" for c in next_path):
+        return "/"
+    parts = urllib.parse.urlsplit(next_path)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return next_path
+
+
+def login_address(after: str = "/", error: str = "") -> str:
+    """/login with `error` to show and `after` (a local path) to come back to, each only when there is one."""
+    query = {k: v for k, v in (("error", error), ("next", after if after != "/" else "")) if v}
+    return "/login" + ("?" + urllib.parse.urlencode(query) if query else "")
 
 
 def _origin(url: str) -> str:

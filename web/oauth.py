@@ -6,12 +6,12 @@ keys, and logs in the account linked to the provider's subject. A first login li
 with the same email only when the provider says the email is verified; otherwise it makes a new
 account (a guest's session becomes that account, keeping what the guest made). Which account a
 provider's subject is, and that linking, are `auth.Accounts.oauth_user`'s business; this module is the
-HTTP side of the flow.
+HTTP side of the flow. `/login/NAME?next=/path` keeps the local path in the session and the callback
+ends there, as the login form does.
 """
 from __future__ import annotations
 
 import logging
-import urllib.parse
 
 import httpx
 from authlib.common.errors import AuthlibBaseError
@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from auth.callers import WebAuth
 from configs import OAuthProvider
 from pipelines.errors import AtelierError
+from web.accounts import local_path, login_address
 
 logger = logging.getLogger(__name__)
 
@@ -46,39 +47,41 @@ def install_oauth_routes(app, web: WebAuth, providers: tuple[OAuthProvider, ...]
         # Plain text: the name comes from the URL, and echoing it as HTML would let a link run script here.
         return PlainTextResponse(f"No login provider {name!r}.", status_code=404)
 
-    def failed(message: str) -> RedirectResponse:
-        return RedirectResponse("/login?" + urllib.parse.urlencode({"error": message}), status_code=303)
+    def failed(message: str, after: str = "/") -> RedirectResponse:
+        return RedirectResponse(login_address(after, message), status_code=303)
 
     @app.get("/login/{name}")
     async def oauth_login(name: str, request: Request):
         client = oauth.create_client(name)
         if client is None:
             return unknown(name)
+        request.session["next"] = local_path(request.query_params.get("next"))
         callback = (f"{public_url.rstrip('/')}/auth/{name}" if public_url
                     else str(request.url_for("oauth_callback", name=name)))
         try:
             return await client.authorize_redirect(request, callback)
         except httpx.HTTPError as e:          # its discovery document did not load
             logger.warning("oauth %s: provider unreachable: %s", name, e)
-            return failed(f"{name} did not answer; try again in a minute.")
+            return failed(f"{name} did not answer; try again in a minute.", request.session["next"])
 
     @app.get("/auth/{name}", name="oauth_callback")
     async def oauth_callback(name: str, request: Request):
         client = oauth.create_client(name)
         if client is None:
             return unknown(name)
+        after = local_path(request.session.pop("next", "/"))
         try:
             token = await client.authorize_access_token(request)
             claims = token.get("userinfo") or (await client.userinfo(token=token))
         except AuthlibBaseError as e:          # OAuthError, and JoseError for an ID token that does not check out
             logger.info("oauth %s: login refused: %s", name, e)
-            return failed(f"{name} did not log you in ({e.error}); try again.")
+            return failed(f"{name} did not log you in ({e.error}); try again.", after)
         except httpx.HTTPError as e:
             logger.warning("oauth %s: provider unreachable: %s", name, e)
-            return failed(f"{name} did not answer; try again in a minute.")
+            return failed(f"{name} did not answer; try again in a minute.", after)
         subject = str(claims.get("sub") or claims.get("id") or "")
         if not subject:
-            return failed(f"{name} did not say who you are; try another way to log in.")
+            return failed(f"{name} did not say who you are; try another way to log in.", after)
 
         def log_in():
             guest = web.guest_of(request)
@@ -90,6 +93,7 @@ def install_oauth_routes(app, web: WebAuth, providers: tuple[OAuthProvider, ...]
         try:
             user = await run_in_threadpool(log_in)
         except AtelierError as e:
-            return failed(e.message)
+            logger.info("oauth %s: login refused (%s): %s", name, e.code, e.message)
+            return failed(e.message, after)
         logger.info("user %s: logged in with %s", user.id, name)
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(after, status_code=303)

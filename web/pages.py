@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import json
+import urllib.parse
 
 STYLE = """
 body{font-family:system-ui,sans-serif;background:#f6f6f9;color:#222;margin:0}
@@ -24,11 +25,17 @@ def _page(title: str, body: str) -> str:
             f"</head><body><main>{body}</main></body></html>")
 
 
-def login_page(error: str = "", providers: tuple[tuple[str, str], ...] = (), guest: bool = False) -> str:
-    """Log in and sign up forms, one "Log in with ..." button per (name, label) provider."""
+def login_page(error: str = "", providers: tuple[tuple[str, str], ...] = (), guest: bool = False,
+               after: str = "/") -> str:
+    """Log in and sign up forms, one "Log in with ..." button per (name, label) provider. `after` (a
+    local path, checked by the caller) is where each of them, and "Go on as a guest", leads back to."""
     shown_error = f"<p class='error' id='login-error'>{html.escape(error)}</p>" if error else ""
+    back = html.escape(after, quote=True)
+    carried = f"<input type='hidden' name='next' value='{back}'>"
+    to_provider = "?" + urllib.parse.urlencode({"next": after}) if after != "/" else ""
     buttons = "".join(f"<a class='button secondary' id='login-{html.escape(name)}' "
-                      f"href='/login/{html.escape(name)}'>Log in with {html.escape(label)}</a> "
+                      f"href='/login/{html.escape(name)}{html.escape(to_provider, quote=True)}'>"
+                      f"Log in with {html.escape(label)}</a> "
                       for name, label in providers)
     keep = "<p>What you made as a guest, and your credits, move to the new account.</p>" if guest else ""
     return _page("Atelier: log in", f"""
@@ -36,17 +43,19 @@ def login_page(error: str = "", providers: tuple[tuple[str, str], ...] = (), gue
 <div class='columns'>
 <section><h2>Log in</h2>
 <form method='post' action='/login' id='login-form'>
+{carried}
 <input name='email' type='email' placeholder='Email' required autocomplete='username'>
 <input name='password' type='password' placeholder='Password' required autocomplete='current-password'>
 <button type='submit' id='login-submit'>Log in</button></form>
 {buttons}</section>
 <section><h2>Sign up</h2>
 <form method='post' action='/signup' id='signup-form'>
+{carried}
 <input name='email' type='email' placeholder='Email' required autocomplete='username'>
 <input name='password' type='password' placeholder='Password (8 characters or more)' required minlength='8'
  autocomplete='new-password'>
 <button type='submit' id='signup-submit'>Create account</button></form>{keep}
-<p><a href='/'>Go on as a guest</a></p></section></div>""")
+<p><a href='{back}' id='login-as-guest'>Go on as a guest</a></p></section></div>""")
 
 
 def share_page(token: str, artifacts: list[dict], recipe: dict | None) -> str:
