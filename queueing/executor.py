@@ -210,7 +210,7 @@ class JobExecutor:
             return
         except AtelierError as e:
             self._finish(job_id, "failed", error=e.message, **mine)
-            logger.info("job %s: failed: %s", job_id, e.message)
+            logger.info("job %s: failed (%s): %s", job_id, e.code, e.message)    # the request's fault: no traceback
             return
         except Exception as e:
             logger.exception("job %s: failed unexpectedly", job_id)

@@ -65,20 +65,25 @@ def install_huey_job_context(huey, task_name: str = "run_job") -> None:
     once per Huey instance, in processes that run jobs."""
     from huey import signals
 
-    tokens: dict[str, contextvars.Token] = {}
+    tokens: dict[str, tuple[int, contextvars.Token]] = {}       # task id -> (its thread, its token)
     lock = threading.Lock()
 
     def enter(task) -> None:
         if task.name == task_name and task.args:
             token = _job_id.set(str(task.args[0]))
             with lock:
-                tokens[task.id] = token
+                tokens[task.id] = (threading.get_ident(), token)
 
     def leave(task) -> None:
+        # A consumer that stops sends "interrupted" for the tasks still running from its own thread
+        # (Huey's notify_interrupted_tasks); a token can only be reset in the thread that set it, and
+        # that thread resets it when the task ends (post-execute).
         with lock:
-            token = tokens.pop(task.id, None)
-        if token is not None:
-            _job_id.reset(token)
+            held = tokens.get(task.id)
+            if held is None or held[0] != threading.get_ident():
+                return
+            del tokens[task.id]
+        _job_id.reset(held[1])
 
     name = f"atelier-job-context-{task_name}"
     huey.pre_execute(name)(enter)

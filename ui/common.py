@@ -85,15 +85,18 @@ def user_errors(fn):
     raised about its input) is logged as one line with its code: it is not the server's fault, and a
     traceback would bury the ones that are."""
 
+        # print_exception=False: otherwise Gradio's queue prints the traceback of every gr.Error to stderr.
     def translate(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
+            e.print_exception = False
             logger.info("handler %s: refused (user_input): %s", fn.__name__, e.message)
             return e
         if isinstance(e, AtelierError):
             logger.info("handler %s: refused (%s): %s", fn.__name__, e.code, e.message)
-            return gr.Error(e.message)
+            return gr.Error(e.message, print_exception=False)
         logger.exception("handler %s failed", fn.__name__)
-        return gr.Error(f"Something went wrong on the server ({type(e).__name__}); the server log has details.")
+        return gr.Error(f"Something went wrong on the server ({type(e).__name__}); the server log has details.",
+                        print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)

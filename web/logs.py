@@ -8,13 +8,15 @@ handler. Only entry points (app.py, `python -m queueing.worker`) call `configure
 - `configure_logging(json=..., filters=...)` installs one root handler, JSON or text as the
   settings' `log_format` (ATELIER_LOG_FORMAT: `json` | `text`, default text) says, with the given
   filters on it: the entry points pass `queueing.logs.JobIdFilter()`, which puts the job a line is
-  about on `record.job_id`.
+  about on `record.job_id`. It also leaves out, once, the library output that tells an operator
+  nothing (`quiet_libraries`: each entry of `LIBRARY_NOISE` says why it is noise).
 """
 from __future__ import annotations
 
 import datetime
 import json as jsonlib
 import logging
+import os
 import sys
 from collections.abc import Iterable
 
@@ -64,6 +66,46 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+# (logger, text in the message) of library lines that tell an operator nothing, each with why. Each is
+# dropped by a filter on that one logger, so the library's other lines still show.
+LIBRARY_NOISE = (
+    # transformers, once per image-processor class on every start (the CLIP / SigLIP feature extractors
+    # of SD and the video families): Atelier never installs torchvision, and the PIL processors it falls
+    # back to are the ones it means to use. There is nothing to fix.
+    ("transformers.utils.import_utils", "requires torchvision (not installed)"),
+)
+
+
+class DropMessages(logging.Filter):
+    """Drops the records whose message contains `text` (put it on one library logger)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_libraries(environ=os.environ) -> None:
+    """Leave out the library output listed in `LIBRARY_NOISE`, and the libraries' progress bars. Called
+    once per process by `configure_logging`; calling it again adds nothing.
+
+    Progress bars: diffusers and transformers draw one with tqdm for every model they load or write
+    ("Loading pipeline components...", "Loading weights", "Writing model shards"). In a log file they
+    are carriage-return garbage between the lines, and the job's own progress (phase, step, ETA) is
+    what the UI, /job_status and the "job ...: running" lines already say. TQDM_DISABLE is tqdm's own
+    default for `disable`, read when tqdm is imported: hence here, before the entry points import
+    anything that imports it (tests/test_quiet_logs.py checks). A bar a caller explicitly enables still
+    draws; set TQDM_DISABLE=0 to see them all.
+    """
+    environ.setdefault("TQDM_DISABLE", "1")
+    for name, text in LIBRARY_NOISE:
+        library_logger = logging.getLogger(name)
+        if not any(isinstance(f, DropMessages) and f.text == text for f in library_logger.filters):
+            library_logger.addFilter(DropMessages(text))
+
+
 def make_handler(json: bool, stream=None, filters: Iterable[logging.Filter] = ()) -> logging.Handler:
     """A stream handler (stderr by default) with the JSON or text formatter and `filters` attached."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
@@ -74,7 +116,7 @@ def make_handler(json: bool, stream=None, filters: Iterable[logging.Filter] = ()
 
 
 def configure_logging(json: bool = False, level: int | str = logging.INFO, stream=None,
-                      filters: Iterable[logging.Filter] = ()) -> logging.Handler:
+                      filters: Iterable[logging.Filter] = (), quiet: bool = True) -> logging.Handler:
     """Give the root logger one handler (replacing any it had), JSON or text, at `level`.
 
     Args:
@@ -83,6 +125,7 @@ def configure_logging(json: bool = False, level: int | str = logging.INFO, strea
         stream: where lines go (default stderr).
         filters: put on the handler, which sees the records of every logger that propagates to the
             root (default none; the entry points pass `queueing.logs.JobIdFilter()`).
+        quiet: leave out the library noise of `quiet_libraries` (default True).
 
     Uvicorn's own loggers are made to propagate here; start uvicorn with `log_config=None` so that it
     does not install its own handlers over them. Returns the handler.
@@ -99,4 +142,6 @@ def configure_logging(json: bool = False, level: int | str = logging.INFO, strea
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     logging.captureWarnings(True)
+    if quiet:
+        quiet_libraries()
     return handler
