@@ -145,7 +145,7 @@ class DeviceTurns:
     def _give(self, turn: Turn) -> None:
         self._waiting.remove(turn)
         if self._holder is not None:
-            logger.info("device: %s hands over to %s after %d step(s)", self._holder.label, turn.label,
+            logger.debug("device: %s hands over to %s after %d step(s)", self._holder.label, turn.label,
                         self._holder.steps)
         self._holder = turn
         turn.resumed = turn.started
