@@ -146,7 +146,7 @@ class DeviceTurns:
         self._waiting.remove(turn)
         if self._holder is not None:
             logger.debug("device: %s hands over to %s after %d step(s)", self._holder.label, turn.label,
-                        self._holder.steps)
+                         self._holder.steps)
         self._holder = turn
         turn.resumed = turn.started
         if not turn.started:

@@ -67,6 +67,9 @@ class EmbeddedConsumer(Consumer):
 
 
 def start_embedded_consumer(huey: Huey, workers: int) -> tuple[EmbeddedConsumer, threading.Thread]:
+    """A consumer with `workers` threads, each running one job at a time, in a daemon thread of this process.
+    Jobs start in the queue's order; the threads' jobs take turns on the device at step boundaries
+    (pipelines.turns), each thread with its own database connection and torch thread count."""
     consumer = EmbeddedConsumer(huey, workers=workers, worker_type="thread", periodic=False,
                                 check_worker_health=True)
     thread = threading.Thread(target=consumer.run, name="huey-consumer", daemon=True)
