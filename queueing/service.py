@@ -348,8 +348,7 @@ class JobService:
         last, last_given = None, now
         while True:
             job = self.job(user, job_id)
-            seen = (job.status, job.progress_node, job.progress_phase, job.progress_step,
-                    getattr(job, "progress_preview", None))
+            seen = (job.status, job.progress_node, job.progress_phase, job.progress_step, job.progress_preview)
             if seen != last or (keepalive is not None and time.monotonic() - last_given >= keepalive):
                 yield job
                 last, last_given = seen, time.monotonic()

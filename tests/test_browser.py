@@ -81,12 +81,14 @@ def test_progress_shows_the_step_count_and_cancel_stops_the_job(page, atelier, o
     shown = page.wait_for_selector("text=/step \\d+ of 150/", timeout=30000).inner_text()
     page.screenshot(path=str(SHOTS / "progress.png"), full_page=True)
     assert int(re.search(r"step (\d+) of 150", shown).group(1)) < 150
+    page.wait_for_selector("#adv-gallery :text('preview · step')", timeout=30000)   # the live preview
     page.click("#adv-cancel")
     # A cancel is information, not an error: it says where the job stopped, and no Error badge is left.
     page.wait_for_selector("#adv-summary :text('Cancelled at step')", timeout=60000)
     page.screenshot(path=str(SHOTS / "cancelled.png"), full_page=True)
     assert page.locator(".toast-body.error").count() == 0
     assert page.locator("#adv-gallery :text('Error')").count() == 0
+    assert page.locator("#adv-gallery :text('preview · step')").count() == 1      # the last preview stays
     newest = atelier.service.recent(owner)[0]
     assert newest["status"] == "cancelled" and newest["progress"]["step"] < 150
     stopped_at = int(re.search(r"Cancelled at step (\d+)", page.inner_text("#adv-summary")).group(1))

@@ -8,7 +8,6 @@ import json
 import logging
 import pathlib
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
 from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
 from queueing.catalogue import ArtifactCatalogue
-from queueing.service import JobService, jobs_ahead, progress_of
+from queueing.service import JobService, eta_of, progress_of, queue_position
 from queueing.uploads import Upload
 from storage.blobs import write_whole
 from storage.models import Job, User
@@ -85,11 +84,11 @@ def user_errors(fn):
     raised about its input) is logged as one line with its code: it is not the server's fault, and a
     traceback would bury the ones that are."""
 
-        # print_exception=False: otherwise Gradio's queue prints the traceback of every gr.Error to stderr.
     def translate(e: Exception) -> gr.Error:
+        # print_exception=False: otherwise Gradio's queue prints the traceback of every gr.Error to stderr.
         if isinstance(e, gr.Error):
-            e.print_exception = False
             logger.info("handler %s: refused (user_input): %s", fn.__name__, e.message)
+            e.print_exception = False
             return e
         if isinstance(e, AtelierError):
             logger.info("handler %s: refused (%s): %s", fn.__name__, e.code, e.message)
@@ -224,8 +223,8 @@ KEEPALIVE_SECONDS = 2.0     # the longest a waiting call goes without sending a 
 
 
 def report_progress(progress: gr.Progress, name_job: bool = False) -> Callable[[Job], None]:
-    """Show the job row's progress on Gradio's progress bar: "step i of n" while it runs, "queued for
-    S s, N ahead" while it waits.
+    """Show the job row's progress on Gradio's progress bar as /job_status words it: "queued: 3rd in line"
+    while it waits, then "denoising: step 12 of 30 · about 8 s left", "decoding: frame 4 of 16", "saving".
 
     Args:
         progress (`gr.Progress`): the handler's progress tracker.
@@ -234,10 +233,8 @@ def report_progress(progress: gr.Progress, name_job: bool = False) -> Callable[[
             for each artifact id). The browser shows the result itself.
     """
     def on_progress(job: Job) -> None:
-        shown = progress_of(job)
+        shown = progress_of(job, queue_position(job), eta_of(job))
         text = shown["text"]
-        if job.status == "queued":
-            text = f"queued for {max(time.time() - job.created_at, 0):.0f} s, {jobs_ahead(job)} ahead"
         progress((shown["step"], shown["steps"]) if shown["steps"] else 0,
                  desc=f"job {job.id}: {text}" if name_job else text)
     return on_progress

@@ -9,8 +9,8 @@ import gradio as gr
 import PIL.Image
 
 from pipelines.errors import AtelierError
-from queueing.service import progress_of
-from ui.common import KEEPALIVE_SECONDS, UIContext, as_draft, report_progress, shown_result, user_errors
+from queueing.service import eta_of, progress_of, queue_position
+from ui.common import KEEPALIVE_SECONDS, UIContext, as_draft, shown_result, user_errors
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
 def preview_of(job) -> list[tuple[PIL.Image.Image, str]] | None:
     """The running job's preview (a small picture of its current latents) with a caption saying where it
     is, for a result gallery; None when the row holds none."""
-    data = getattr(job, "progress_preview", None)
+    data = job.progress_preview
     if not data:
         return None
     try:
@@ -145,7 +145,14 @@ def preview_of(job) -> list[tuple[PIL.Image.Image, str]] | None:
         image.load()
     except (OSError, ValueError):        # a preview is only ever a nicety: never fail a job's display on one
         return None
-    return [(image, f"preview · {progress_of(job)['text']}")]
+    return [(image, f"preview · step {job.progress_step} of {job.progress_steps}")]
+
+
+def progress_line(job) -> str:
+    """Where a job is, as the summary line under the gallery says it while it runs: /job_status's words
+    ("queued: 2nd in line", "denoising: step 12 of 30 · about 8 s left") and its id."""
+    text = progress_of(job, queue_position(job), eta_of(job))["text"]
+    return f"**{text[0].upper()}{text[1:]}**  \n**Job:** `{job.id}`"
 
 
 def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button], inputs: list, make_spec,
@@ -153,7 +160,8 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
     """Run `make_spec(user, *inputs)` (a WorkflowSpec, or a ui.common.Draft when it sends images) as a job
     when `generate` is clicked; `cancel` (one button or several) stops it at its next step.
 
-    While the job runs, Gradio's progress bar says where it is and a result gallery shows its preview.
+    While the job runs, the summary line says where it is (`progress_line`) and a result gallery shows its
+    preview (`preview_of`).
     Then `result(ctx, user, job)` gives what `gallery` shows and the info: the final pictures for a gallery
     (the default, `ui.common.shown_result`), one video for a player (`ui.common.video_result`).
 
@@ -166,9 +174,9 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
     keep = gr.update()
     shows_pictures = isinstance(gallery, gr.Gallery)
 
-    # Gradio fills in a gr.Request or gr.Progress only in the parameters before *values.
+    # Gradio fills in a gr.Request only in the parameters before *values.
     @user_errors
-    def run(request: gr.Request, progress=gr.Progress(), *values):
+    def run(request: gr.Request, *values):
         user = ctx.current_user(request)
         try:
             job = as_draft(make_spec(user, *values)).submit(service, user)
@@ -177,12 +185,10 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
             yield keep, keep, keep, keep
             return
         yield job.id, keep, f"Queued job `{job.id}`…", keep
-        show_progress = report_progress(progress)
+        # Where the job is goes in the summary line, not over the gallery, which shows the preview.
         for job in service.watch(user, job.id, keepalive=KEEPALIVE_SECONDS):
-            show_progress(job)
             preview = preview_of(job) if shows_pictures and job.status == "running" else None
-            if preview is not None:
-                yield keep, preview, keep, keep
+            yield keep, keep if preview is None else preview, progress_line(job), keep
         if job.status == "cancelled":
             stopped = (job.error or "Cancelled.").rstrip(".")
             gr.Info(f"{stopped}.")
@@ -202,7 +208,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
             gr.Info("Cancelling: the job stops at its next step.")
 
     event = generate.click(run, inputs, [job_id, gallery, summary, info], api_visibility="private",
-                           concurrency_limit=None, show_progress_on=[gallery])
+                           concurrency_limit=None, show_progress="minimal", show_progress_on=[gallery])
     for button in cancel if isinstance(cancel, list) else [cancel]:
         button.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)
     return event
