@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import uuid
 import sys
 
 import gradio as gr
@@ -163,3 +164,41 @@ def test_the_entry_points_log_set_up_quiets_progress_bars():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "TQDM_DISABLE": "0"},
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[0] == "0", out.stderr
+
+
+def test_a_consumer_stopping_mid_task_leaves_the_job_context_to_the_tasks_own_thread(caplog):
+    """Huey sends "interrupted" for the running tasks from the thread that stops the consumer; resetting
+    the task's job context there raised "created in a different Context", logged with a traceback by
+    Huey at every shutdown with a job running. The task's own thread leaves it when the task ends."""
+    import threading
+
+    from huey import MemoryHuey
+
+    from queueing.logs import current_job_id, install_huey_job_context
+
+    huey = MemoryHuey("atelier-quiet-logs", immediate=False)
+    running, finish = threading.Event(), threading.Event()
+    after: list = []
+
+    @huey.task(name="run_job")
+    def run_job(job_id):
+        running.set()
+        assert finish.wait(60)
+        return current_job_id()
+
+    install_huey_job_context(huey)
+    job_id = uuid.uuid4().hex
+
+    def work():
+        huey.execute(run_job.s(job_id))
+        after.append(current_job_id())
+
+    caplog.set_level(logging.INFO, logger="huey")
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert running.wait(60)
+    huey.notify_interrupted_tasks()                     # what a stopping consumer does, from its own thread
+    finish.set()
+    worker.join(60)
+    assert after == [None]                              # the task's thread left the job's context
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
