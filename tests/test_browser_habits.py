@@ -151,10 +151,40 @@ def test_a_png_dropped_on_img2img_fills_its_form(page, tmp_path):
     page.screenshot(path=str(SHOTS / "habits_png_read.png"), full_page=True)
 
 
+def test_an_editing_tab_generates_by_keyboard_and_reuses_its_seed(page, atelier, owner):
+    """Img2img, with the form the PNG filled in: Ctrl+Enter in its prompt runs it with the PNG's seed; 🎲 then
+    ♻ puts that seed back."""
+    page.press("#i2i-prompt textarea", "Control+Enter")
+    page.wait_for_selector("#i2i-summary :text('Seeds:')", timeout=120000)
+    assert shown_seed(page, "i2i") == 31337
+    page.click("#i2i-seed-random")
+    page.wait_for_function("document.querySelector('#i2i-seed input[type=number]').value == '-1'", timeout=30000)
+    page.click("#i2i-seed-reuse")
+    page.wait_for_function("document.querySelector('#i2i-seed input[type=number]').value == '31337'", timeout=30000)
+    page.screenshot(path=str(SHOTS / "habits_img2img_seed.png"), full_page=True)
+
+
+def test_every_seed_box_has_its_buttons(page):
+    for tab, prefix, folded in (("Edit", "edit", True), ("Inpaint", "inpaint", True),
+                                ("Outpaint", "outpaint", True), ("Upscale", "upscale", False),
+                                ("Video", "i2v", False)):
+        page.get_by_role("tab", name=tab, exact=True).click()
+        if folded:                                  # a folded accordion's controls are drawn when it opens
+            page.click(f"#{prefix}-sampling button, #{prefix}-sampling .label-wrap")
+        for button in ("reuse", "random"):
+            page.wait_for_selector(f"#{prefix}-seed-{button}", state="visible", timeout=30000)
+    page.screenshot(path=str(SHOTS / "habits_video_tab.png"), full_page=True)
+    page.get_by_role("tab", name="Text to video").click()
+    set_number(page, "t2v-seed", 5)
+    page.click("#t2v-seed-random")
+    page.wait_for_function("document.querySelector('#t2v-seed input[type=number]').value == '-1'", timeout=30000)
+
+
 def test_an_atelier_png_fills_the_advanced_form(page, atelier, owner):
-    """The picture Ctrl+Enter made, dropped on the Advanced tab's "Read a PNG's parameters"."""
-    made = next(job for job in atelier.service.recent(owner) if job["status"] == "succeeded")
-    job = atelier.service.job(owner, made["job_id"])
+    """The picture Cmd+Enter made, dropped on the Advanced tab's "Read a PNG's parameters"."""
+    service = atelier.service
+    job = next(job for job in (service.job(owner, j["job_id"]) for j in service.recent(owner))
+               if job.status == "succeeded" and "a harbour, by keyboard" in job.spec)
     artifacts = atelier.artifacts
     holding = artifacts.holding(owner, job.artifact_ids[0])
     path = artifacts.artifact_path(holding.artifact)

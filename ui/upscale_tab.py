@@ -23,7 +23,7 @@ def build(ctx: UIContext) -> dict:
             with gr.Row():
                 steps = form_input(f["steps"], value=20, label="Steps (upscaler models)")
                 tile = form_input(f["tile_size"], step=32, label="Tile size (px)")
-                seed = seed_input(f["seed"], "upscale", label="Seed (-1 = random)")
+            seed = seed_input(f["seed"], "upscale", label="Seed (-1 = random)")      # a row of its own
             generate, cancel = action_buttons("Upscale", "upscale")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("upscale")

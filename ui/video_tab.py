@@ -54,7 +54,7 @@ def image_to_video_controls(ctx: UIContext) -> dict:
         chunk = form_input(f["decode_chunk_size"], value=0, minimum=0, label="Decode chunk size",
                            info="frames the VAE decodes at once: fewer use less memory; 0 = all",
                            visible=_is_svd(svd), elem_id="i2v-chunk")
-        seed = seed_input(f["seed"], "i2v", label="Seed", info="-1 = random")
+    seed = seed_input(f["seed"], "i2v", label="Seed", info="-1 = random")      # a row of its own, with ♻ and 🎲
 
     def defaults(chosen):
         m = ctx.model(chosen)
@@ -96,7 +96,7 @@ def text_to_video_controls(ctx: UIContext) -> tuple[dict, SeedInput]:
         steps = form_input(f["steps"], value=adapter.steps if adapter else 20, label="Steps", elem_id="t2v-steps")
         cfg = form_input(f["cfg_scale"], value=adapter.cfg_scale if adapter else 7.5, step=0.5,
                          label="Guidance (CFG scale)", elem_id="t2v-cfg")
-        seed = seed_input(f["seed"], "t2v", label="Seed", info="-1 = random")
+    seed = seed_input(f["seed"], "t2v", label="Seed", info="-1 = random")
 
     def defaults(chosen):
         m = ctx.model(chosen)
