@@ -140,7 +140,7 @@ def test_cancel_stops_a_running_video(page, atelier, owner):
 def test_gallery_sends_a_picture_and_a_video_to_the_video_tab(page, picture):
     import hashlib
     page.get_by_role("tab", name="Gallery").click()
-    page.click("#gallery-refresh")
+    page.locator("#gallery-filter label", has_text="All").click()     # uploads and videos both
     upload = hashlib.sha256(pathlib.Path(picture).read_bytes()).hexdigest()
     page.wait_for_selector("#gallery-grid img[alt='upload']", timeout=30000)
     page.locator("#gallery-grid img[alt='upload']").first.click()

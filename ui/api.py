@@ -24,6 +24,8 @@ import typing
 import gradio as gr
 
 from pipelines.spec import Canny, Img2Img, Interpolate, LoadVideo, Upscale, WorkflowSpec
+from queueing.catalogue import PAGE_SIZE
+from storage.artifacts import GALLERY_FILTERS
 from ui.common import (UIContext, export_animation, node_request, replay_and_wait, user_errors, video_spec,
                        wait_for_result, wait_for_video)
 from ui.controls import read_image
@@ -90,6 +92,11 @@ QUERY_FIELDS = {
     "format": Field("format", "str", "gif", "The animation's format.", choices=("gif", "webp")),
     "file": Field("file", "FILE", None, "A PNG or MP4 file Atelier made, here or elsewhere; pass it with "
                   "handle_file(path).", optional=True),
+    "filter": Field("filter", "str", "outputs", "Which of your artifacts: what your jobs made, files you sent "
+                    "(painted masks too), videos, or all.", choices=tuple(GALLERY_FILTERS)),
+    "query": Field("query", "str", "", "Words that each artifact's prompt or model id contains (any case); "
+                   "empty: all."),
+    "page": Field("page", "int", 1, "The page, from 1; past the last one gives the last.", low=1),
 }
 
 
@@ -220,6 +227,23 @@ def build(ctx: UIContext) -> None:
         return replay_and_wait(ctx, caller(request), (artifact_id or "").strip(), progress, name_job=True,
                                file=data)
 
+    @user_errors
+    def gallery(filter: str = "outputs", query: str = "", page: int = 1, request: gr.Request = None) -> dict:
+        """One page of your artifacts, newest first, as the Gallery lists them: `items` (artifact_id, kind, mime,
+        width, height, prompt, model, seed, frames, created_at), `total`, `page`, `pages` and `per_page`. Fetch a
+        file with /artifact_info."""
+        holdings, total, number = ctx.artifacts.browse(caller(request), filter, query or "", page)
+        return {"items": [ctx.artifacts.gallery_item(h) for h in holdings], "total": total, "page": number,
+                "pages": max(1, -(-total // PAGE_SIZE)), "per_page": PAGE_SIZE}
+
+    @user_errors
+    def delete_artifact(artifact_id: str, request: gr.Request = None) -> dict:
+        """Take one of your artifacts out of your Gallery. Its file stays while another user holds the same
+        bytes or something was made from it; `files_removed` lists the artifacts whose files went."""
+        artifact_id = (artifact_id or "").strip()
+        removed = ctx.artifacts.delete(caller(request), artifact_id)
+        return {"artifact_id": artifact_id, "deleted": True, "files_removed": removed}
+
     with gr.Column(visible=False):
         files = gr.Gallery(label="files", format="png")
         file = gr.File(label="file")
@@ -242,5 +266,6 @@ def build(ctx: UIContext) -> None:
                    [file, info] if video else [files, info])
         for query, outputs in ((submit, [info]), (quote, [info]), (job_status, [info]), (cancel_job, [info]),
                                (jobs, [info]), (account, [info]), (export_video, [file, info]),
-                               (artifact_info, [file, info]), (replay, [file, info])):
+                               (artifact_info, [file, info]), (replay, [file, info]), (gallery, [info]),
+                               (delete_artifact, [info])):
             expose(query, [QUERY_FIELDS[p] for p in inspect.signature(query).parameters if p not in SKIPPED], outputs)

@@ -32,16 +32,17 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             with gr.Tab("Video", id="video") as video_page:
                 video = video_tab.build(ctx, price_on=(video_page.select,))
             with gr.Tab("Gallery", id="gallery") as gallery_page:
-                send_to = {"img2img": ("img2img", img2img["image"]), "edit": ("edit", edit["image"]),
-                           "inpaint": ("inpaint", inpaint["image"]),
-                           "outpaint": ("outpaint", outpaint["image"]), "upscale": ("upscale", upscale["image"])}
+                # Each editing tab's id, picture and settings (spec name -> control), which Send to fills.
+                editing = {"img2img": img2img, "edit": edit, "inpaint": inpaint, "outpaint": outpaint,
+                           "upscale": upscale}
+                send_to = {name: (name, tab["image"], tab["settings"]) for name, tab in editing.items()}
                 gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to, video=("video", video))
             if ctx.account is not None:
                 with gr.Tab("Account", id="account") as account_page:
                     account = account_tab.build(ctx)
                 with gr.Tab("Admin", id="admin", visible=not accounts_mode) as admin_page:  # admins: on_arrival
                     admin = admin_tab.build(ctx)
-        gallery_page.select(gallery["load"], None, gallery["outputs"], api_visibility="private")
+        gallery_page.select(gallery["load"], gallery["inputs"], gallery["outputs"], api_visibility="private")
         if ctx.account is not None:
             account_page.select(account["load"], None, account["outputs"], api_visibility="private")
             admin_page.select(admin["load"], admin["inputs"], admin["outputs"], api_visibility="private")

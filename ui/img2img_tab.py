@@ -31,4 +31,4 @@ def build(ctx: UIContext) -> dict:
     wire(ctx, generate, cancel, [image, strength, *controls.values()], make_spec, gallery, summary, info)
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
-    return {"image": image}
+    return {"image": image, "settings": controls}

@@ -62,4 +62,4 @@ def build(ctx: UIContext) -> dict:
                                  *controls.values()], make_spec, gallery, summary, info)
     seed.reuse_from(info)
     offer.wire(editor, controls, offered_sampling(ctx))
-    return {"image": editor}
+    return {"image": editor, "settings": controls}

@@ -43,4 +43,4 @@ def build(ctx: UIContext) -> dict:
          gallery, summary, info)
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
-    return {"image": image}
+    return {"image": image, "settings": controls}

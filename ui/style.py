@@ -28,4 +28,18 @@ RESULT_CSS = """
 }
 """
 
-CSS = RESULT_CSS
+# The Gallery tab's grid and lineage strip (class "atelier-thumbs"): cells of one size however few items there are
+# (Gradio stretches a lone item across the whole row), each picture whole inside its cell.
+THUMBS_CSS = """
+.atelier-thumbs .grid-container {
+    grid-template-columns: repeat(auto-fill, minmax(140px, 1fr));
+}
+.atelier-thumbs.atelier-lineage .grid-container {
+    grid-template-columns: repeat(auto-fill, minmax(130px, 1fr));
+}
+.atelier-thumbs .thumbnail-item img {
+    object-fit: contain;
+}
+"""
+
+CSS = RESULT_CSS + THUMBS_CSS

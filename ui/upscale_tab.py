@@ -36,4 +36,5 @@ def build(ctx: UIContext) -> dict:
     wire(ctx, generate, cancel, [image, scale, upscaler, steps, tile, seed.box], make_spec, gallery, summary, info)
     seed.reuse_from(info)
     offer.wire(image, {"seed": seed.box})       # an upscaler model's steps are not the PNG's
-    return {"image": image}
+    # Send to carries the seed only: a picture's steps are its diffusion steps, not an upscaler model's.
+    return {"image": image, "settings": {"seed": seed.box}}
