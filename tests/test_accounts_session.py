@@ -187,3 +187,17 @@ def test_a_login_with_a_provider_comes_back_to_next_too(accounts_app, next_path,
         back = consent(to_provider.headers["location"], {"sub": "bob-sub"}).headers["location"]
         done = b.get(back)
         assert (done.status_code, done.headers["location"]) == (303, lands_on)
+
+
+def test_on_a_phone_the_session_line_fits(browser, accounts_app):
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = phone.new_page()
+        page.goto(accounts_app.url)
+        page.wait_for_selector("#simple-prompt textarea", timeout=60000)
+        session_text(page, "Log in or sign up")
+        box = page.locator("#session-login").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+        page.screenshot(path=f"{SHOTS}/accounts_guest_phone.png")
+    finally:
+        phone.close()
