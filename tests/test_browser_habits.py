@@ -151,6 +151,21 @@ def test_a_png_dropped_on_img2img_fills_its_form(page, tmp_path):
     page.screenshot(path=str(SHOTS / "habits_png_read.png"), full_page=True)
 
 
+def test_the_inpaint_tab_reads_a_png_from_its_own_drop(page, tmp_path):
+    """The Inpaint editor hands over its canvas, not the dropped file, so the tab has a PNG Info drop."""
+    info = PIL.PngImagePlugin.PngInfo()
+    info.add_text("parameters", A1111_PARAMETERS)
+    path = tmp_path / "to_inpaint.png"
+    PIL.Image.new("RGB", (64, 96), (120, 30, 60)).save(path, pnginfo=info)
+    page.get_by_role("tab", name="Inpaint").click()
+    page.click("#inpaint-png-info-box button, #inpaint-png-info-box .label-wrap")
+    page.set_input_files("#inpaint-png-info input[type=file]", str(path))
+    page.wait_for_function(f"document.querySelector('#inpaint-prompt textarea').value == '{PNG_PROMPT}'",
+                           timeout=30000)
+    assert page.input_value("#inpaint-negative textarea") == "blurry, lowres"
+    page.get_by_role("tab", name="Img2img").click()
+
+
 def test_an_editing_tab_generates_by_keyboard_and_reuses_its_seed(page, atelier, owner):
     """Img2img, with the form the PNG filled in: Ctrl+Enter in its prompt runs it with the PNG's seed; 🎲 then
     ♻ puts that seed back."""
@@ -197,9 +212,18 @@ def test_an_atelier_png_fills_the_advanced_form(page, atelier, owner):
     page.screenshot(path=str(SHOTS / "habits_png_info_advanced.png"), full_page=True)
 
 
-def test_on_a_phone_ctrl_enter_and_dice(browser, atelier, owner):
+def test_on_a_phone_ctrl_enter_and_dice(browser, atelier, owner, tmp_path):
+    info = PIL.PngImagePlugin.PngInfo()
+    info.add_text("parameters", A1111_PARAMETERS)           # Size: 64x96, nearest the Simple tab's 2:3
+    png = tmp_path / "for_simple.png"
+    PIL.Image.new("RGB", (64, 96)).save(png, pnginfo=info)
     phone = open_app(browser, atelier.url, 390, 844)
     try:
+        phone.click("#simple-png-info-box button, #simple-png-info-box .label-wrap")
+        phone.set_input_files("#simple-png-info input[type=file]", str(png))
+        phone.wait_for_function(f"document.querySelector('#simple-prompt textarea').value == '{PNG_PROMPT}'",
+                                timeout=30000)
+        assert phone.locator("#simple-aspect input[value='2:3']").is_checked()
         phone.fill("#simple-prompt textarea", "a lighthouse on a phone")
         phone.press("#simple-prompt textarea", "Control+Enter")
         phone.wait_for_selector("#simple-summary :text('Seeds:')", timeout=120000)

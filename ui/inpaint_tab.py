@@ -11,7 +11,7 @@ from ui.common import UIContext, node_request
 from ui.controls import offered_sampling, sampling_controls
 from ui.fields import fields_of, form_input
 from ui.generate import action_buttons, results_column, wire
-from ui.png_parameters import parameters_offer
+from ui.png_parameters import png_info_drop, wire_drop
 
 MASKED_CONTENT = ["original", "fill", "noise"]      # the declared choices, in the order the form shows them
 
@@ -30,7 +30,9 @@ def build(ctx: UIContext) -> dict:
                                     brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=24),
                                     eraser=gr.Eraser(default_size=24), layers=False, height=420,
                                     sources=["upload", "clipboard"], elem_id="inpaint-editor")
-            offer = parameters_offer("inpaint")
+            # The editor hands over its canvas, not the file dropped on it, so a PNG's parameters come through
+            # a drop of their own.
+            png_info = png_info_drop("inpaint")
             with gr.Row():
                 strength = form_input(f["strength"], step=0.05, label="Strength", elem_id="inpaint-strength")
                 mask_blur = form_input(f["mask_blur"], maximum=64, label="Mask blur (feather, px)",
@@ -61,5 +63,5 @@ def build(ctx: UIContext) -> dict:
     wire(ctx, generate, cancel, [editor, strength, mask_blur, invert, full_res, padding, masked_content,
                                  *controls.values()], make_spec, gallery, summary, info)
     seed.reuse_from(info)
-    offer.wire(editor, controls, offered_sampling(ctx))
+    wire_drop(png_info, controls, offered_sampling(ctx))
     return {"image": editor, "settings": controls}
