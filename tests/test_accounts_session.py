@@ -7,6 +7,7 @@ import json
 import os
 import re
 import urllib.parse
+import uuid
 
 import httpx
 import pytest
@@ -184,7 +185,9 @@ def test_a_login_with_a_provider_comes_back_to_next_too(accounts_app, next_path,
         assert "evil" not in provider_link
         to_provider = b.get(provider_link.replace("&amp;", "&"))
         assert to_provider.status_code == 302
-        back = consent(to_provider.headers["location"], {"sub": "bob-sub"}).headers["location"]
+        # A subject of its own: alice and bob are tests/test_oauth.py's, which expects to link them first.
+        subject = f"session-{uuid.uuid4().hex[:8]}@idp.test"      # the provider makes it the email too
+        back = consent(to_provider.headers["location"], {"sub": subject}).headers["location"]
         done = b.get(back)
         assert (done.status_code, done.headers["location"]) == (303, lands_on)
 
