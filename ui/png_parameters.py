@@ -12,7 +12,6 @@ the mapping from the text to the form's names (`form_values`) is a pure function
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ import PIL.Image
 
 from pipelines.infotext import parse_infotext
 from pipelines.samplers import FLOW_SAMPLERS, SAMPLERS, SCHEDULES
-
-logger = logging.getLogger(__name__)
 
 # The form's names (as the spec spells them) that a PNG's parameters fill, in the order a person reads them.
 FORM_NAMES = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height")
