@@ -7,8 +7,9 @@
 The scenario of the issue on the demo models: one thread runs a long upscale (demo-upscaler-x4 at x4, in
 `--tile` pixel tiles of `--long-steps` steps each, after a 2-step txt2img makes its 64x64 input); once it has run
 5 steps, a second thread runs a `--short-steps` txt2img on demo-sd15. For each mode it prints the short job's
-wait (from its start to its first step), its run (first step to end), its total, and the long job's total; and
-the short job's total when it runs alone, for reference: medians of `--runs`, the modes alternating. Both jobs go
+wait (from its start to its first step), its run (first step to end), its total, the long job's total, and the
+long job's total when it runs alone in that mode (what taking turns costs when nobody waits); and the short
+job's total when it runs alone, for reference: medians of `--runs`, the modes alternating. Both jobs go
 through `Runner.run` on one engine, as two consumer threads of a worker do, each with `--threads` torch threads
 (0: torch's default; on a busy CPU more than one mostly spins). One warm-up run of each loads the models first.
 This is a benchmark, not a test.
@@ -66,9 +67,9 @@ def main() -> None:
         turns = DeviceTurns(quantum)
         return Runner(DiffusersBackend(cache, threads=args.threads, turns=turns), VideoBackend(cache, turns))
 
-    def alone() -> float:
+    def alone(plan, quantum: float | None = None) -> float:
         started = time.perf_counter()
-        engine(None).run(short_plan)
+        engine(quantum).run(plan)
         return time.perf_counter() - started
 
     def contended(runner: Runner) -> dict[str, float]:
@@ -100,21 +101,22 @@ def main() -> None:
                 "long": times["long"]}
 
     engine(None).run(long_plan)                  # warm-up: load both models, first-call costs
-    alone()
+    alone(short_plan)
     print(f"device {device}; long: x4 upscale of 64x64 in {args.tile} px tiles, {args.long_steps} steps each; "
           f"short: {args.short_steps}-step txt2img 64x64")
     modes = {f"turns ({args.quantum:g} s quantum)": args.quantum, "whole nodes (old lock)": None}
     runs: dict[str, list[dict[str, float]]] = {label: [] for label in modes}
     by_itself = []
     for _ in range(args.runs):
-        by_itself.append(alone())
+        by_itself.append(alone(short_plan))
         for label, quantum in modes.items():
-            runs[label].append(contended(engine(quantum)))
+            runs[label].append({**contended(engine(quantum)), "long alone": alone(long_plan, quantum)})
     print(f"short job alone: {statistics.median(by_itself):.2f} s (median of {args.runs})")
-    print(f"{'mode':<24}{'wait s':>8}{'run s':>8}{'total s':>9}{'long s':>8}")
+    print(f"{'mode':<24}{'wait s':>8}{'run s':>8}{'total s':>9}{'long s':>8}{'long alone s':>14}")
     for label, measured in runs.items():
         median = {key: statistics.median(m[key] for m in measured) for key in measured[0]}
-        print(f"{label:<24}{median['wait']:8.2f}{median['run']:8.2f}{median['total']:9.2f}{median['long']:8.2f}")
+        print(f"{label:<24}{median['wait']:8.2f}{median['run']:8.2f}{median['total']:9.2f}{median['long']:8.2f}"
+              f"{median['long alone']:14.2f}", flush=True)
 
 
 if __name__ == "__main__":
