@@ -178,6 +178,10 @@ def test_walking_the_lineage_quickly_never_errs(page, atelier, owner, client):
         wait_for_text(page, "#gallery-heading", target[:16])
         no_errors(page)
         here = target
+    # The thumbnails are captioned in words ("upscaled from"), not "upscale_of ← cfb0e78e9b0e…".
+    from ui.gallery_tab import CHILD_WORDS, PARENT_WORDS
+    captions = page.locator("#gallery-lineage img").evaluate_all("images => images.map(i => i.alt)")
+    assert captions and set(captions) <= {*PARENT_WORDS.values(), *CHILD_WORDS.values()}, captions
 
 
 def test_replay_shows_the_services_verdict(page, atelier, owner, client):
