@@ -1,5 +1,6 @@
-"""The artifact catalogue, per user: what they hold, how each artifact was made (recipe, lineage, a video's
-poster), exports, and replays of a recipe as a new job. Apart from the job lifecycle (queueing/service.py),
+"""The artifact catalogue, per user: what they hold (a page at a time, filtered and searched: `browse`), how each
+artifact was made (recipe, lineage, a video's poster), exports and downloads, deleting one's own holding, and
+replays of a recipe as a new job. Apart from the job lifecycle (queueing/service.py),
 which a replay goes through like any submission: checked, limited and charged. Another user's artifact is
 "not found".
 """

@@ -180,3 +180,15 @@ def test_search_fields_read_the_step_that_made_it():
     assert search_fields(plan, "n1") == ("a fox", "demo-sd15")
     assert search_fields(plan, "up") == ("a fox", "demo-sd15")     # an upscale: the picture's prompt and model
     assert search_fields("not json", "n1") == ("", "")
+
+
+def test_deleting_a_video_takes_its_poster_with_it(atelier):
+    blobs, catalogue = atelier.service.blobs, atelier.artifacts
+    user = new_user()
+    clip = store_artifact(blobs, b"\x00\x00\x00\x18ftypmp42" + uuid.uuid4().bytes, owner=user, kind="video",
+                          mime=MP4_MIME, suffix=".mp4", width=8, height=8, frames=2, fps=8.0, seed=3)
+    poster = png(blobs, user, uuid.uuid4().int % 200, kind="poster", seed=3, parents=((clip.id, "poster_of"),))
+    assert [h.artifact_id for h in catalogue.browse(user, "videos")[0]] == [clip.id]    # the poster is not listed
+    assert sorted(catalogue.delete(user, clip.id)) == sorted([clip.id, poster.id])
+    assert not blobs.exists(clip.blob_key) and not blobs.exists(poster.blob_key)
+    assert ArtifactOwner.select().where(ArtifactOwner.owner == user).count() == 0
