@@ -91,10 +91,13 @@ def about(seconds: float) -> str:
 
 
 def progress_text(job: Job, phase: str, position: int | None, eta: float | None) -> str:
-    """What a person reads: "queued: 3rd in line", "denoising: step 12 of 30 · node 1 of 2 · about 8 s left",
-    "decoding: frame 8 of 16", "done"."""
+    """What a person reads: "queued: 3rd in line · waiting 12 s", "denoising: step 12 of 30 · node 1 of 2 ·
+    about 8 s left", "decoding: frame 8 of 16", "done"."""
     if phase == "queued":
-        return f"queued: {ordinal(position)} in line" if position else "queued"
+        # The wait so far changes the words every second, so a caller who hears them again knows the
+        # server is still there (ui.common.follow sends them at least every few seconds).
+        waited = f" · waiting {max(time.time() - job.created_at, 0):.0f} s"
+        return (f"queued: {ordinal(position)} in line" if position else "queued") + waited
     if job.status != "running":
         return phase
     parts = [{"loading": "loading model", "saving": "saving"}.get(phase, phase)]

@@ -32,6 +32,20 @@ def test_txt2img_with_only_a_prompt_returns_the_stored_pngs(client):
     assert json.loads(image.text["atelier"])["plan_hash"] == info["plan_hash"]
 
 
+def test_txt2img_streams_live_previews_before_its_result(client):
+    """gradio_client sees each new preview as an intermediate output, then the stored files as the result."""
+    job = client.submit(prompt="a slow harbour", steps=80, width=256, height=256, seed=3, api_name="/txt2img")
+    files, info = job.result(timeout=300)
+    previews = [out for out in job.outputs()[:-1] if out[1].get("preview")]
+    assert len(previews) >= 2, job.outputs()
+    assert all(p_info["job_id"] == info["job_id"] and p_info["status"] == "running" for _, p_info in previews)
+    assert all(re.search(r"step \d+ of 80", p_info["progress"]) for _, p_info in previews)
+    shown = {sha256(p_files[0]["image"]) for p_files, _ in previews}
+    assert len(shown) == len(previews)                                  # each one new, none repeated
+    assert max(Image.open(p_files[0]["image"]).size[0] for p_files, _ in previews) <= 256
+    assert sha256(files[0]["image"]) == info["artifact_ids"][0] and info["seeds"] == [3]
+
+
 def test_txt2img_honours_every_parameter(client):
     files, info = client.predict(prompt="a fox", negative_prompt="blurry", model="demo-sd15", width=72, height=64,
                                  steps=3, cfg_scale=5.5, sampler="dpmpp_2m", schedule="karras", seed=99,

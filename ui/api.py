@@ -26,8 +26,8 @@ import gradio as gr
 from pipelines.spec import Canny, Img2Img, Interpolate, LoadVideo, Upscale, WorkflowSpec
 from queueing.catalogue import PAGE_SIZE
 from storage.artifacts import GALLERY_FILTERS
-from ui.common import (UIContext, export_animation, node_request, replay_and_wait, user_errors, video_spec,
-                       wait_for_result, wait_for_video)
+from ui.common import (UIContext, export_animation, node_request, replay_and_wait, stream_result, user_errors,
+                       video_spec, wait_for_video)
 from ui.controls import read_image
 from ui.fields import Field, api_input, edge_fields, endpoint, endpoint_fields, field_of, node_params
 
@@ -152,14 +152,22 @@ def build(ctx: UIContext) -> None:
 
     def making(params: type, wait):
         """The body of an endpoint that makes one `params` node from the call's values (and the files it sent;
-        a hires fix where it asks for one) and waits for it with `wait` (`wait_for_result`: the images;
-        `wait_for_video`: the video)."""
-        def run(values: dict, request: gr.Request, progress: gr.Progress):
+        a hires fix where it asks for one) and waits for it with `wait` (`wait_for_video`: the video); without
+        `wait`, it streams the live previews, then the images (`stream_result`)."""
+        def submitted(values: dict, request: gr.Request):
             user = caller(request)
             draft = node_request(service, user, params, values, **read_files(values),
                                  hires=values if values.get("hires_fix") else None)
-            return wait(ctx, user, draft.submit(service, user).id, progress, name_job=True)
-        return run
+            return user, draft.submit(service, user).id
+
+        def run(values: dict, request: gr.Request, progress: gr.Progress):
+            user, job_id = submitted(values, request)
+            return wait(ctx, user, job_id, progress, name_job=True)
+
+        def stream(values: dict, request: gr.Request, progress: gr.Progress):
+            user, job_id = submitted(values, request)
+            yield from stream_result(ctx, user, job_id, progress)
+        return run if wait else stream
 
     def interpolate(values: dict, request: gr.Request, progress: gr.Progress):
         """The body of /interpolate: the video is a file sent or else one of the caller's, by artifact_id."""
@@ -260,7 +268,7 @@ def build(ctx: UIContext) -> None:
             video = "VIDEO" in node.outputs.values()
             fields = generation_fields(node.kind, ctx.catalogue)
             body = interpolate if node.kind == "interpolate" else making(node.params, wait_for_video if video
-                                                                          else wait_for_result)
+                                                                          else None)
             description = DESCRIPTIONS.get(node.kind) or inspect.getdoc(node.params)
             expose(user_errors(endpoint(node.kind, description, fields, body)), fields,
                    [file, info] if video else [files, info])

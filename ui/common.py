@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import io
 import json
 import logging
 import pathlib
@@ -12,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import gradio as gr
+import PIL.Image
 
 from auth import AccountService
 from configs import ModelEntry, Style
@@ -294,12 +296,34 @@ def shown_result(ctx: UIContext, user: User, job: Job) -> tuple[list[tuple[str, 
     return job_result(ctx, user, job, finals_only=True)
 
 
-def wait_for_result(ctx: UIContext, user: User, job_id: str, progress: gr.Progress,
-                    name_job: bool = False) -> tuple[list[tuple[str, str]], dict]:
-    """Wait for a job, showing its progress at least every KEEPALIVE_SECONDS (`follow`; `name_job` for API
-    callers), and return its files and info (or raise its error)."""
-    job = finished_or_raise(follow(ctx.service, user, job_id, progress, name_job))
-    return job_result(ctx, user, job)
+def preview_image(job: Job) -> PIL.Image.Image | None:
+    """The running job's live preview (a small picture of its current latents), or None when the row holds
+    none or it can't be read: a preview is only ever a nicety, never a reason to fail."""
+    if job.status != "running" or not job.progress_preview:
+        return None
+    try:
+        image = PIL.Image.open(io.BytesIO(bytes(job.progress_preview)))
+        image.load()
+    except (OSError, ValueError):
+        return None
+    return image
+
+
+def stream_result(ctx: UIContext, user: User, job_id: str, progress: gr.Progress):
+    """Wait for a job, for API callers, streaming what it does: the progress events of `follow` (led by the
+    job id) at least every KEEPALIVE_SECONDS and, while it runs, each new live preview as ([preview],
+    {"job_id", "status": "running", "preview": True, "progress": the words of /job_status}), which
+    `gradio_client` lists in `Job.outputs()`. The last thing yielded is the result, every file and the info
+    (`job_result`), or the job's error is raised."""
+    show, last_preview = report_progress(progress, name_job=True), None
+    for job in ctx.service.watch(user, job_id, keepalive=KEEPALIVE_SECONDS):
+        show(job)
+        preview = preview_image(job) if job.progress_preview != last_preview else None
+        if preview is not None:
+            last_preview = job.progress_preview
+            words = progress_of(job, queue_position(job), eta_of(job))["text"]
+            yield [(preview, "preview")], {"job_id": job.id, "status": "running", "preview": True, "progress": words}
+    yield job_result(ctx, user, finished_or_raise(job))
 
 
 def video_result(ctx: UIContext, user: User, job: Job) -> tuple[str, dict]:

@@ -170,13 +170,19 @@ def api_input(field: Field) -> gr.components.Component:
 def endpoint(name: str, doc: str, fields: Sequence[Field], body: Callable) -> Callable:
     """A function for Gradio to expose as endpoint `name`: its signature is `fields` (so view_api names its
     parameters and knows their defaults), then `request` and `progress`, which Gradio fills in. It calls
-    `body(values, request, progress)` with the values by name. Its docstring, the endpoint's description, is
+    `body(values, request, progress)` with the values by name (and streams what it yields when `body` is a
+    generator function). Its docstring, the endpoint's description, is
     `doc` followed by what each file parameter takes."""
     names = [f.name for f in fields]
 
-    def call(*args):
-        *values, request, progress = args
-        return body(dict(zip(names, values)), request, progress)
+    if inspect.isgeneratorfunction(body):        # Gradio streams what a generator yields, as it yields it
+        def call(*args):
+            *values, request, progress = args
+            yield from body(dict(zip(names, values)), request, progress)
+    else:
+        def call(*args):
+            *values, request, progress = args
+            return body(dict(zip(names, values)), request, progress)
 
     parameters = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     default=inspect.Parameter.empty if f.is_file and not f.optional else f.default,

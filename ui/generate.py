@@ -2,7 +2,6 @@
 (submit, stream progress, show results)."""
 from __future__ import annotations
 
-import io
 import logging
 
 import gradio as gr
@@ -10,7 +9,7 @@ import PIL.Image
 
 from pipelines.errors import AtelierError
 from queueing.service import eta_of, progress_of, queue_position
-from ui.common import KEEPALIVE_SECONDS, UIContext, as_draft, shown_result, user_errors
+from ui.common import KEEPALIVE_SECONDS, UIContext, as_draft, preview_image, shown_result, user_errors
 
 logger = logging.getLogger(__name__)
 
@@ -135,17 +134,9 @@ def results_column(prefix: str) -> tuple[gr.Gallery, gr.Markdown, gr.JSON]:
 
 
 def preview_of(job) -> list[tuple[PIL.Image.Image, str]] | None:
-    """The running job's preview (a small picture of its current latents) with a caption saying where it
-    is, for a result gallery; None when the row holds none."""
-    data = job.progress_preview
-    if not data:
-        return None
-    try:
-        image = PIL.Image.open(io.BytesIO(bytes(data)))
-        image.load()
-    except (OSError, ValueError):        # a preview is only ever a nicety: never fail a job's display on one
-        return None
-    return [(image, f"preview · step {job.progress_step} of {job.progress_steps}")]
+    """The running job's live preview, captioned with its step, for a result gallery; None when it has none."""
+    image = preview_image(job)
+    return None if image is None else [(image, f"preview · step {job.progress_step} of {job.progress_steps}")]
 
 
 def progress_line(job) -> str:
@@ -186,8 +177,11 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
             return
         yield job.id, keep, f"Queued job `{job.id}`…", keep
         # Where the job is goes in the summary line, not over the gallery, which shows the preview.
+        last_preview = None
         for job in service.watch(user, job.id, keepalive=KEEPALIVE_SECONDS):
-            preview = preview_of(job) if shows_pictures and job.status == "running" else None
+            preview = preview_of(job) if shows_pictures and job.progress_preview != last_preview else None
+            if preview is not None:
+                last_preview = job.progress_preview
             yield keep, keep if preview is None else preview, progress_line(job), keep
         if job.status == "cancelled":
             stopped = (job.error or "Cancelled.").rstrip(".")
