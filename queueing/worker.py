@@ -50,7 +50,8 @@ class WorkerConsumer(Consumer):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m queueing.worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=1, help="jobs run at once (threads); default 1")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="jobs run at once (threads), taking turns on the device at step boundaries; default 2")
     parser.add_argument("--models", nargs="*", default=[], metavar="ID",
                         help="catalogue ids of the models this worker serves (default: all)")
     parser.add_argument("--metrics-port", type=int, default=None,
