@@ -9,6 +9,7 @@ from ui.controls import (family_choices, family_updates, offered_sampling, prese
                          seed_input)
 from ui.fields import field_of, fields_of, form_input
 from ui.generate import priced_action_buttons, results_column, wire, wire_price
+from ui.image_upload import ImageUpload
 from ui.png_parameters import png_info_drop, wire_drop
 
 
@@ -50,8 +51,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
                 with gr.Row():
                     # image_mode=None: the file goes to the request as it is, not re-encoded as RGB, so the
                     # stored control image the Gallery fills in loads as the same artifact (the compiler converts).
-                    control_image = gr.Image(label="Control image", type="filepath", sources=["upload", "clipboard"],
-                                             image_mode=None, height=200, elem_id="adv-control-image")
+                    control_image = ImageUpload(label="Control image", type="filepath", sources=["upload", "clipboard"],
+                                                image_mode=None, height=200, elem_id="adv-control-image")
                     with gr.Column():
                         nets = f["control_model"].choices
                         control_model = form_input(f["control_model"], choices=["None", *nets], value="None",

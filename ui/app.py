@@ -46,9 +46,9 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
         if ctx.account is not None:
             account_page.select(account["load"], None, account["outputs"], api_visibility="private")
             admin_page.select(admin["load"], admin["inputs"], admin["outputs"], api_visibility="private")
-        demo.load(None, None, None, js=SHORTCUTS, api_visibility="private")     # Ctrl+Enter, Escape
         if session_links is not None:
             demo.load(account_tab.on_arrival(ctx, tabs, admin_page), None, [session_links, admin_page, tabs],
                       api_visibility="private")
+        demo.load(None, None, None, js=SHORTCUTS, api_visibility="private")     # Ctrl+Enter, Escape
         api.build(ctx)
     return demo

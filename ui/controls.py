@@ -10,6 +10,7 @@ import gradio as gr
 from pipelines.spec import Sampling
 from ui.common import UIContext
 from ui.fields import Field, fields_of, form_input
+from ui.image_upload import ImageUpload
 
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
 # The size presets, as width:height, in the order the Advanced tab lists them.
@@ -153,7 +154,7 @@ def sampling_controls(ctx: UIContext, prefix: str, model_id: str = "",
 
 def image_input(prefix: str) -> gr.Image:
     """An image to work on, dropped, pasted or sent from the Gallery (elem_id PREFIX-image)."""
-    return gr.Image(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
+    return ImageUpload(label="Image", type="filepath", sources=["upload", "clipboard"], height=320,
                     elem_id=f"{prefix}-image")
 
 

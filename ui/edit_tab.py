@@ -6,7 +6,7 @@ import gradio as gr
 from pipelines.spec import Edit
 from ui.common import UIContext, node_request
 from ui.controls import image_input, offered_sampling, read_image, sampling_controls
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.png_parameters import parameters_offer
 
 
@@ -21,14 +21,17 @@ def build(ctx: UIContext) -> dict:
             image = image_input("edit")
             offer = parameters_offer("edit")
             controls, seed = sampling_controls(ctx, "edit", editors[0] if editors else "", params=Edit)
-            generate, cancel = action_buttons("Edit", "edit")
+            generate, cancel, price = priced_action_buttons("Edit", "edit")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("edit")
 
     def make_spec(user, path, *values):
         return node_request(ctx.service, user, Edit, dict(zip(controls, values)), image=read_image(path))
 
-    wire(ctx, generate, cancel, [image, *controls.values()], make_spec, gallery, summary, info)
+    inputs = [image, *controls.values()]
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+               first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image, "settings": controls}

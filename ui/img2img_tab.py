@@ -7,7 +7,7 @@ from pipelines.spec import Img2Img
 from ui.common import UIContext, node_request
 from ui.controls import image_input, offered_sampling, read_image, sampling_controls
 from ui.fields import field_of, form_input
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.png_parameters import parameters_offer
 
 
@@ -19,7 +19,7 @@ def build(ctx: UIContext) -> dict:
             strength = form_input(field_of(Img2Img, "strength", ctx.catalogue), step=0.05,
                                   label="Strength (0 keeps the image)", elem_id="i2i-strength")
             controls, seed = sampling_controls(ctx, "i2i")
-            generate, cancel = action_buttons("Generate", "i2i")
+            generate, cancel, price = priced_action_buttons("Generate", "i2i")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("i2i")
 
@@ -28,7 +28,10 @@ def build(ctx: UIContext) -> dict:
     def make_spec(user, path, *values):
         return node_request(ctx.service, user, Img2Img, dict(zip(names, values)), image=read_image(path))
 
-    wire(ctx, generate, cancel, [image, strength, *controls.values()], make_spec, gallery, summary, info)
+    inputs = [image, strength, *controls.values()]
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+               first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image, "settings": controls}

@@ -10,7 +10,7 @@ from pipelines.spec import Inpaint
 from ui.common import UIContext, node_request
 from ui.controls import offered_sampling, sampling_controls
 from ui.fields import fields_of, form_input
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.png_parameters import png_info_drop, wire_drop
 
 MASKED_CONTENT = ["original", "fill", "noise"]      # the declared choices, in the order the form shows them
@@ -44,7 +44,7 @@ def build(ctx: UIContext) -> dict:
             masked_content = gr.Radio(MASKED_CONTENT, value=f["masked_content"].default,
                                       label="Masked content starts from")
             controls, seed = sampling_controls(ctx, "inpaint", params=Inpaint)
-            generate, cancel = action_buttons("Inpaint", "inpaint")
+            generate, cancel, price = priced_action_buttons("Inpaint", "inpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("inpaint")
 
@@ -60,8 +60,10 @@ def build(ctx: UIContext) -> dict:
             raise gr.Error("Nothing is painted yet: paint over the part of the image to repaint (white brush).")
         return node_request(ctx.service, user, Inpaint, chosen, image=png_bytes(background), mask=png_bytes(mask))
 
-    wire(ctx, generate, cancel, [editor, strength, mask_blur, invert, full_res, padding, masked_content,
-                                 *controls.values()], make_spec, gallery, summary, info)
+    inputs = [editor, strength, mask_blur, invert, full_res, padding, masked_content, *controls.values()]
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+               first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     wire_drop(png_info, controls, offered_sampling(ctx))
     return {"image": editor, "settings": controls}

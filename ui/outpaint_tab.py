@@ -7,7 +7,7 @@ from pipelines.spec import Outpaint
 from ui.common import UIContext, node_request
 from ui.controls import image_input, offered_sampling, read_image, sampling_controls
 from ui.fields import fields_of, form_input
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.png_parameters import parameters_offer
 
 
@@ -30,7 +30,7 @@ def build(ctx: UIContext) -> dict:
             masked_content = gr.Radio(["fill", "noise", "original"], value=f["masked_content"].default,
                                       label="New area starts from")
             controls, seed = sampling_controls(ctx, "outpaint", params=Outpaint)
-            generate, cancel = action_buttons("Outpaint", "outpaint")
+            generate, cancel, price = priced_action_buttons("Outpaint", "outpaint")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("outpaint")
 
@@ -39,8 +39,10 @@ def build(ctx: UIContext) -> dict:
     def make_spec(user, path, *values):
         return node_request(ctx.service, user, Outpaint, dict(zip(names, values)), image=read_image(path))
 
-    wire(ctx, generate, cancel, [image, *sides, feather, strength, masked_content, *controls.values()], make_spec,
-         gallery, summary, info)
+    inputs = [image, *sides, feather, strength, masked_content, *controls.values()]
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+               first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image, "settings": controls}

@@ -7,7 +7,7 @@ from pipelines.spec import Upscale
 from ui.common import UIContext, node_request
 from ui.controls import image_input, read_image, seed_input
 from ui.fields import fields_of, form_input
-from ui.generate import action_buttons, results_column, wire
+from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.png_parameters import parameters_offer
 
 
@@ -24,7 +24,7 @@ def build(ctx: UIContext) -> dict:
                 steps = form_input(f["steps"], value=20, label="Steps (upscaler models)")
                 tile = form_input(f["tile_size"], step=32, label="Tile size (px)")
             seed = seed_input(f["seed"], "upscale", label="Seed (-1 = random)")      # a row of its own
-            generate, cancel = action_buttons("Upscale", "upscale")
+            generate, cancel, price = priced_action_buttons("Upscale", "upscale")
         with gr.Column(scale=4):
             gallery, summary, info = results_column("upscale")
 
@@ -33,7 +33,10 @@ def build(ctx: UIContext) -> dict:
     def make_spec(user, path, *values):
         return node_request(ctx.service, user, Upscale, dict(zip(names, values)), image=read_image(path))
 
-    wire(ctx, generate, cancel, [image, scale, upscaler, steps, tile, seed.box], make_spec, gallery, summary, info)
+    inputs = [image, scale, upscaler, steps, tile, seed.box]
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+               first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     offer.wire(image, {"seed": seed.box})       # an upscaler model's steps are not the PNG's
     # Send to carries the seed only: a picture's steps are its diffusion steps, not an upscaler model's.

@@ -7,10 +7,11 @@ from __future__ import annotations
 import gradio as gr
 
 from pipelines.spec import Img2Vid, Interpolate, Txt2Vid
-from ui.common import UIContext, export_animation, node_request, user_errors, video_spec, wait_for_video
+from ui.common import UIContext, export_animation, node_request, user_errors, video_result, video_spec
 from ui.controls import SeedInput, read_image, seed_input
 from ui.fields import fields_of, form_input, node_params
 from ui.generate import priced_action_buttons, wire, wire_price
+from ui.image_upload import ImageUpload
 from ui.png_parameters import parameters_offer
 
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
@@ -37,7 +38,7 @@ def image_to_video_controls(ctx: UIContext) -> dict:
     if svd is None:
         gr.Markdown("No Stable Video Diffusion model is configured: add one (family \"svd\") to "
                     "`configs/models.toml`.", elem_id="i2v-missing")
-    image = gr.Image(label="Image (the first frame)", type="filepath", sources=["upload", "clipboard"], height=260,
+    image = ImageUpload(label="Image (the first frame)", type="filepath", sources=["upload", "clipboard"], height=260,
                      elem_id="video-image")
     offer = parameters_offer("i2v")
     model = form_input(f["model"], value=svd.id if svd else None, label="Model", elem_id="i2v-model")
@@ -174,8 +175,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
 
     i2v_inputs = [i2v["image"], *i2v["inputs"].values()]
     t2v_inputs = list(t2v.values())
-    i2v_ran = wire(ctx, i2v_go, cancels, i2v_inputs, i2v_spec, *shown, result=wait_for_video)
-    t2v_ran = wire(ctx, t2v_go, cancels, t2v_inputs, t2v_spec, *shown, result=wait_for_video)
+    i2v_ran = wire(ctx, i2v_go, cancels, i2v_inputs, i2v_spec, *shown, result=video_result)
+    t2v_ran = wire(ctx, t2v_go, cancels, t2v_inputs, t2v_spec, *shown, result=video_result)
     wire_price(ctx, t2v_price, t2v_inputs, t2v_spec, [t2v["prompt"].blur, *(c.change for c in t2v_inputs[2:]),
                                                       t2v_page.select, *price_on], after=(t2v_ran,))
     for seed in (i2v["seed"], t2v_seed):
@@ -187,7 +188,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
 
     for button, factor in zip(out["interpolate"], (2, 4)):
         wire(ctx, button, cancels, [out["info"], out["method"]], _interpolation(ctx, factor), *shown,
-             result=wait_for_video)
+             result=video_result)
     for button, fmt in zip(out["animations"], ("gif", "webp")):
         button.click(_exporter(ctx, fmt), [out["info"]], out["download"], api_visibility="private",
                      concurrency_limit=None)
