@@ -7,7 +7,8 @@ the catalogue gives one, else with its family's cheap latent-to-RGB projection (
 for latents of a channel count no projection reads (the demo models' small VAEs), with their first three
 channels stretched to the picture's range. Packed latents (FLUX, Qwen-Image, LTX-2: a token sequence of
 patches) are unpacked first; of a batch, the first picture is shown, of a video, its middle frame. A preview is
-at most `PREVIEW_SIDE` pixels on its long side, in the picture's own aspect ratio.
+at most `PREVIEW_SIDE` pixels on its long side, in the picture's own aspect ratio. What the caller then spends on
+a preview (encoding and storing it) is charged to the same budget (`Previewer.charge`).
 
 The preview never changes what the run makes: it reads the latents and writes nothing back.
 """
@@ -195,6 +196,12 @@ class Previewer:
         self.made += image is not None
         self._due = self.clock() + max(self.interval, cost / self.share)
         return image
+
+    def charge(self, seconds: float) -> None:
+        """Count `seconds` more spent on the last preview (its caller encoding and storing it): the next waits
+        longer by seconds / share."""
+        self.seconds += seconds
+        self._due += seconds / self.share
 
 
 def load_preview_decoder(source: str, models_dir, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:

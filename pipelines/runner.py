@@ -68,6 +68,8 @@ class Result:
     outputs: tuple[Output, ...]
     timings: dict[str, float]
     environment: dict[str, str]
+    previews: int = 0                  # how many live previews the run made
+    preview_seconds: float = 0.0       # what making (and storing) them took
 
 
 def work_of(step: Step) -> float:
@@ -178,8 +180,11 @@ class Runner:
                 eta = None if phase or i == 0 else clock.seconds_left(i, n)
                 # Step 0 is reported before the first step (the backend waits for its turn on the device).
                 shown = "decoding" if phase else "loading" if i == 0 else "denoising"
+                reported = time.perf_counter()
                 on_progress(Progress(node=number, nodes=len(working), step=i, steps=n, node_id=step.id, phase=shown,
                                      preview=preview, eta_seconds=eta))
+                if preview is not None:          # storing it (the worker encodes and writes it) counts as its cost
+                    previews.charge(time.perf_counter() - reported)
 
             if cancelled():
                 raise JobCancelled("Cancelled before it started.")
@@ -196,4 +201,5 @@ class Runner:
                 outputs.append(Output(step.id, k, seeds[k] if seeds else None, parents=_parents(step, k, counts),
                                       **made_as))
         return Result(plan_hash=plan.plan_hash, outputs=tuple(outputs), timings=timings,
-                      environment=self.backend.environment())
+                      environment=self.backend.environment(), previews=previews.made if previews else 0,
+                      preview_seconds=round(previews.seconds, 4) if previews else 0.0)

@@ -134,3 +134,15 @@ def test_previews_are_spaced_by_the_interval():
         now[0] += 0.125
     assert made == [True, False, False, False] * 3
     assert previewer.made == 3
+
+
+def test_what_a_preview_costs_its_caller_spaces_out_the_next():
+    now = [0.0]
+    previewer = Previewer(interval=0.5, share=0.05, clock=lambda: now[0])
+    latents = Latents(torch.randn(1, 4, 8, 8), ref("sd15"), 64, 64)
+    assert previewer.offer(latents) is not None
+    previewer.charge(0.1)                      # storing it took 0.1 s: the next waits 0.1 / 0.05 = 2 s longer
+    now[0] = 2.25
+    assert previewer.offer(latents) is None
+    now[0] = 2.5
+    assert previewer.offer(latents) is not None and previewer.seconds == pytest.approx(0.1)
