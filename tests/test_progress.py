@@ -113,3 +113,32 @@ def test_running_text_names_the_phase_the_node_and_the_time_left():
     assert progress_text(job, "loading", None, None) == "loading model · node 1 of 2"
     assert progress_text(job, "decoding", None, None) == "decoding: frame 12 of 30 · node 1 of 2"
     assert about(150) == "about 2 min left"
+
+
+def test_an_upscalers_tiles_are_previewed_and_the_time_left_counts_the_nodes_to_come(atelier, owner):
+    """A txt2img then a model upscale of it: the upscaler's latents are previewed too (at the tile's shape), and
+    at the first node's last step the time left is that of the upscale still to run."""
+    from pipelines.runner import Runner
+    from pipelines.spec import WorkflowSpec
+
+    graph = {"nodes": [
+        {"id": "a", "kind": "txt2img", "params": {"prompt": "a harbour", "width": 64, "height": 64, "steps": 6,
+                                                  "seed": 3}},
+        {"id": "b", "kind": "upscale", "params": {"upscaler": "demo-upscaler-x4", "scale": 4, "steps": 4,
+                                                  "tile_size": 64, "seed": 4}, "inputs": {"image": ["a", "images"]}}]}
+    plan = atelier.service.quote(owner, WorkflowSpec.from_dict(graph))
+    runner = atelier.runner
+    often = Runner(runner.backend, runner.video_backend, preview_interval=0.001)   # a preview whenever it is cheap
+    seen = []
+    result = often.run(plan, on_progress=seen.append)
+
+    upscaling = [p for p in seen if p.node_id == "b" and p.phase == "denoising"]
+    assert [p.step for p in upscaling] == [1, 2, 3, 4] and any(p.preview is not None for p in upscaling)
+    assert {p.preview.size for p in upscaling if p.preview is not None} == {(64, 64)}
+    first = [p for p in seen if p.node_id == "a" and p.phase == "denoising"]
+    assert first[-1].step == 6 and first[-1].eta_seconds > 0          # the upscale is still to come
+    assert upscaling[-1].eta_seconds == 0
+    loading = [p for p in seen if p.phase == "loading"]
+    assert {p.node_id for p in loading} == {"a", "b"} and all(p.step == 0 for p in loading)
+    assert seen[0].phase == "loading"                                   # before anything else
+    assert result.previews >= 2 and result.preview_seconds > 0
