@@ -143,6 +143,28 @@ def test_sign_up_see_the_price_generate_and_see_the_balance_go_down(page, accoun
     assert ledger_kinds(user) == ["capture", "reserve", "grant"]
 
 
+def test_every_tab_that_spends_credits_shows_its_price(page, accounts_app, tmp_path):
+    """Img2img, Edit, Inpaint, Outpaint and Upscale showed no price; each says what it needs first, then
+    what the run costs."""
+    sign_up(page, accounts_app.url, f"pricer-{os.urandom(4).hex()}@test.example")
+    from PIL import Image
+
+    picture = tmp_path / "small.png"
+    Image.new("RGB", (64, 64), (40, 120, 200)).save(picture)
+    for tab, prefix in (("Img2img", "i2i"), ("Edit", "edit"), ("Inpaint", "inpaint"), ("Outpaint", "outpaint"),
+                        ("Upscale", "upscale")):
+        open_tab(page, tab)
+        assert "Add an image" in wait_for_text(page, f"#{prefix}-price", "Add an image")
+    for tab, prefix in (("Img2img", "i2i"), ("Upscale", "upscale")):
+        open_tab(page, tab)
+        page.set_input_files(f"#{prefix}-image input[type=file]", str(picture))
+        page.wait_for_function("(s) => /Costs|⚠/.test(document.querySelector(s)?.innerText || '')",
+                               arg=f"#{prefix}-price", timeout=30000)
+        assert "you have 20" in page.inner_text(f"#{prefix}-price"), page.inner_text(f"#{prefix}-price")
+    page.screenshot(path=str(SHOTS / "upscale_price.png"), full_page=True)
+    no_error_toasts(page)
+
+
 def test_api_keys_share_links_and_buying_credits(page, accounts_app, make_user, fake_stripe):
     from auth import api_keys
     from tests.conftest import api_client

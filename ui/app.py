@@ -19,16 +19,16 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
                 simple_tab.build(ctx, price_on=(demo.load, simple_page.select))
             with gr.Tab("Advanced", id="advanced") as advanced_page:
                 advanced = advanced_tab.build(ctx, price_on=(advanced_page.select,))
-            with gr.Tab("Img2img", id="img2img"):
-                img2img = img2img_tab.build(ctx)
-            with gr.Tab("Edit", id="edit"):
-                edit = edit_tab.build(ctx)
-            with gr.Tab("Inpaint", id="inpaint"):
-                inpaint = inpaint_tab.build(ctx)
-            with gr.Tab("Outpaint", id="outpaint"):
-                outpaint = outpaint_tab.build(ctx)
-            with gr.Tab("Upscale", id="upscale"):
-                upscale = upscale_tab.build(ctx)
+            with gr.Tab("Img2img", id="img2img") as img2img_page:
+                img2img = img2img_tab.build(ctx, price_on=(img2img_page.select,))
+            with gr.Tab("Edit", id="edit") as edit_page:
+                edit = edit_tab.build(ctx, price_on=(edit_page.select,))
+            with gr.Tab("Inpaint", id="inpaint") as inpaint_page:
+                inpaint = inpaint_tab.build(ctx, price_on=(inpaint_page.select,))
+            with gr.Tab("Outpaint", id="outpaint") as outpaint_page:
+                outpaint = outpaint_tab.build(ctx, price_on=(outpaint_page.select,))
+            with gr.Tab("Upscale", id="upscale") as upscale_page:
+                upscale = upscale_tab.build(ctx, price_on=(upscale_page.select,))
             with gr.Tab("Video", id="video") as video_page:
                 video = video_tab.build(ctx, price_on=(video_page.select,))
             with gr.Tab("Gallery", id="gallery") as gallery_page:

@@ -10,7 +10,8 @@ from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.png_parameters import parameters_offer
 
 
-def build(ctx: UIContext) -> dict:
+def build(ctx: UIContext, price_on: tuple = ()) -> dict:
+    """The tab's controls; `price_on`: more events that refresh the price (the tab's select)."""
     editors = ctx.catalogue.able("edit")
     with gr.Row():
         with gr.Column(scale=3):
@@ -30,7 +31,7 @@ def build(ctx: UIContext) -> dict:
 
     inputs = [image, *controls.values()]
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
-    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs] + list(price_on), after=(ran,),
                first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))

@@ -22,7 +22,8 @@ def png_bytes(image) -> bytes:
     return buffer.getvalue()
 
 
-def build(ctx: UIContext) -> dict:
+def build(ctx: UIContext, price_on: tuple = ()) -> dict:
+    """The tab's controls; `price_on`: more events that refresh the price (the tab's select)."""
     f = {field.name: field for field in fields_of(Inpaint, ctx.catalogue)}
     with gr.Row():
         with gr.Column(scale=3):
@@ -62,7 +63,7 @@ def build(ctx: UIContext) -> dict:
 
     inputs = [editor, strength, mask_blur, invert, full_res, padding, masked_content, *controls.values()]
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
-    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs] + list(price_on), after=(ran,),
                first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     wire_drop(png_info, controls, offered_sampling(ctx))

@@ -14,7 +14,8 @@ from ui.png_parameters import parameters_offer
 SIDES = ("left", "right", "top", "bottom")
 
 
-def build(ctx: UIContext) -> dict:
+def build(ctx: UIContext, price_on: tuple = ()) -> dict:
+    """The tab's controls; `price_on`: more events that refresh the price (the tab's select)."""
     f = {field.name: field for field in fields_of(Outpaint, ctx.catalogue)}
     with gr.Row():
         with gr.Column(scale=3):
@@ -41,7 +42,7 @@ def build(ctx: UIContext) -> dict:
 
     inputs = [image, *sides, feather, strength, masked_content, *controls.values()]
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
-    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs], after=(ran,),
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs] + list(price_on), after=(ran,),
                first_missing="Add an image to see the price.")
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
