@@ -33,7 +33,7 @@ from pipelines.preview import Latents
 from pipelines.plan import (CannyStep, DiffusionStep, EditStep, Img2ImgStep, InpaintStep, OutpaintStep,
                             Txt2ImgStep, UpscaleStep)
 from pipelines.samplers import SAMPLERS, make_scheduler
-from pipelines.turns import DeviceTurns, Turn
+from pipelines.turns import WAITING, DeviceTurns, Turn
 
 StepCallback = Callable[[int, int], None]
 Images = list[PIL.Image.Image]
@@ -95,7 +95,7 @@ def paced(turn: Turn, on_step: StepCallback, device: torch.device) -> StepCallba
     def report(i, n, *phase, **extra):
         on_step(i, n, *phase, **extra)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            turn.step(lambda: on_step(i, n, *phase))
+            turn.step(lambda: on_step(i, n, WAITING))
     return report
 
 
@@ -104,10 +104,10 @@ def on_device(turns: DeviceTurns, models: ModelCache, refs: Iterable, task: str,
               steps: int):
     """One node's turn on the device (pipelines.turns) with the models `refs` (None entries skipped) pinned in
     the cache; yields the node's `on_step`, paced by the turn. While it waits to start it reports step 0 of
-    `steps`. `task` names the node in log lines."""
+    `steps`, and while it waits to resume the step it is at, each in phase WAITING. `task` names the node in log lines."""
     refs = [ref for ref in refs if ref is not None]
     label = f"{task} on {refs[0].id}" if refs else task
-    with turns.turn([models.key(ref) for ref in refs], label, lambda: on_step(0, steps)) as turn, \
+    with turns.turn([models.key(ref) for ref in refs], label, lambda: on_step(0, steps, WAITING)) as turn, \
             models.pinned(refs):
         yield paced(turn, on_step, models.device)
 

@@ -20,15 +20,16 @@ from pipelines.errors import JobCancelled
 from pipelines.executors import EXECUTORS, Engine, Executor
 from pipelines.plan import ExecutionPlan, Step
 from pipelines.preview import Decoder, Latents, Previewer
+from pipelines.turns import WAITING
 from pipelines.video_backend import Video, VideoBackend
 
 logger = logging.getLogger(__name__)
 
 
-# What a run is doing, in Progress.phase: the node's model loading (and its prompt encoding, or its wait for a
-# turn on the device) before its first step, denoising step `step` of `steps`, or decoding a video: decoded frame
-# `step` of `steps`.
-PHASES = ("loading", "denoising", "decoding")
+# What a run is doing, in Progress.phase: the node's model loading (and its prompt encoding) before its first
+# step, denoising step `step` of `steps`, decoding a video: decoded frame `step` of `steps`, or waiting for its
+# turn on the device (pipelines.turns) at step `step`.
+PHASES = ("loading", "denoising", "decoding", WAITING)
 
 
 @dataclass(frozen=True)
@@ -175,11 +176,11 @@ class Runner:
                 """The backends' callback: denoising step i of n (with the latents, where they have them), or
                 with phase "frame", decoded frame i of n."""
                 if cancelled():
-                    raise JobCancelled(f"Cancelled at {'decoded frame' if phase else 'step'} {i} of {n}.")
+                    raise JobCancelled(f"Cancelled at {'decoded frame' if phase == 'frame' else 'step'} {i} of {n}.")
                 preview = previews.offer(latents) if previews is not None and latents is not None else None
                 eta = None if phase or i == 0 else clock.seconds_left(i, n)
-                # Step 0 is reported before the first step (the backend waits for its turn on the device).
-                shown = "decoding" if phase else "loading" if i == 0 else "denoising"
+                # Step 0 is reported before the first step; a job waiting for its turn on the device says so.
+                shown = {"frame": "decoding", WAITING: WAITING}.get(phase) or ("loading" if i == 0 else "denoising")
                 reported = time.perf_counter()
                 on_progress(Progress(node=number, nodes=len(working), step=i, steps=n, node_id=step.id, phase=shown,
                                      preview=preview, eta_seconds=eta))

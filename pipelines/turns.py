@@ -33,6 +33,9 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 
 logger = logging.getLogger(__name__)
 
+# The phase a job's progress callback is given while it waits for its turn (to start or to resume a node).
+WAITING = "waiting"
+
 
 class Turn:
     """One job's node on the device: what it uses, and what it did (read by tests and benchmarks).

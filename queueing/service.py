@@ -52,7 +52,8 @@ def queue_position(job: Job) -> int | None:
 
 
 def phase_of(job: Job) -> str:
-    """queued, loading, denoising, decoding, saving, done, failed or cancelled."""
+    """queued, loading, denoising, decoding, waiting (for its turn on the device), saving, done, failed or
+    cancelled."""
     if job.status == "queued":
         return "queued"
     if job.status in FINISHED_PHASES:
@@ -100,8 +101,9 @@ def progress_text(job: Job, phase: str, position: int | None, eta: float | None)
         return (f"queued: {ordinal(position)} in line" if position else "queued") + waited
     if job.status != "running":
         return phase
-    parts = [{"loading": "loading model", "saving": "saving"}.get(phase, phase)]
-    if phase in ("denoising", "decoding") and job.progress_steps:
+    parts = [{"loading": "loading model", "saving": "saving", "waiting": "waiting for its turn on the device"}
+             .get(phase, phase)]
+    if phase in ("denoising", "decoding", "waiting") and job.progress_steps:
         counted = "frame" if phase == "decoding" else "step"
         parts[0] += f": {counted} {job.progress_step} of {job.progress_steps}"
     if job.progress_nodes > 1:

@@ -69,7 +69,9 @@ def test_a_short_job_waits_at_most_one_step_of_a_long_upscale_and_ends_first(tak
     upscale = wait_until(upscaling, "the upscale to run 3 steps", timeout=300)
     other = someone_else()
     short = service.submit(other, sketch_spec)            # another user's, so it runs (not reused)
-    done = service.wait(other, short.id, timeout=300)
+    long_phases = set()                                   # what the long job's owner reads meanwhile
+    done = service.wait(other, short.id, timeout=300,
+                        on_progress=lambda job: long_phases.add(service.status(owner, long.id)["phase"]))
     assert done.status == "succeeded", done.error
     assert done.artifact_ids == alone.artifact_ids       # content-addressed: the same bytes as made alone
 
@@ -80,6 +82,7 @@ def test_a_short_job_waits_at_most_one_step_of_a_long_upscale_and_ends_first(tak
     assert sketch.steps_between == 0                      # and ran whole once it began
     assert Job.get_by_id(long.id).status == "running"     # the long job is not done: the short one ended first
     assert upscale.handovers == 1
+    assert "waiting" in long_phases, long_phases          # its /job_status said it waits for its turn
 
     resumed = upscale.steps
     wait_until(lambda: upscale.steps > resumed, "the upscale to resume", timeout=120)
