@@ -165,6 +165,30 @@ def test_every_tab_that_spends_credits_shows_its_price(page, accounts_app, tmp_p
     no_error_toasts(page)
 
 
+def test_a_cancel_is_information_keeps_the_preview_and_releases_the_credits(page, accounts_app):
+    from auth import credits
+    from storage.models import User
+
+    email = f"canceller-{os.urandom(4).hex()}@test.example"
+    sign_up(page, accounts_app.url, email)
+    user = User.get(User.email == email)
+    open_tab(page, "Advanced")
+    page.fill("#adv-prompt textarea", "a slow one")
+    for name, value in (("adv-steps", 150), ("adv-width", 256), ("adv-height", 256)):
+        type_number(page, f"#{name}", value)
+    wait_for_text(page, "#adv-price", "Costs")
+    page.click("#adv-generate")
+    page.wait_for_selector("#adv-gallery :text('preview · step')", timeout=60000)
+    assert credits.balance(user) < 20                               # reserved while it runs
+    page.click("#adv-cancel")
+    wait_for_text(page, "#adv-summary", "Cancelled at step", timeout=60000)
+    page.wait_for_selector(".toast-body.info :text('Cancelled at step')", timeout=10000)
+    page.screenshot(path=str(SHOTS / "cancelled_in_accounts_mode.png"), full_page=True)
+    assert page.locator("#adv-gallery :text('preview · step')").count() == 1      # the last preview stays
+    no_error_toasts(page)
+    assert credits.balance(user) == 20 and ledger_kinds(user) == ["release", "reserve", "grant"]
+
+
 def test_api_keys_share_links_and_buying_credits(page, accounts_app, make_user, fake_stripe):
     from auth import api_keys
     from tests.conftest import api_client
