@@ -131,8 +131,11 @@ def test_cancel_stops_a_running_video(page, atelier, owner):
     page.click("#t2v-generate")
     shown = page.wait_for_selector("text=/step \\d+ of 150/", timeout=60000).inner_text()
     assert int(re.search(r"step (\d+) of 150", shown).group(1)) < 150
+    page.wait_for_selector("#video-preview img", timeout=60000)          # the live preview, above the player
     page.click("#t2v-cancel")
     page.wait_for_selector("#video-summary :text('Cancelled at step')", timeout=30000)   # information, not an error
+    page.screenshot(path=str(SHOTS / "video_cancelled.png"), full_page=True)
+    assert page.is_visible("#video-preview img")                          # the last preview stays
     job = newest_job(atelier, owner)
     assert job.status == "cancelled" and job.progress_step < 150
     set_number(page, "t2v-steps", 3)

@@ -147,12 +147,13 @@ def progress_line(job) -> str:
 
 
 def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button], inputs: list, make_spec,
-         gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=shown_result) -> gr.events.Dependency:
+         gallery: gr.Component, summary: gr.Markdown, info: gr.JSON, result=shown_result,
+         preview: gr.Image | None = None) -> gr.events.Dependency:
     """Run `make_spec(user, *inputs)` (a WorkflowSpec, or a ui.common.Draft when it sends images) as a job
     when `generate` is clicked; `cancel` (one button or several) stops it at its next step.
 
-    While the job runs, the summary line says where it is (`progress_line`) and a result gallery shows its
-    preview (`preview_of`).
+    While the job runs, the summary line says where it is (`progress_line`) and its live preview shows in
+    the result gallery, or in `preview` (an image shown only while there is one) where the result is a player.
     Then `result(ctx, user, job)` gives what `gallery` shows and the info: the final pictures for a gallery
     (the default, `ui.common.shown_result`), one video for a player (`ui.common.video_result`).
 
@@ -163,7 +164,11 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
     service = ctx.service
     job_id = gr.State("")
     keep = gr.update()
-    shows_pictures = isinstance(gallery, gr.Gallery)
+    in_gallery = preview is None and isinstance(gallery, gr.Gallery)
+    outputs = [job_id, gallery, summary, info] + ([preview] if preview is not None else [])
+
+    def shown(job: str, result_value, summary_text, details, previewed=keep) -> tuple:
+        return (job, result_value, summary_text, details) + ((previewed,) if preview is not None else ())
 
     # Gradio fills in a gr.Request only in the parameters before *values.
     @user_errors
@@ -173,27 +178,32 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
             job = as_draft(make_spec(user, *values)).submit(service, user)
         except (AtelierError, gr.Error) as e:
             gr.Warning(e.message)
-            yield keep, keep, keep, keep
+            yield shown(keep, keep, keep, keep)
             return
-        yield job.id, keep, f"Queued job `{job.id}`…", keep
+        yield shown(job.id, keep, f"Queued job `{job.id}`…", keep, gr.update(value=None, visible=False))
         # Where the job is goes in the summary line, not over the gallery, which shows the preview.
         last_preview = None
         for job in service.watch(user, job.id, keepalive=KEEPALIVE_SECONDS):
-            preview = preview_of(job) if shows_pictures and job.progress_preview != last_preview else None
-            if preview is not None:
-                last_preview = job.progress_preview
-            yield keep, keep if preview is None else preview, progress_line(job), keep
+            latest = preview_of(job) if job.progress_preview != last_preview else None
+            if latest is None:
+                yield shown(keep, keep, progress_line(job), keep)
+                continue
+            last_preview = job.progress_preview
+            if in_gallery:
+                yield shown(keep, latest, progress_line(job), keep)
+            else:
+                yield shown(keep, keep, progress_line(job), keep, gr.update(value=latest[0][0], visible=True))
         if job.status == "cancelled":
             stopped = (job.error or "Cancelled.").rstrip(".")
             gr.Info(f"{stopped}.")
-            yield "", keep, f"**{stopped}.** Nothing was charged for it.  \n**Job:** `{job.id}`", keep
+            yield shown("", keep, f"**{stopped}.** Nothing was charged for it.  \n**Job:** `{job.id}`", keep)
         elif job.status != "succeeded":
             problem = job.error or "The job failed; the server log has details."
             gr.Warning(problem)
-            yield "", keep, f"⚠ {problem}  \n**Job:** `{job.id}`", keep
+            yield shown("", keep, f"⚠ {problem}  \n**Job:** `{job.id}`", keep)
         else:
-            shown, details = result(ctx, user, job)
-            yield "", shown, info_markdown(details), details
+            made, details = result(ctx, user, job)
+            yield shown("", made, info_markdown(details), details, gr.update(visible=False))
 
     @user_errors
     def stop(current: str, request: gr.Request = None):
@@ -201,7 +211,7 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
             service.cancel(ctx.current_user(request), current)
             gr.Info("Cancelling: the job stops at its next step.")
 
-    event = generate.click(run, inputs, [job_id, gallery, summary, info], api_visibility="private",
+    event = generate.click(run, inputs, outputs, api_visibility="private",
                            concurrency_limit=None, show_progress="minimal", show_progress_on=[gallery])
     for button in cancel if isinstance(cancel, list) else [cancel]:
         button.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)

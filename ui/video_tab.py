@@ -115,8 +115,9 @@ def text_to_video_controls(ctx: UIContext) -> tuple[dict, SeedInput]:
 
 
 def result_column(ctx: UIContext) -> dict:
-    """The player, its summary, the Interpolate (with a choice of interpolator) and Download buttons under
-    it, and the details."""
+    """The live preview (shown while a video is made), the player, its summary, the Interpolate (with a choice
+    of interpolator) and Download buttons under it, and the details."""
+    preview = gr.Image(label="Preview", height=260, interactive=False, visible=False, elem_id="video-preview")
     player = gr.Video(label="Video", height=380, autoplay=True, loop=True, interactive=False,
                       elem_id="video-player")
     summary = gr.Markdown("Make a video, or send one from the Gallery.", elem_id="video-summary")
@@ -133,7 +134,7 @@ def result_column(ctx: UIContext) -> dict:
     download = gr.File(label="Animation", visible=False, elem_id="video-download")
     with gr.Accordion("Details", open=False):
         info = gr.JSON(label="Info", elem_id="video-info")
-    return {"player": player, "summary": summary, "method": method, "interpolate": (twice, four),
+    return {"preview": preview, "player": player, "summary": summary, "method": method, "interpolate": (twice, four),
             "animations": (gif, webp),
             "download": download, "info": info}
 
@@ -175,8 +176,8 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
 
     i2v_inputs = [i2v["image"], *i2v["inputs"].values()]
     t2v_inputs = list(t2v.values())
-    i2v_ran = wire(ctx, i2v_go, cancels, i2v_inputs, i2v_spec, *shown, result=video_result)
-    t2v_ran = wire(ctx, t2v_go, cancels, t2v_inputs, t2v_spec, *shown, result=video_result)
+    i2v_ran = wire(ctx, i2v_go, cancels, i2v_inputs, i2v_spec, *shown, result=video_result, preview=out["preview"])
+    t2v_ran = wire(ctx, t2v_go, cancels, t2v_inputs, t2v_spec, *shown, result=video_result, preview=out["preview"])
     wire_price(ctx, t2v_price, t2v_inputs, t2v_spec, [t2v["prompt"].blur, *(c.change for c in t2v_inputs[2:]),
                                                       t2v_page.select, *price_on], after=(t2v_ran,))
     for seed in (i2v["seed"], t2v_seed):
