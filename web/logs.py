@@ -73,6 +73,10 @@ LIBRARY_NOISE = (
     # of SD and the video families): Atelier never installs torchvision, and the PIL processors it falls
     # back to are the ones it means to use. There is nothing to fix.
     ("transformers.utils.import_utils", "requires torchvision (not installed)"),
+    # diffusers, whenever it loads an AutoencoderTiny it saved itself (the demo TAESD of the live previews):
+    # its __init__ records `block_out_channels` in the config it saves, then warns on loading that the
+    # config has it. The model loads as it was saved; there is nothing to fix.
+    ("diffusers.configuration_utils", "were passed to AutoencoderTiny, but are not expected"),
 )
 
 
