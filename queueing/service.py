@@ -324,8 +324,10 @@ class JobService:
         return status_of(self.job(user, job_id))
 
     def recent(self, user: User, limit: int = 50) -> list[dict]:
-        return [{"job_id": j.id, "status": j.status, "progress": progress_of(j), "created_at": j.created_at}
-                for j in jobs.recent_jobs(user, limit)]
+        """The user's `limit` newest jobs, each with its progress as /job_status words it (place in line, time
+        left)."""
+        return [{"job_id": j.id, "status": j.status, "progress": progress_of(j, queue_position(j), eta_of(j)),
+                 "created_at": j.created_at} for j in jobs.recent_jobs(user, limit)]
 
     def wait(self, user: User, job_id: str, on_progress: Callable[[Job], None] = lambda job: None,
              poll: float = 0.05, timeout: float | None = None, keepalive: float | None = None) -> Job:
