@@ -97,9 +97,10 @@ def store_artifact(blobs: BlobStore, data: bytes, *, owner: User, kind: str, mim
     """
     key = blobs.put(data, suffix)
     artifact_id = key[:64]
-    prompt, model = search_fields(job.plan, step_id) if job is not None and kind != "upload" else ("", "")
+    made = job is not None and kind != "upload"
+    prompt, model = search_fields(job.plan, step_id) if made else ("", "")
     how = {"kind": kind, "job": job, "plan_hash": plan_hash, "step_id": step_id, "output_index": output_index,
-           "seed": seed, "prompt": prompt, "model": model}
+           "seed": seed, "prompt": prompt, "model": model, "final": not made or is_final_step(job.plan, step_id)}
     with database.atomic():
         Artifact.insert(id=artifact_id, mime=mime, size=len(data), width=width, height=height, blob_key=key,
                         frames=frames, fps=fps, created_at=time.time()).on_conflict_ignore().execute()
@@ -129,13 +130,26 @@ def search_fields(plan_json: str, step_id: str) -> tuple[str, str]:
     return prompt, model
 
 
+def is_final_step(plan_json: str, step_id: str) -> bool:
+    """Whether no other step of a plan (its JSON text) takes step `step_id`'s outputs: what the job was asked
+    for, not a step on the way (a hires fix's first picture). True for a plan this cannot read."""
+    try:
+        steps = json.loads(plan_json).get("steps", [])
+        return not any(source == step_id for s in steps for _, source in s.get("inputs", ()))
+    except (ValueError, AttributeError, TypeError):
+        return True
+
+
 def _hold(artifact_id: str, owner: User | int, created_at: float, how: dict) -> None:
     """Record that `owner` holds `artifact_id` as `how` says (kind, job, plan_hash, step_id, output_index,
-    seed, prompt, model): a new holding, or their upload of it turned into what they made."""
+    seed, prompt, model, final): a new holding, or their upload of it turned into what they made. Bytes a
+    job made on the way, made again as a final output, become final."""
+    where = (ArtifactOwner.artifact == artifact_id) & (ArtifactOwner.owner == owner)
     ArtifactOwner.insert(artifact=artifact_id, owner=owner, created_at=created_at, **how).on_conflict_ignore().execute()
     if how["kind"] != "upload":
-        ArtifactOwner.update(**how).where((ArtifactOwner.artifact == artifact_id) & (ArtifactOwner.owner == owner)
-                                          & (ArtifactOwner.kind == "upload")).execute()
+        ArtifactOwner.update(**how).where(where & (ArtifactOwner.kind == "upload")).execute()
+    if how.get("final", True):
+        ArtifactOwner.update(final=True).where(where & (ArtifactOwner.final == False)).execute()   # noqa: E712
 
 
 def move_holdings(source: User, target: User) -> None:
@@ -147,7 +161,7 @@ def move_holdings(source: User, target: User) -> None:
             _hold(holding.artifact_id, target, holding.created_at,
                   {"kind": holding.kind, "job": holding.job_id, "plan_hash": holding.plan_hash,
                    "step_id": holding.step_id, "output_index": holding.output_index, "seed": holding.seed,
-                   "prompt": holding.prompt, "model": holding.model})
+                   "prompt": holding.prompt, "model": holding.model, "final": holding.final})
         ArtifactOwner.delete().where(ArtifactOwner.owner == source).execute()
 
 
@@ -247,9 +261,9 @@ def recent_artifacts(user: User, limit: int = 100) -> list[ArtifactOwner]:
 
 
 # The Gallery's filters: what a holding is to its holder. Painted masks and other files sent are uploads;
-# a video's poster is listed only as its video.
+# a video's poster is listed only as its video; what a job made on the way to its outputs only under "all".
 GALLERY_FILTERS = {
-    "outputs": ArtifactOwner.kind.in_(("image", "video")),
+    "outputs": ArtifactOwner.kind.in_(("image", "video")) & (ArtifactOwner.final == True),   # noqa: E712
     "uploads": ArtifactOwner.kind == "upload",
     "videos": Artifact.mime == MP4_MIME,
     "all": ArtifactOwner.kind != "poster",

@@ -183,6 +183,9 @@ class ArtifactOwner(BaseModel):
     # What the Gallery searches: the prompt and the model id of the step that made it ("" for uploads).
     prompt = TextField(default="")
     model = CharField(default="")
+    # Whether a job of theirs made it as one of the plan's final outputs; a hires fix's first picture and its
+    # enlargement are not, and "My outputs" leaves them to lineage (uploads count as final).
+    final = BooleanField(default=True)
 
     @property
     def made(self) -> bool:

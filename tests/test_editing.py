@@ -195,6 +195,11 @@ def test_a_tab_shows_only_the_final_pictures_of_a_hires_fix(atelier, owner):
     assert [caption for _, caption in files] == ["seed 8", "seed 9"]
     everything, _ = job_result(ctx, owner, job)          # what the API returns: every file
     assert len(everything) == 6
+    # The Gallery's "My outputs" lists the finals too; "All" lists the rest as well.
+    from storage.artifacts import gallery_query
+    listed = {h.artifact_id for h in gallery_query(owner, "outputs")}
+    assert set(job.artifact_ids[4:]) <= listed and not set(job.artifact_ids[:4]) & listed
+    assert set(job.artifact_ids) <= {h.artifact_id for h in gallery_query(owner, "all")}
 
 
 def test_graph_errors_name_the_node_and_the_fix(atelier, owner, source):

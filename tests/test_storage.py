@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 MIGRATIONS = ["0001_initial", "0002_accounts", "0003_video", "0004_workers", "0005_big_seeds",
               "0006_stripe_event_order", "0007_per_owner_artifacts", "0008_enqueued_at", "0009_job_generations",
-              "0010_job_preview", "0011_gallery_search"]
+              "0010_job_preview", "0011_gallery_search", "0012_final_outputs"]
 
 
 def test_migrations_create_the_tables_once(tmp_path):
