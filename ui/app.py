@@ -9,6 +9,11 @@ from ui.common import UIContext
 from ui.shortcuts import SCRIPT as SHORTCUTS
 
 
+# The tabs that work on a picture, in the order they are shown: (tab id, label, module).
+EDITING_TABS = (("img2img", "Img2img", img2img_tab), ("edit", "Edit", edit_tab), ("inpaint", "Inpaint", inpaint_tab),
+                ("outpaint", "Outpaint", outpaint_tab), ("upscale", "Upscale", upscale_tab))
+
+
 def build_ui(ctx: UIContext) -> gr.Blocks:
     with gr.Blocks(title="Atelier") as demo:
         gr.Markdown("# Atelier")
@@ -19,22 +24,15 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
                 simple_tab.build(ctx, price_on=(demo.load, simple_page.select))
             with gr.Tab("Advanced", id="advanced") as advanced_page:
                 advanced = advanced_tab.build(ctx, price_on=(advanced_page.select,))
-            with gr.Tab("Img2img", id="img2img") as img2img_page:
-                img2img = img2img_tab.build(ctx, price_on=(img2img_page.select,))
-            with gr.Tab("Edit", id="edit") as edit_page:
-                edit = edit_tab.build(ctx, price_on=(edit_page.select,))
-            with gr.Tab("Inpaint", id="inpaint") as inpaint_page:
-                inpaint = inpaint_tab.build(ctx, price_on=(inpaint_page.select,))
-            with gr.Tab("Outpaint", id="outpaint") as outpaint_page:
-                outpaint = outpaint_tab.build(ctx, price_on=(outpaint_page.select,))
-            with gr.Tab("Upscale", id="upscale") as upscale_page:
-                upscale = upscale_tab.build(ctx, price_on=(upscale_page.select,))
+            # Each editing tab's handles by tab id: its picture and settings (spec name -> control) are what
+            # the Gallery's Send to fills.
+            editing = {}
+            for tab_id, label, tab in EDITING_TABS:
+                with gr.Tab(label, id=tab_id) as page:
+                    editing[tab_id] = tab.build(ctx, price_on=(page.select,))
             with gr.Tab("Video", id="video") as video_page:
                 video = video_tab.build(ctx, price_on=(video_page.select,))
             with gr.Tab("Gallery", id="gallery") as gallery_page:
-                # Each editing tab's id, picture and settings (spec name -> control), which Send to fills.
-                editing = {"img2img": img2img, "edit": edit, "inpaint": inpaint, "outpaint": outpaint,
-                           "upscale": upscale}
                 send_to = {name: (name, tab["image"], tab["settings"]) for name, tab in editing.items()}
                 gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to, video=("video", video))
             if ctx.account is not None:

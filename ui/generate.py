@@ -216,3 +216,15 @@ def wire(ctx: UIContext, generate: gr.Button, cancel: gr.Button | list[gr.Button
     for button in cancel if isinstance(cancel, list) else [cancel]:
         button.click(stop, [job_id], None, api_visibility="private", concurrency_limit=None)
     return event
+
+
+def wire_image_tab(ctx: UIContext, generate: gr.Button, cancel: gr.Button, price: gr.Markdown, inputs: list,
+                   make_spec, gallery: gr.Gallery, summary: gr.Markdown, info: gr.JSON,
+                   price_on: tuple = ()) -> gr.events.Dependency:
+    """`wire` and `wire_price` for a tab that works on an image (`inputs[0]`): the price is that of what
+    Generate would submit, shown again on every change of the form, when `price_on` fires (the tab's select)
+    and after each run, and says an image is needed until one is given. Returns `wire`'s click event."""
+    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
+    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs] + list(price_on), after=(ran,),
+               first_missing="Add an image to see the price.")
+    return ran

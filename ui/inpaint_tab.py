@@ -10,7 +10,7 @@ from pipelines.spec import Inpaint
 from ui.common import UIContext, node_request
 from ui.controls import offered_sampling, sampling_controls
 from ui.fields import fields_of, form_input
-from ui.generate import priced_action_buttons, results_column, wire, wire_price
+from ui.generate import priced_action_buttons, results_column, wire_image_tab
 from ui.png_parameters import png_info_drop, wire_drop
 
 MASKED_CONTENT = ["original", "fill", "noise"]      # the declared choices, in the order the form shows them
@@ -62,9 +62,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
         return node_request(ctx.service, user, Inpaint, chosen, image=png_bytes(background), mask=png_bytes(mask))
 
     inputs = [editor, strength, mask_blur, invert, full_res, padding, masked_content, *controls.values()]
-    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
-    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs] + list(price_on), after=(ran,),
-               first_missing="Add an image to see the price.")
+    wire_image_tab(ctx, generate, cancel, price, inputs, make_spec, gallery, summary, info, price_on)
     seed.reuse_from(info)
     wire_drop(png_info, controls, offered_sampling(ctx))
     return {"image": editor, "settings": controls}

@@ -7,7 +7,7 @@ from pipelines.spec import Outpaint
 from ui.common import UIContext, node_request
 from ui.controls import image_input, offered_sampling, read_image, sampling_controls
 from ui.fields import fields_of, form_input
-from ui.generate import priced_action_buttons, results_column, wire, wire_price
+from ui.generate import priced_action_buttons, results_column, wire_image_tab
 from ui.png_parameters import parameters_offer
 
 
@@ -41,9 +41,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
         return node_request(ctx.service, user, Outpaint, dict(zip(names, values)), image=read_image(path))
 
     inputs = [image, *sides, feather, strength, masked_content, *controls.values()]
-    ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
-    wire_price(ctx, price, inputs, make_spec, [c.change for c in inputs] + list(price_on), after=(ran,),
-               first_missing="Add an image to see the price.")
+    wire_image_tab(ctx, generate, cancel, price, inputs, make_spec, gallery, summary, info, price_on)
     seed.reuse_from(info)
     offer.wire(image, controls, offered_sampling(ctx))
     return {"image": image, "settings": controls}
