@@ -162,7 +162,8 @@ class Settings:
 
 
 # (environment variable, TOML section, TOML key, Settings field). GRADIO_SERVER_NAME/PORT, which
-# Hugging Face Spaces set, are read when the ATELIER_ variable is absent.
+# Hugging Face Spaces set, are read when the ATELIER_ variable is absent, and PORT (Cloud Run, Render,
+# Heroku and most container hosts set it) when none of those is.
 ENVIRONMENT = [
     ("ATELIER_DATA_DIR", "paths", "data_dir", "data_dir"),
     ("ATELIER_CATALOGUE", "paths", "catalogue", "catalogue"),
@@ -172,6 +173,7 @@ ENVIRONMENT = [
     ("GRADIO_SERVER_NAME", "server", "host", "host"),
     ("ATELIER_PORT", "server", "port", "port"),
     ("GRADIO_SERVER_PORT", "server", "port", "port"),
+    ("PORT", "server", "port", "port"),
     ("ATELIER_SHARE", "server", "share", "share"),
     ("ATELIER_PUBLIC_URL", "server", "public_url", "public_url"),
     ("ATELIER_LOG_FORMAT", "server", "log_format", "log_format"),

@@ -30,6 +30,12 @@ def test_spaces_server_variables_are_a_fallback():
     assert load_settings(environ={"GRADIO_SERVER_NAME": "0.0.0.0", "ATELIER_HOST": "10.0.0.1"}).host == "10.0.0.1"
 
 
+def test_a_hosts_port_variable_is_the_last_fallback():
+    assert load_settings(environ={"PORT": "8080"}).port == 8080
+    assert load_settings(environ={"PORT": "8080", "GRADIO_SERVER_PORT": "7861"}).port == 7861
+    assert load_settings(environ={"PORT": "8080", "GRADIO_SERVER_PORT": "7861", "ATELIER_PORT": "9000"}).port == 9000
+
+
 def test_a_bad_value_names_its_variable():
     with pytest.raises(ValueError, match="ATELIER_PORT must be a int"):
         load_settings(environ={"ATELIER_PORT": "eighty"})
