@@ -1,17 +1,17 @@
 """Reading the parameters a PNG carries back into a tab's form: AUTOMATIC1111's PNG Info habit.
 
-A PNG made by A1111, Forge, Fooocus or Atelier carries its `parameters` text ("infotext",
-`pipelines.infotext`); one made by Atelier also carries its recipe (the `atelier` chunk). Dropped on an
+A PNG made by A1111, Forge, ComfyUI, Fooocus, InvokeAI or Atelier carries its settings (read in one place,
+`pipelines.png_info`: A1111's `parameters` text, ComfyUI's graph, Atelier's recipe, ...). Dropped on an
 image input, such a PNG brings a small notice with a "Read parameters" button (`ParametersOffer`) that
 fills the tab's prompt, negative prompt, steps, CFG, sampler, schedule, seed and size; the Simple and
 Advanced tabs, which take no image, get a "Read a PNG's parameters" file drop (`png_info_drop`).
 
-The reading is plain text work on the server (PIL reads the chunks; nothing here imports torch), and
-the mapping from the text to the form's names (`form_values`) is a pure function the tests pin.
+The PNG Info panel (`ui.png_info_tab`) shows all a PNG carries and sends it to a tab's form with `fill`.
+The reading is plain text work on the server (nothing here imports torch), and the mapping from the text
+to the form's names (`form_values`) is a pure function the tests pin.
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,104 +19,39 @@ from dataclasses import dataclass
 import gradio as gr
 import PIL.Image
 
-from pipelines.infotext import parse_infotext
-from pipelines.samplers import FLOW_SAMPLERS, SAMPLERS, SCHEDULES
+from pipelines.png_info import FORM_NAMES, image_info, infotext_values, recipe_values, sampler_names  # noqa: F401
 
-# The form's names (as the spec spells them) that a PNG's parameters fill, in the order a person reads them.
-FORM_NAMES = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height")
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
-
-# A1111 labels back to the names the spec takes ("DPM++ 2M" -> "dpmpp_2m"); "euler_a" is only an alias.
-_SAMPLER_NAMES = {s.a1111.lower(): s.name for s in (*SAMPLERS.values(), *FLOW_SAMPLERS.values()) if s.name != "euler_a"}
-_SCHEDULE_NAMES = {**{s.a1111.lower(): s.name for s in SCHEDULES.values()}, "beta": "beta"}
 # The style that leaves a prompt as it is (configs/styles.toml): a PNG's prompt already has its style applied.
 UNSTYLED = "None"
 
 
-def sampler_names(sampler: str, schedule: str = "") -> tuple[str | None, str | None]:
-    """The spec's sampler and schedule names for A1111's labels ("DPM++ 2M", "Karras"); also the older
-    combined label ("DPM++ 2M Karras", from before A1111 wrote "Schedule type"). None for a label this
-    server does not know, or for "Automatic" (the sampler's own default). ComfyUI names pass through."""
-    sampler, schedule = sampler.strip(), schedule.strip()
-    name = _SAMPLER_NAMES.get(sampler.lower()) or (sampler if sampler in SAMPLERS else None)
-    if name is None and not schedule:
-        for label, schedule_name in _SCHEDULE_NAMES.items():
-            if sampler.lower().endswith(" " + label):
-                base = _SAMPLER_NAMES.get(sampler[:-len(label) - 1].lower())
-                if base is not None:
-                    return base, schedule_name
-    chosen = _SCHEDULE_NAMES.get(schedule.lower()) or (schedule if schedule in SCHEDULES else None)
-    return name, chosen
-
-
-def _number(text, kind: type):
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        return None
-    if not math.isfinite(value):
-        return None
-    return int(value) if kind is int and value == int(value) else (value if kind is float else None)
-
-
 def form_values(text: str) -> dict:
-    """The form's values (keyed by FORM_NAMES) that an A1111 `parameters` text gives; only those it holds
-    in a form the form takes (a "Size: 512x768" gives width and height, an unknown sampler gives none)."""
-    read = parse_infotext(text)
-    values = {"prompt": read.get("prompt", ""), "negative_prompt": read.get("negative_prompt", "")}
-    for name, key, kind in (("steps", "Steps", int), ("seed", "Seed", int)):
-        values[name] = _number(read.get(key, ""), kind)
-    # FLUX's guidance is its "Distilled CFG Scale" (Forge); its "CFG scale" is then 1.
-    values["cfg_scale"] = _number(read.get("Distilled CFG Scale") or read.get("CFG scale", ""), float)
-    values["sampler"], values["schedule"] = sampler_names(read.get("Sampler", ""), read.get("Schedule type", ""))
-    width, _, height = read.get("Size", "").partition("x")
-    values["width"], values["height"] = _number(width, int), _number(height, int)
-    return {name: value for name, value in values.items() if value is not None and value != ""}
+    """The form's values (keyed by FORM_NAMES) that an A1111 `parameters` text gives (`infotext_values`)."""
+    return {name: value for name, value in infotext_values(text).items() if name in FORM_NAMES}
 
 
-def recipe_values(recipe: Mapping) -> dict:
-    """The form's values from Atelier's recipe (the `atelier` chunk: plan, step, index), for a PNG that has
-    it but lost its `parameters` text; {} when the recipe names no step with a prompt."""
-    steps = (recipe.get("plan") or {}).get("steps") or []
-    step = next((s for s in steps if isinstance(s, dict) and s.get("id") == recipe.get("step")), None)
-    if step is None or "prompt" not in step:
-        return {}
-    values = {name: step.get(name) for name in FORM_NAMES if name != "seed"}
-    seeds, index = step.get("seeds") or [], recipe.get("index", 0)
-    if isinstance(index, int) and 0 <= index < len(seeds):
-        values["seed"] = seeds[index]
-    return {name: value for name, value in values.items() if value is not None and value != ""}
-
-
-def image_texts(value) -> dict[str, str]:
-    """The text chunks of an image input's value: a file path (gr.Image, gr.File), or an ImageEditor's
-    {"background": PIL image, ...}; {} for anything that is not an image with text chunks."""
+def png_info(value) -> dict:
+    """What the image in an image input's `value` carries (`pipelines.png_info.image_info`: source, the form's
+    values, model, raw): `value` is a file path (gr.Image, gr.File) or an ImageEditor's {"background": PIL
+    image, ...}; {} for anything that is not an image with parameters."""
     if isinstance(value, dict):
         value = value.get("background")
     if isinstance(value, PIL.Image.Image):
-        info = value.info
-    elif isinstance(value, str) and value:
-        try:
-            with PIL.Image.open(value) as image:
-                info = dict(image.info)
-        except (OSError, ValueError, PIL.Image.DecompressionBombError):
-            return {}
-    else:
+        return image_info(value)
+    if not (isinstance(value, str) and value):
         return {}
-    return {k: v for k, v in info.items() if isinstance(k, str) and isinstance(v, str)}
+    try:
+        with PIL.Image.open(value) as image:
+            return image_info(image)
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError):
+        return {}
 
 
 def png_parameters(value) -> dict:
-    """The form's values the image in `value` carries (`image_texts`): from its `parameters` text, else
-    from Atelier's recipe; {} when it carries neither."""
-    texts = image_texts(value)
-    if texts.get("parameters", "").strip():
-        return form_values(texts["parameters"])
-    try:
-        recipe = json.loads(texts.get("atelier", ""))
-    except (ValueError, RecursionError):
-        return {}
-    return recipe_values(recipe) if isinstance(recipe, dict) else {}
+    """The form's values the image in `value` carries (`png_info`), whichever tool wrote them; {} when it
+    carries none."""
+    return {name: v for name, v in png_info(value).items() if name in FORM_NAMES}
 
 
 def describe(values: Mapping) -> str:
@@ -185,7 +120,8 @@ class ParametersOffer:
         def read(value, *current):
             values = png_parameters(value)
             if not values:
-                raise gr.Error("This image carries no parameters (A1111 `parameters` text or Atelier's recipe).")
+                raise gr.Error("This image carries no parameters (A1111, ComfyUI, Fooocus, InvokeAI or Atelier "
+                               "metadata).")
             choices = offered(dict(zip(names, current))) if offered else {}
             return {**fill(values, form, choices), self.notice: gr.update(visible=False),
                     self.read: gr.update(visible=False)}
@@ -210,8 +146,8 @@ def png_info_drop(prefix: str) -> gr.File:
     """A small "Read a PNG's parameters" file drop (elem_id PREFIX-png-info), folded, for a tab that takes
     no image; `wire_drop` fills the form from it."""
     with gr.Accordion("Read a PNG's parameters", open=False, elem_id=f"{prefix}-png-info-box"):
-        return gr.File(label="Drop a PNG made by Atelier, A1111, Forge or Fooocus", file_types=["image"],
-                       height=90, elem_id=f"{prefix}-png-info")
+        return gr.File(label="Drop a PNG made by Atelier, A1111, Forge, ComfyUI, Fooocus or InvokeAI",
+                       file_types=["image"], height=90, elem_id=f"{prefix}-png-info")
 
 
 def wire_drop(drop: gr.File, form: Mapping[str, gr.components.Component], offered=None, derive=None) -> None:
@@ -223,7 +159,7 @@ def wire_drop(drop: gr.File, form: Mapping[str, gr.components.Component], offere
     def read(path, *current):
         values = png_parameters(path)
         if not values:
-            gr.Warning("This file carries no parameters (A1111 `parameters` text or Atelier's recipe).")
+            gr.Warning("This file carries no parameters (A1111, ComfyUI, Fooocus, InvokeAI or Atelier metadata).")
             return {}
         gr.Info(f"Read from the PNG: {describe(values)}.")
         choices = offered(dict(zip(names, current))) if offered else None
