@@ -10,7 +10,7 @@ from ui.controls import (family_choices, family_updates, offered_sampling, prese
 from ui.fields import field_of, fields_of, form_input
 from ui.generate import priced_action_buttons, results_column, wire, wire_price
 from ui.image_upload import ImageUpload
-from ui.png_parameters import png_info_drop, wire_drop
+from ui.png_parameters import png_info_drop, wire_drop, wire_paste
 
 
 def build(ctx: UIContext, price_on: tuple = ()) -> dict:
@@ -26,6 +26,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
         with gr.Column(scale=3):
             model = form_input(f["model"], label="Model", value=m.id, elem_id="adv-model")
             prompt = form_input(f["prompt"], label="Prompt", lines=3, elem_id="adv-prompt")
+            paste = gr.Button("↙ Read parameters from the prompt", size="sm", elem_id="adv-paste")
             negative = form_input(f["negative_prompt"], label="Negative prompt", lines=2, elem_id="adv-negative",
                                   **family["negative_prompt"])
             with gr.Row():
@@ -138,6 +139,7 @@ def build(ctx: UIContext, price_on: tuple = ()) -> dict:
     ran = wire(ctx, generate, cancel, inputs, make_spec, gallery, summary, info)
     seed.reuse_from(info)
     wire_drop(png_info, form, offered_sampling(ctx))
+    wire_paste(paste, prompt, form, offered_sampling(ctx))      # A1111's ↙: an infotext pasted as the prompt
     # Pricing a request with a control image checks that image and prices it as Generate would, but
     # stores nothing: the image is stored only when Generate's request is accepted.
     priced_by = [prompt.blur, model.change, width.change, height.change, steps.change, batch.change, loras.change,

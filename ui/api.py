@@ -23,6 +23,7 @@ import typing
 
 import gradio as gr
 
+from pipelines.png_info import read_png_info
 from pipelines.spec import Canny, Img2Img, Interpolate, LoadVideo, Upscale, WorkflowSpec
 from queueing.catalogue import PAGE_SIZE
 from storage.artifacts import GALLERY_FILTERS
@@ -97,6 +98,8 @@ QUERY_FIELDS = {
     "query": Field("query", "str", "", "Words that each artifact's prompt or model id contains (any case); "
                    "empty: all."),
     "page": Field("page", "int", 1, "The page, from 1; past the last one gives the last.", low=1),
+    "image": Field("image", "FILE", None, "A PNG (or JPEG/WebP) made by Atelier, AUTOMATIC1111, Forge, ComfyUI, "
+                   "Fooocus or InvokeAI; pass it with handle_file(path)."),
 }
 
 
@@ -252,6 +255,15 @@ def build(ctx: UIContext) -> None:
         removed = ctx.artifacts.delete(caller(request), artifact_id)
         return {"artifact_id": artifact_id, "deleted": True, "files_removed": removed}
 
+    @user_errors
+    def png_info(image: str, request: gr.Request = None) -> dict:
+        """The generation parameters an image carries (PNG Info), read from A1111's `parameters` text, ComfyUI's
+        graph, Fooocus's or InvokeAI's metadata or Atelier's recipe: source (a1111, comfyui, fooocus, invokeai or
+        atelier), prompt, negative_prompt, steps, cfg_scale, sampler, schedule, seed, width, height, model (those
+        it holds; sampler and schedule as this server names them) and raw, the text found."""
+        caller(request)         # who may call this server may read a PNG here (an API key in accounts mode)
+        return read_png_info(read_file(image, "image"))
+
     with gr.Column(visible=False):
         files = gr.Gallery(label="files", format="png")
         file = gr.File(label="file")
@@ -275,5 +287,5 @@ def build(ctx: UIContext) -> None:
         for query, outputs in ((submit, [info]), (quote, [info]), (job_status, [info]), (cancel_job, [info]),
                                (jobs, [info]), (account, [info]), (export_video, [file, info]),
                                (artifact_info, [file, info]), (replay, [file, info]), (gallery, [info]),
-                               (delete_artifact, [info])):
+                               (delete_artifact, [info]), (png_info, [info])):
             expose(query, [QUERY_FIELDS[p] for p in inspect.signature(query).parameters if p not in SKIPPED], outputs)

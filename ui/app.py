@@ -4,8 +4,9 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import (account_tab, admin_tab, advanced_tab, api, edit_tab, gallery_tab, img2img_tab, inpaint_tab,
-                outpaint_tab, simple_tab, upscale_tab, video_tab)
+                outpaint_tab, png_info_tab, simple_tab, upscale_tab, video_tab)
 from ui.common import UIContext
+from ui.controls import offered_sampling
 from ui.shortcuts import SCRIPT as SHORTCUTS
 
 
@@ -35,6 +36,13 @@ def build_ui(ctx: UIContext) -> gr.Blocks:
             with gr.Tab("Gallery", id="gallery") as gallery_page:
                 send_to = {name: (name, tab["image"], tab["settings"]) for name, tab in editing.items()}
                 gallery = gallery_tab.build(ctx, advanced, tabs, "advanced", send_to, video=("video", video))
+            with gr.Tab("PNG Info", id="png_info"):
+                offered = offered_sampling(ctx)
+                img2img, inpaint = editing["img2img"], editing["inpaint"]
+                png_info_tab.build(ctx, tabs, {
+                    "txt2img": png_info_tab.Target("advanced", advanced, offered=offered),
+                    "img2img": png_info_tab.Target("img2img", img2img["settings"], img2img["image"], offered),
+                    "inpaint": png_info_tab.Target("inpaint", inpaint["settings"], inpaint["image"], offered)})
             if ctx.account is not None:
                 with gr.Tab("Account", id="account") as account_page:
                     account = account_tab.build(ctx)

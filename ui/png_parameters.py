@@ -166,3 +166,23 @@ def wire_drop(drop: gr.File, form: Mapping[str, gr.components.Component], offere
         return fill(derive(values) if derive else values, form, choices)
 
     drop.upload(read, [drop, *form.values()], list(form.values()), **QUIET)
+
+
+def wire_paste(button: gr.Button, prompt: gr.Textbox, form: Mapping[str, gr.components.Component],
+               offered=None) -> None:
+    """A1111's ↙ button: an infotext pasted into `prompt` (a prompt, "Negative prompt: ...", then "Steps: 20,
+    Sampler: ...") fills `form` on a click of `button`, the prompt box keeping only the prompt. A prompt that
+    holds no settings is left as it is, with a warning."""
+    names = list(form)
+
+    def read(text, *current):
+        values = form_values(text or "")
+        if set(values) <= {"prompt"}:
+            gr.Warning("The prompt holds no parameters to read: paste an A1111 infotext (the prompt, then "
+                       "\"Negative prompt: ...\" and \"Steps: ..., Sampler: ..., Seed: ...\") and press ↙ again.")
+            return {}
+        gr.Info(f"Read from the prompt: {describe(values)}.")
+        choices = offered(dict(zip(names, current))) if offered else None
+        return fill(values, form, choices)
+
+    button.click(read, [prompt, *form.values()], list(form.values()), **QUIET)
