@@ -168,6 +168,12 @@ def make_fastapi(atelier: Atelier):
                            providers=tuple((p.name, p.label or p.name.title()) for p in settings.oauth_providers),
                            https_only=settings.public_url.startswith("https://"),
                            max_age=int(settings.session_days * 86400), public_url=settings.public_url)
+    from pipelines.loras import ExtrasIndex
+    from web.a1111 import a1111_caller, install_a1111_routes
+    extras = ExtrasIndex(settings.loras_dir, settings.embeddings_dir)
+    install_a1111_routes(app, atelier.service, atelier.artifacts,
+                         a1111_caller(atelier.web_auth, settings.accounts, atelier.account),
+                         loras=lambda: sorted(extras("lora")))
     app = gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root], css=page_style.CSS,
                               max_file_size=settings.limits.max_upload_bytes,
                               auth_dependency=atelier.web_auth.dependency if settings.accounts else None)

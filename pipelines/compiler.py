@@ -30,7 +30,7 @@ from pipelines.nodes import REGISTRY
 from pipelines.plan import ExecutionPlan, ModelRef
 from pipelines.pricing import over_tier
 from pipelines.prompt_syntax import extract_loras
-from pipelines.samplers import family_samplers, family_schedule_error, family_schedules
+from pipelines.samplers import accepted_names, family_samplers, family_schedule_error, family_schedules
 from pipelines.spec import INTERPOLATORS, RESAMPLERS, Control, Node, Sampling, WorkflowSpec
 
 MAX_LORA_WEIGHT = 2.0
@@ -335,8 +335,11 @@ class Compiler:
                        f"(their guidance is distilled into the model); leave negative_prompt empty for {model.id!r}.")
         steps = self.checked(p, "steps", check, model.steps if p.steps is None else p.steps)
         cfg = self.checked(p, "cfg_scale", check, model.cfg_scale if p.cfg_scale is None else p.cfg_scale)
-        sampler = p.sampler or model.sampler
-        schedule = p.schedule or model.schedule
+        sampler, schedule = p.sampler, p.schedule
+        if isinstance(sampler, str) and isinstance(schedule, str):
+            sampler, schedule = accepted_names(sampler, schedule)      # A1111's labels too ("DPM++ 2M Karras")
+        sampler = sampler or model.sampler
+        schedule = schedule or model.schedule
         if not isinstance(sampler, str) or not isinstance(schedule, str):
             check.fail("wrong_type", "sampler", f"sampler and schedule are names; got {sampler!r} and {schedule!r}.")
         elif (problem := family_schedule_error(family.scheduling, sampler, schedule, family.samplers)) is not None:

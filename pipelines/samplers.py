@@ -269,6 +269,32 @@ def a1111_labels(sampler: str, schedule: str) -> tuple[str, str]:
     return SAMPLERS[sampler].a1111, SCHEDULES[schedule].a1111
 
 
+# A1111 labels back to the names the tables use ("DPM++ 2M" -> "dpmpp_2m"); "euler_a" is only an alias.
+_A1111_SAMPLERS = {s.a1111.lower(): s.name for s in (*SAMPLERS.values(), *FLOW_SAMPLERS.values()) if s.name != "euler_a"}
+_A1111_SCHEDULES = {**{s.a1111.lower(): s.name for s in SCHEDULES.values()}, "beta": "beta"}
+# A1111's schedule "Automatic" means the sampler's own default: here, the model's.
+_AUTOMATIC = "automatic"
+
+
+def accepted_names(sampler: str, schedule: str = "") -> tuple[str, str]:
+    """The tables' names for a sampler and schedule as a person or a client may write them: ComfyUI's names
+    ("dpmpp_2m", "karras") as they are, A1111's labels in any case ("DPM++ 2M", "Karras"), and A1111's older
+    combined label ("DPM++ 2M Karras", from before it had a "Schedule type"), which names both. A schedule of
+    "Automatic" (A1111's default) becomes "" (the model's). A name neither knows is returned unchanged, so the
+    check that follows names it in its message. Every place that takes a sampler reads it through here."""
+    sampler, schedule = sampler.strip(), schedule.strip()
+    if schedule.lower() == _AUTOMATIC:
+        schedule = ""
+    name = sampler if sampler in SAMPLERS or sampler in FLOW_SAMPLERS else _A1111_SAMPLERS.get(sampler.lower())
+    if name is None and sampler:
+        for label, schedule_name in _A1111_SCHEDULES.items():
+            base = _A1111_SAMPLERS.get(sampler[:-len(label) - 1].lower()) if sampler.lower().endswith(" " + label) else None
+            if base is not None:
+                return base, schedule or schedule_name
+    chosen = schedule if schedule in SCHEDULES or schedule in FLOW_SCHEDULES else _A1111_SCHEDULES.get(schedule.lower())
+    return name or sampler, chosen or schedule
+
+
 def _loglinear(values: list[int], n: int) -> list[float]:
     """Resample a decreasing positive list to n points, linearly in log space.
 
