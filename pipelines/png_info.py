@@ -134,9 +134,11 @@ def _tool_values(found: PromptInfo) -> dict:
     values = {"prompt": found.full_prompt, "negative_prompt": found.full_negative_prompt,
               "steps": _number(params.get("steps", ""), int), "seed": _number(params.get("seed", ""), int),
               "cfg_scale": _number(params.get("cfg_scale", ""), float)}
-    values["sampler"], values["schedule"] = sampler_names(sampler.name if sampler else "",
-                                                          params.get("scheduler", ""))
-    width, height = params.get("width"), params.get("height")
+    name, schedule = (sampler.name if sampler else ""), params.get("scheduler", "")
+    if name.endswith("_k") and not schedule:      # InvokeAI's "dpmpp_2m_k": the sampler on Karras sigmas
+        name, schedule = name[:-2], "karras"
+    values["sampler"], values["schedule"] = sampler_names(name, schedule)
+    width, height = params.get("width", found.metadata.get("width")), params.get("height", found.metadata.get("height"))
     latent = found.metadata.get("EmptyLatentImage")          # ComfyUI: the size is its empty latent's
     if width is None and isinstance(latent, list) and latent and isinstance(latent[0], dict):
         width, height = latent[0].get("width"), latent[0].get("height")

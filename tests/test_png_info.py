@@ -94,6 +94,19 @@ def test_a_fooocus_png_with_its_json_scheme():
     assert "sampler" not in read_png_info(png({"parameters": json.dumps({**scheme, "sampler": "restart"})}))
 
 
+def test_an_invokeai_png_with_its_metadata_chunk():
+    metadata = {"generation_mode": "txt2img", "positive_prompt": "a quiet harbour", "negative_prompt": "people",
+                "width": 768, "height": 512, "seed": 991, "cfg_scale": 6.0, "steps": 25, "scheduler": "dpmpp_2m_k",
+                "model": {"model_name": "stable-diffusion-v1-5", "base_model": "sd-1", "model_type": "main"}}
+    info = read_png_info(png({"invokeai_metadata": json.dumps(metadata)}))
+    assert info["source"] == "invokeai"
+    assert {k: info[k] for k in ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed",
+                                 "width", "height", "model")} == {
+        "prompt": "a quiet harbour", "negative_prompt": "people", "steps": 25, "cfg_scale": 6.0,
+        "sampler": "dpmpp_2m", "schedule": "karras", "seed": 991, "width": 768, "height": 512,
+        "model": "stable-diffusion-v1-5"}
+
+
 def test_no_image_and_no_parameters_say_so():
     with pytest.raises(NotAnImage, match="not an image"):
         read_png_info(b"this is a text file, not a PNG")
