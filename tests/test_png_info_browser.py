@@ -70,6 +70,17 @@ def test_an_a1111_png_goes_to_img2img_with_its_picture(page, tmp_path):
     page.screenshot(path=str(SHOTS / "pnginfo_sent_to_img2img.png"), full_page=True)
 
 
+def test_an_a1111_png_goes_to_inpaint(page, tmp_path):
+    drop_on_png_info(page, png_at(tmp_path, "to_inpaint.png", {"parameters": A1111_PARAMETERS}))
+    page.wait_for_selector("#pnginfo-summary :text('Made with AUTOMATIC1111')", timeout=60000)
+    page.click("#pnginfo-send-inpaint")
+    wait_for_value(page, "#inpaint-prompt textarea", PNG_PROMPT)
+    assert page.input_value("#inpaint-negative textarea") == "blurry, lowres"
+    # The picture came too: drawing it on the empty canvas is the editor's first undoable change.
+    page.wait_for_selector("#inpaint-editor button[aria-label='Undo']:not([disabled])", timeout=30000)
+    page.screenshot(path=str(SHOTS / "pnginfo_sent_to_inpaint.png"), full_page=True)
+
+
 def test_a_png_without_parameters_says_so(page, tmp_path):
     drop_on_png_info(page, png_at(tmp_path, "plain.png", {}))
     page.wait_for_selector("#pnginfo-summary :text('carries no generation parameters')", timeout=60000)
