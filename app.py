@@ -162,6 +162,9 @@ def make_fastapi(atelier: Atelier):
     if settings.accounts and settings.oauth_providers:
         from web.oauth import install_oauth_routes
         install_oauth_routes(app, atelier.web_auth, settings.oauth_providers, settings.public_url)
+    if settings.accounts and settings.mcp:
+        from web.mcp import install_mcp_gate
+        install_mcp_gate(app, atelier.web_auth)     # before the session middleware, which must wrap it
     blobs = atelier.service.blobs
     install_account_routes(app, atelier.web_auth, session_secret(settings.session_secret, settings.data_dir),
                            lambda artifact: str(blobs.path(artifact.blob_key)),
@@ -176,7 +179,8 @@ def make_fastapi(atelier: Atelier):
                          loras=lambda: sorted(extras("lora")))
     app = gr.mount_gradio_app(app, atelier.demo, path="/", allowed_paths=[atelier.blob_root], css=page_style.CSS,
                               max_file_size=settings.limits.max_upload_bytes,
-                              auth_dependency=atelier.web_auth.dependency if settings.accounts else None)
+                              auth_dependency=atelier.web_auth.dependency if settings.accounts else None,
+                              mcp_server=settings.mcp)
     serve_as_launched(atelier.demo)
     return app
 

@@ -29,6 +29,11 @@ from storage.models import User
 # (those are digits), so `current_user` knows to say why rather than who.
 REFUSED_KEY = "refused-api-key"
 BAD_KEY_MESSAGE = "This API key is not valid (revoked or mistyped); create one in the Account tab."
+# What it answers for a request without credentials from the client Gradio's MCP server makes to call the
+# app (it sends `x-gradio-user: mcp` and no key while it loads the app's config): let past the gate as far
+# as REFUSED_KEY is (the layout), a user of nobody. Each tool call it then makes carries the agent's own
+# credentials, which `web.mcp` made sure of.
+MCP_LOOPBACK = "mcp-loopback"
 
 
 def session_secret(configured: str, data_dir: pathlib.Path) -> str:
@@ -81,7 +86,9 @@ class WebAuth:
         user = await run_in_threadpool(self.user_from_request, request)
         if user is not None:
             return str(user.id)
-        return REFUSED_KEY if sends_key(request) else None
+        if sends_key(request):
+            return REFUSED_KEY
+        return MCP_LOOPBACK if request.headers.get("x-gradio-user") == "mcp" else None
 
     def current_user(self, request) -> User:
         """The user behind a gr.Request (whose `username` is what `dependency` returned)."""

@@ -68,6 +68,8 @@ class Settings:
     host, port:          [server] where the web app listens.
     share:               [server] open a Gradio share link.
     web_only:            [server] serve the UI only; jobs run in `python -m queueing.worker`.
+    mcp:                 [server] serve Gradio's MCP server at /gradio_api/mcp (generation, job, artifact and
+                         PNG Info tools for AI agents; in accounts mode it asks for the same API key).
     log_format:          [server] "text" or "json" (one object per line) for the app's and workers' logs.
     metrics_token:       [server] when set, /metrics needs `Authorization: Bearer <token>`.
     worker_metrics_port: [queue] a worker's own /metrics port (`python -m queueing.worker`); 0 = none.
@@ -108,6 +110,7 @@ class Settings:
     port: int = 7860
     share: bool = False
     web_only: bool = False
+    mcp: bool = True
     log_format: str = "text"
     metrics_token: str = ""
     worker_metrics_port: int = 0
@@ -180,6 +183,7 @@ ENVIRONMENT = [
     ("ATELIER_METRICS_TOKEN", "server", "metrics_token", "metrics_token"),
     ("ATELIER_METRICS_PORT", "queue", "metrics_port", "worker_metrics_port"),
     ("ATELIER_WEB_ONLY", "server", "web_only", "web_only"),
+    ("ATELIER_MCP", "server", "mcp", "mcp"),
     ("ATELIER_DATABASE_URL", "database", "url", "database_url"),
     ("ATELIER_QUEUE_URL", "queue", "url", "queue_url"),
     ("ATELIER_QUEUE_WORKERS", "queue", "workers", "queue_workers"),
