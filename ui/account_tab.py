@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.errors import AtelierError
 from ui.common import UIContext, user_errors, whole
+from ui.mcp import kept_from_agents
 
 LEDGER_COLUMNS = ["When (UTC)", "Kind", "Amount", "Job", "Note"]
 KEY_COLUMNS = ["Id", "Prefix", "Name", "Created", "Last used", "Revoked"]
@@ -244,7 +245,10 @@ def build(ctx: UIContext) -> dict:
 
     outputs = [who, balance, session, ledger, keys, shares]
     refresh.click(load, None, outputs, api_visibility="private")
-    # The API gets the new key or link as plain text; only the page reveals the box that shows it.
+    # The API gets the new key or link as plain text; only the page reveals the box that shows it. Gradio's MCP
+    # server offers AI agents none of these (keys and links are for people and their scripts).
+    for fn in (make_key, drop_key, make_link, drop_link):
+        kept_from_agents(fn)
     create_key.click(make_key, [key_name], [new_key, keys], api_name="create_api_key").success(
         reveal, None, [new_key_box], api_visibility="private")
     revoke_key.click(drop_key, [key_id], [keys], api_name="revoke_api_key")

@@ -30,7 +30,9 @@ from storage.artifacts import GALLERY_FILTERS
 from ui.common import (UIContext, export_animation, node_request, replay_and_wait, stream_result, user_errors,
                        video_spec, wait_for_video)
 from ui.controls import read_image
-from ui.fields import Field, api_input, edge_fields, endpoint, endpoint_fields, field_of, node_params
+from ui.fields import (Field, api_input, edge_fields, endpoint, endpoint_fields, field_of, node_params,
+                       with_arguments)
+from ui.mcp import kept_from_agents
 
 AtelierFile = typing.NewType("AtelierFile", str)  # a parameter that takes a PNG or MP4 file Atelier made
 SKIPPED = {"request", "progress"}
@@ -85,6 +87,8 @@ DESCRIPTIONS = {
                    "originals kept. The video is an uploaded MP4 or, when none is sent, `artifact_id`, one of your "
                    "videos. method: \"flow\" (optical flow) or the id of an interpolator model. Lineage: frames_of.",
 }
+# Endpoints Gradio's MCP server does not offer AI agents as tools (issue 15, item 5; `ui.mcp`): what destroys.
+KEPT_FROM_AGENTS = ("delete_artifact",)
 # The parameters of the endpoints that are not generation ones (their functions' own signatures).
 QUERY_FIELDS = {
     "spec": Field("spec", "str", "", "A WorkflowSpec as JSON text: {\"version\": 1, \"nodes\": [...]}."),
@@ -271,6 +275,9 @@ def build(ctx: UIContext) -> None:
         never = gr.Button()      # never clicked: it only gives the API events a trigger
 
         def expose(fn, fields, outputs):
+            fn.__doc__ = with_arguments(inspect.getdoc(fn), fields)        # each MCP tool parameter's description
+            if fn.__name__ in KEPT_FROM_AGENTS:
+                kept_from_agents(fn)
             never.click(fn, [api_input(f) for f in fields], outputs, api_name=fn.__name__, show_progress="hidden",
                         concurrency_limit=None)
 

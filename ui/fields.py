@@ -197,6 +197,15 @@ def endpoint(name: str, doc: str, fields: Sequence[Field], body: Callable) -> Ca
     return call
 
 
+def with_arguments(doc: str, fields: Sequence[Field]) -> str:
+    """`doc` followed by an "Args:" section, one line per field ("name: description"): the docstring format
+    Gradio reads into the parameter descriptions of its MCP tools (`gradio.utils.get_function_description`).
+    What comes before "Args:" stays the endpoint's description in view_api."""
+    if not fields:
+        return doc
+    return doc + "\n\nArgs:\n" + "\n".join(f"    {f.name}: {' '.join(f.description.split())}" for f in fields)
+
+
 def _annotation(field: Field):
     python_type = str if field.is_file else _PYTHON_TYPES[field.type]
     return python_type | None if field.optional else python_type
