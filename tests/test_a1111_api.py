@@ -103,6 +103,18 @@ def test_an_init_image_that_is_not_an_image_is_a_clear_422(atelier):
         assert words in r.json()["detail"] and "Traceback" not in r.text
 
 
+def test_png_info_reads_what_made_a_picture_and_says_when_nothing_did(atelier):
+    made = httpx.post(atelier.url + "sdapi/v1/txt2img", json={"prompt": "a tin robot", "seed": 5, "width": 64,
+                                                             "height": 64, "steps": 2}, timeout=300).json()
+    answer = httpx.post(atelier.url + "sdapi/v1/png-info", json={"image": made["images"][0]}, timeout=60).json()
+    assert answer["info"].startswith("a tin robot") and "Seed: 5" in answer["info"]
+    assert answer["parameters"]["seed"] == 5 and answer["parameters"]["steps"] == 2
+    bare = base64.b64encode(png_bytes(PIL.Image.new("RGB", (8, 8)))).decode()
+    for image, words in ((bare, "no generation parameters"), (base64.b64encode(b"text").decode(), "not an image")):
+        r = httpx.post(atelier.url + "sdapi/v1/png-info", json={"image": image}, timeout=60)
+        assert r.status_code == 422 and words in r.json()["detail"], r.text
+
+
 def test_an_unknown_sampler_is_a_422_naming_the_choices(atelier):
     r = httpx.post(atelier.url + "sdapi/v1/txt2img", json={"prompt": "x", "sampler_name": "Nonesuch", "steps": 2,
                                                             "width": 64, "height": 64}, timeout=60)

@@ -11,7 +11,7 @@ restoration, tiling, variation seeds, scripts) are accepted and ignored, as A111
 Who calls: in local mode the local owner; in accounts mode the API key, sent as `Authorization: Bearer <key>`
 or as the password of A1111's `--api-auth` basic auth (the user name is not read).
 
-Not here yet: the hires fix (`enable_hr`), ControlNet units, `png-info` and `extra-single-image`.
+Not here yet: the hires fix (`enable_hr`), ControlNet units and `extra-single-image`.
 """
 from __future__ import annotations
 
@@ -146,6 +146,25 @@ def infotext_of(png: bytes) -> str:
 
     with PIL.Image.open(io.BytesIO(png)) as image:
         return str(image.info.get("parameters", ""))
+
+
+class PngInfoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="the image file's bytes, base64 (a data: prefix is allowed)")
+
+
+def read_parameters(image: str) -> dict:
+    """/png-info's answer for a base64 image: A1111's `info` (the parameters text found) and `items`, and
+    `parameters`, what `pipelines.png_info.read_png_info` reads (prompt, steps, sampler, ...), from A1111,
+    ComfyUI, Fooocus, InvokeAI or Atelier metadata. A file that is not an image, or one with no parameters,
+    is an AtelierError that says so."""
+    from pipelines.png_info import read_png_info
+
+    found = read_png_info(decode_image(image, "image"))
+    raw = found.get("raw", "")
+    return {"info": raw, "items": {"parameters": raw} if raw else {},
+            "parameters": {name: value for name, value in found.items() if name != "raw"}}
 
 
 class A1111Api:
@@ -356,6 +375,10 @@ def install_a1111_routes(app, service, artifacts, caller, loras=list) -> None:
     router.get("/scripts")(listing(lambda: {"txt2img": [], "img2img": []}))
     router.get("/options")(listing(lambda: {"sd_model_checkpoint": (api.models() or [""])[0],
                                             "samples_format": "png"}))
+
+    @router.post("/png-info")
+    async def png_info(request: PngInfoRequest, http: Request):
+        return await answered(lambda: (api.caller(http), read_parameters(request.image))[1])
 
     @router.post("/options")
     async def set_options(http: Request):
