@@ -122,7 +122,7 @@ def test_an_unknown_sampler_is_a_422_naming_the_choices(atelier):
 
 
 def test_accounts_mode_takes_the_key_as_bearer_or_basic_auth_and_keeps_jobs_apart(accounts_app, make_user):
-    (alice, alice_key), (bob, bob_key) = make_user(balance=50), make_user(balance=50)
+    (alice, alice_key), (_, bob_key) = make_user(balance=50), make_user(balance=50)
     base = accounts_app.url + "sdapi/v1/"
     assert httpx.get(base + "sd-models", timeout=30).status_code == 401
     assert httpx.get(base + "sd-models", headers={"Authorization": "Bearer atl_wrong"}, timeout=30).status_code == 401
