@@ -4,6 +4,7 @@ links, admin and delete are not; a txt2img call returns the stored image; in acc
 for an API key as the API does."""
 import ast
 import asyncio
+import base64
 import datetime
 import hashlib
 import io
@@ -104,6 +105,11 @@ def test_txt2img_returns_the_stored_image(atelier):
     status = outputs_of(call(atelier, "job_status", {"job_id": info["job_id"]}))
     assert status["status"] == "succeeded" and status["artifact_ids"] == [artifact_id]
 
+    # PNG Info on the image sent as a data URL, as MCP clients send files (Gradio fetches no URL on 127.0.0.1).
+    data_url = "data:image/png;base64," + base64.b64encode(served).decode()
+    read = outputs_of(call(atelier, "png_info", {"image": data_url}))
+    assert read["prompt"] == "a lighthouse at dusk, from an agent" and read["seed"] == 7, read
+
 
 def test_accounts_mode_refuses_mcp_without_an_api_key(accounts_app, make_user):
     for headers, says in (({}, "needs an API key"), ({"Authorization": "Bearer atl_not-a-real-key"}, "not valid")):
@@ -120,7 +126,8 @@ def test_accounts_mode_runs_tools_as_the_key_s_owner(accounts_app, make_user):
 
     user, key = make_user(balance=10)
     tools = tools_of(accounts_app, key)
-    assert "txt2img" in tools and not [n for n in tools if NEVER.search(n)]
+    assert "txt2img" in tools and not [n for n in tools if NEVER.search(n)], sorted(tools)
+    assert set(tools) <= GENERATION | JOBS | ARTIFACTS | ALSO_OFFERED, sorted(tools)    # no Admin, no billing
     _, info = outputs_of(call(accounts_app, "txt2img", {"prompt": "an agent's picture", "seed": 3}, key))
     wait_until(lambda: Job.get_by_id(info["job_id"]).status == "succeeded", "the agent's job to succeed", 600)
     assert Job.get_by_id(info["job_id"]).owner_id == user.id and info["credits"] > 0
