@@ -29,7 +29,7 @@ from sd_parsers.data import Generators, PromptInfo
 
 from pipelines.errors import AtelierError
 from pipelines.infotext import parse_infotext
-from pipelines.samplers import FLOW_SAMPLERS, SAMPLERS, SCHEDULES
+from pipelines.samplers import FLOW_SAMPLERS, FLOW_SCHEDULES, SAMPLERS, SCHEDULES, accepted_names
 
 # The settings a PNG's parameters give a form, by the spec's names, in the order a person reads them.
 FORM_NAMES = ("prompt", "negative_prompt", "steps", "cfg_scale", "sampler", "schedule", "seed", "width", "height")
@@ -39,8 +39,6 @@ SOURCES = {Generators.AUTOMATIC1111: "a1111", Generators.COMFYUI: "comfyui", Gen
            Generators.INVOKEAI: "invokeai", Generators.NOVELAI: "novelai"}
 
 # A1111 labels back to the names the spec takes ("DPM++ 2M" -> "dpmpp_2m"); "euler_a" is only an alias.
-_SAMPLER_NAMES = {s.a1111.lower(): s.name for s in (*SAMPLERS.values(), *FLOW_SAMPLERS.values()) if s.name != "euler_a"}
-_SCHEDULE_NAMES = {**{s.a1111.lower(): s.name for s in SCHEDULES.values()}, "beta": "beta"}
 
 
 class NoParameters(AtelierError):
@@ -56,22 +54,17 @@ class NotAnImage(AtelierError):
 
 
 def sampler_names(sampler: str, schedule: str = "") -> tuple[str | None, str | None]:
-    """The spec's sampler and schedule names for A1111's labels ("DPM++ 2M", "Karras"); also the older
-    combined label ("DPM++ 2M Karras", from before A1111 wrote "Schedule type"). None for a label this
-    server does not know, or for "Automatic" (the sampler's own default). ComfyUI names pass through, their
-    "_gpu" variants (ComfyUI's and Fooocus's "dpmpp_2m_sde_gpu": the same sampler, noise made on the GPU)
-    as the sampler they are."""
+    """The spec's sampler and schedule names for what a file wrote: A1111's labels ("DPM++ 2M", "Karras", the
+    older combined "DPM++ 2M Karras") and ComfyUI's names, read by `pipelines.samplers.accepted_names` as
+    everywhere else; ComfyUI's and Fooocus's "_gpu" variants ("dpmpp_2m_sde_gpu": the same sampler, noise made
+    on the GPU) as the sampler they are. None for a name this server does not know, or for "Automatic" (the
+    sampler's own default)."""
     sampler, schedule = str(sampler or "").strip(), str(schedule or "").strip()
-    comfy = sampler.removesuffix("_gpu")
-    name = _SAMPLER_NAMES.get(sampler.lower()) or (comfy if comfy in SAMPLERS else None)
-    if name is None and not schedule:
-        for label, schedule_name in _SCHEDULE_NAMES.items():
-            if sampler.lower().endswith(" " + label):
-                base = _SAMPLER_NAMES.get(sampler[:-len(label) - 1].lower())
-                if base is not None:
-                    return base, schedule_name
-    chosen = _SCHEDULE_NAMES.get(schedule.lower()) or (schedule if schedule in SCHEDULES else None)
-    return name, chosen
+    if sampler.endswith("_gpu") and sampler.removesuffix("_gpu") in SAMPLERS:
+        sampler = sampler.removesuffix("_gpu")
+    name, chosen = accepted_names(sampler, schedule)
+    return (name if name in SAMPLERS or name in FLOW_SAMPLERS else None,
+            chosen if chosen in SCHEDULES or chosen in FLOW_SCHEDULES else None)
 
 
 def _number(text, kind: type):
