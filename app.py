@@ -162,9 +162,10 @@ def make_fastapi(atelier: Atelier):
     if settings.accounts and settings.oauth_providers:
         from web.oauth import install_oauth_routes
         install_oauth_routes(app, atelier.web_auth, settings.oauth_providers, settings.public_url)
-    if settings.accounts and settings.mcp:
+    if settings.mcp:
         from web.mcp import install_mcp_gate
-        install_mcp_gate(app, atelier.web_auth)     # before the session middleware, which must wrap it
+        # before the session middleware, which must wrap it
+        install_mcp_gate(app, atelier.web_auth if settings.accounts else None)
     blobs = atelier.service.blobs
     install_account_routes(app, atelier.web_auth, session_secret(settings.session_secret, settings.data_dir),
                            lambda artifact: str(blobs.path(artifact.blob_key)),

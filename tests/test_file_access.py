@@ -39,6 +39,9 @@ SERVES_NO_NAMED_FILE = {
     "/gradio_api/call/{api_name}/{event_id}", "/gradio_api/call/v2/{api_name}/{event_id}",
     "/gradio_api/queue/status", "/gradio_api/process_recording", "/gradio_api/vibe-starter-queries",
     "/gradio_api/vibe-starter-queries/",
+    # Gradio's MCP server (issue 15): its tools call the endpoints above through Gradio's client; the schema
+    # route lists them
+    "/gradio_api/mcp/schema", "/gradio_api/mcp/sse",
     # A component's server functions: of ours, only ImageEditor.accept_blobs, which takes uploaded bytes
     "/gradio_api/component_server", "/gradio_api/component_server/",
     "/login", "/login/", "/logout", "/theme.css", "/gradio_api/theme.css", "/robots.txt", "/manifest.json",

@@ -111,6 +111,16 @@ def test_txt2img_returns_the_stored_image(atelier):
     assert read["prompt"] == "a lighthouse at dusk, from an agent" and read["seed"] == 7, read
 
 
+def test_a_tool_call_naming_a_server_file_is_refused(atelier):
+    """Gradio's MCP server would have its own client read and upload a FileData's path on the server."""
+    stored = next(atelier.settings.data_dir.rglob("*.png"))
+    named = {"path": str(stored), "meta": {"_type": "gradio.FileData"}}
+    refused = httpx.post(mcp_url(atelier), headers={"Accept": "application/json, text/event-stream"}, timeout=60,
+                         json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                               "params": {"name": "png_info", "arguments": {"image": named}}})
+    assert refused.status_code == 400 and "data: URL" in refused.json()["error"], refused.text
+
+
 def test_accounts_mode_refuses_mcp_without_an_api_key(accounts_app, make_user):
     for headers, says in (({}, "needs an API key"), ({"Authorization": "Bearer atl_not-a-real-key"}, "not valid")):
         refused = httpx.post(mcp_url(accounts_app), headers={**headers, "Accept": "application/json, text/event-stream"},
@@ -135,3 +145,10 @@ def test_accounts_mode_runs_tools_as_the_key_s_owner(accounts_app, make_user):
     _, someone_else = make_user(balance=10)
     theirs = call(accounts_app, "job_status", {"job_id": info["job_id"]}, someone_else)
     assert theirs.isError and theirs.content[0].text.startswith("No job"), theirs.content     # "not found"
+
+
+def test_the_setting_turns_it_off_and_is_on_by_default():
+    from configs import load_settings
+
+    assert load_settings(environ={}).mcp is True
+    assert load_settings(environ={"ATELIER_MCP": "0"}).mcp is False
