@@ -63,6 +63,11 @@ SERVES_NO_NAMED_FILE = {
     # Ours: pages, accounts, billing, operations; share links check their token and the owner's holding
     "/signup", "/share/{token}", "/share/{token}/file/{artifact_id}", "/webhooks/stripe", "/auth/{name}",
     "/login/{name}", "/healthz", "/readyz", "/metrics",
+    # AUTOMATIC1111's API (web/a1111.py): images come in as base64 bytes and go out as the caller's own job's
+    # stored PNGs, read by artifact id; no route takes a path
+    *(f"/sdapi/v1/{name}" for name in ("txt2img", "img2img", "progress", "interrupt", "skip", "sd-models",
+                                       "samplers", "schedulers", "upscalers", "loras", "scripts", "options",
+                                       "png-info")),
     # FastAPI's own documentation pages
     "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc",
 }
