@@ -14,7 +14,8 @@ from pipelines.plan import ExecutionPlan, ModelRef, Txt2ImgStep
 from pipelines.samplers import SAMPLERS, SCHEDULES, a1111_labels, schedule_error
 from storage.artifacts import encode_png
 from ui.controls import ASPECTS, last_seed, preset_size
-from ui.png_parameters import (fill, form_values, nearest_aspect, png_parameters, recipe_values, sampler_names)
+from pipelines.png_info import recipe_values, sampler_names
+from ui.png_parameters import fill, form_values, nearest_aspect, png_parameters
 
 MODEL = ModelRef(id="demo-sd15", family="sd15", source="demo", hash="sha256:" + "ab12cd34ef" + "0" * 54)
 A1111_TEXT = ("masterpiece, a castle on a hill, <lora:detail:0.6>\n"

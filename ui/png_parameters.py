@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import gradio as gr
 import PIL.Image
 
-from pipelines.png_info import FORM_NAMES, image_info, infotext_values, recipe_values, sampler_names  # noqa: F401
+from pipelines.png_info import FORM_NAMES, image_info, infotext_values
 
 QUIET = {"api_visibility": "private", "show_progress": "hidden", "concurrency_limit": None}
 # The style that leaves a prompt as it is (configs/styles.toml): a PNG's prompt already has its style applied.
