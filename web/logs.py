@@ -77,6 +77,9 @@ LIBRARY_NOISE = (
     # its __init__ records `block_out_channels` in the config it saves, then warns on loading that the
     # config has it. The model loads as it was saved; there is nothing to fix.
     ("diffusers.configuration_utils", "were passed to AutoencoderTiny, but are not expected"),
+    # the MCP library, at INFO for every stateless request an agent makes to the MCP server: a session
+    # that never had an id ends with the request. It says nothing about the agent or the call.
+    ("mcp.server.streamable_http", "Terminating session: None"),
 )
 
 
