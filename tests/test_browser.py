@@ -98,8 +98,10 @@ def test_progress_shows_the_step_count_and_cancel_stops_the_job(page, atelier, o
 def test_a_refused_request_keeps_the_previous_result(page):
     page.get_by_role("tab", name="Simple").click()
     page.fill("#simple-prompt textarea", "a harbour")
+    earlier = page.inner_text("#simple-summary")             # an earlier test's result may be shown
     page.click("#simple-generate")
-    page.wait_for_selector("#simple-summary :text('Seeds:')", timeout=60000)
+    page.wait_for_function("(earlier) => { const s = document.querySelector('#simple-summary').innerText;"
+                           " return s.includes('Seeds:') && s !== earlier; }", arg=earlier, timeout=60000)
     before = page.locator("#simple-gallery .thumbnail-item img").first.get_attribute("src")
     page.fill("#simple-prompt textarea", "")
     page.click("#simple-generate")
