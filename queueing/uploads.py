@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pipelines import image_ops
 from pipelines.errors import AtelierError
 from pipelines.facts import InputFacts
+from pipelines.spec import Link, LoadImage, LoadMask, Node, WorkflowSpec
 from storage.artifacts import store_artifact
 from storage.blobs import BlobStore
 from storage.models import Artifact, User
@@ -82,3 +83,27 @@ def keep(blobs: BlobStore, user: User, upload: Upload) -> Artifact:
     stored before."""
     return store_artifact(blobs, upload.data, owner=user, kind="upload", mime=upload.mime, suffix=upload.suffix,
                           width=upload.width, height=upload.height, frames=upload.frames, fps=upload.fps)
+
+
+def loading_spec(params, image: str | None = None, mask: str | None = None, control: str | None = None,
+                 canny=None) -> WorkflowSpec:
+    """One `params` node (id "1") with the pictures it works on loaded into it by artifact id (stored ones, or
+    checked uploads named by the ids they will have): `image`, `mask` and `control`, those given. The control
+    image goes through `canny` (an edge-map node's params) when one is given. The forms, the named endpoints and
+    the A1111 API build their editing requests here."""
+    nodes, inputs = [], []
+    if image is not None:
+        nodes.append(Node("image", LoadImage(artifact_id=image)))
+        inputs.append(("image", Link("image", "image")))
+    if mask is not None:
+        nodes.append(Node("mask", LoadMask(artifact_id=mask)))
+        inputs.append(("mask", Link("mask", "mask")))
+    if control is not None:
+        nodes.append(Node("guide", LoadImage(artifact_id=control)))
+        if canny is not None:
+            nodes.append(Node("edges", canny, (("image", Link("guide", "image")),)))
+            inputs.append(("control", Link("edges", "images")))
+        else:
+            inputs.append(("control", Link("guide", "image")))
+    nodes.append(Node("1", params, tuple(inputs)))
+    return WorkflowSpec(nodes=tuple(nodes))

@@ -20,10 +20,10 @@ from configs import ModelEntry, Style
 from pipelines.checks import whole
 from pipelines.errors import AtelierError
 from pipelines.plan import ExecutionPlan
-from pipelines.spec import Canny, Img2Img, Link, LoadImage, LoadMask, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
+from pipelines.spec import Canny, Img2Img, Link, LoadVideo, Node, Sampling, Upscale, WorkflowSpec
 from queueing.catalogue import ArtifactCatalogue
 from queueing.service import JobService, eta_of, progress_of, queue_position
-from queueing.uploads import Upload
+from queueing.uploads import Upload, loading_spec
 from storage.blobs import write_whole
 from storage.models import Job, User
 from ui.fields import node_params
@@ -159,27 +159,11 @@ def editing_spec(service: JobService, user: User, params, image: bytes | None = 
     image goes through `canny` (an edge map node) when one is given. Each image is checked here (raises
     AtelierError naming the one that is not usable) and stored only when the request is submitted and
     accepted (`Draft.submit`)."""
-    nodes, inputs, uploads = [], [], []
-
-    def load(data: bytes, name: str) -> str:
-        uploads.append(service.check_upload(data, name))
-        return uploads[-1].artifact_id
-
-    if image is not None:
-        nodes.append(Node("image", LoadImage(artifact_id=load(image, "The image"))))
-        inputs.append(("image", Link("image", "image")))
-    if mask is not None:
-        nodes.append(Node("mask", LoadMask(artifact_id=load(mask, "The mask"))))
-        inputs.append(("mask", Link("mask", "mask")))
-    if control is not None:
-        nodes.append(Node("guide", LoadImage(artifact_id=load(control, "The control image"))))
-        if canny is not None:
-            nodes.append(Node("edges", canny, (("image", Link("guide", "image")),)))
-            inputs.append(("control", Link("edges", "images")))
-        else:
-            inputs.append(("control", Link("guide", "image")))
-    nodes.append(Node("1", params, tuple(inputs)))
-    return Draft(WorkflowSpec(nodes=tuple(nodes)), tuple(uploads))
+    checked = {name: service.check_upload(data, words) for name, data, words in (
+        ("image", image, "The image"), ("mask", mask, "The mask"), ("control", control, "The control image"))
+        if data is not None}
+    spec = loading_spec(params, canny=canny, **{name: upload.artifact_id for name, upload in checked.items()})
+    return Draft(spec, tuple(checked.values()))
 
 
 def is_video(artifact) -> bool:

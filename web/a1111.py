@@ -202,21 +202,16 @@ class A1111Api:
         return WorkflowSpec(nodes=(Node("1", params),)), ()
 
     def img2img_spec(self, request: Img2ImgRequest):
-        from pipelines.spec import Img2Img, Inpaint, Link, LoadImage, LoadMask, Node, WorkflowSpec
+        from pipelines.spec import Img2Img, Inpaint
+        from queueing.uploads import loading_spec
 
         if not request.init_images:
             raise AtelierError("init_images is empty: send the image to start from, base64-encoded.",
                                code="missing_image", field="init_images")
-        image = self.service.check_upload(decode_image(request.init_images[0], "init_images"), "init_images")
-        nodes = [Node("image", LoadImage(artifact_id=image.artifact_id))]
-        inputs = [("image", Link("image", "image"))]
-        uploads = [image]
+        uploads = [self.service.check_upload(decode_image(request.init_images[0], "init_images"), "init_images")]
         sampling = self._sampling(request)
         if request.mask:
-            mask = self.service.check_upload(decode_image(request.mask, "mask"), "mask")
-            uploads.append(mask)
-            nodes.append(Node("mask", LoadMask(artifact_id=mask.artifact_id)))
-            inputs.append(("mask", Link("mask", "mask")))
+            uploads.append(self.service.check_upload(decode_image(request.mask, "mask"), "mask"))
             blur = request.mask_blur if request.mask_blur is not None else max(request.mask_blur_x, request.mask_blur_y)
             params = Inpaint(**sampling, strength=request.denoising_strength,
                              mask_blur=blur, invert_mask=bool(request.inpainting_mask_invert),
@@ -226,8 +221,8 @@ class A1111Api:
         else:
             params = Img2Img(**sampling, strength=request.denoising_strength, width=request.width,
                              height=request.height)
-        nodes.append(Node("1", params, tuple(inputs)))
-        return WorkflowSpec(nodes=tuple(nodes)), tuple(uploads)
+        ids = dict(zip(("image", "mask"), (upload.artifact_id for upload in uploads)))
+        return loading_spec(params, **ids), tuple(uploads)
 
     def generate(self, http: Request, request: _Processing, spec_and_uploads) -> dict:
         """Submit, wait, and answer as A1111 does: images, the request as `parameters`, `info` as JSON text."""
