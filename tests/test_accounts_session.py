@@ -4,7 +4,6 @@ login page opens in the same browser tab and brings you back to the tab you were
 the Admin tab, `next` never leads off the site, and a revoked or mistyped API key is told so, over
 gradio_client and over Gradio's HTTP API, while no key at all is still Gradio's 401."""
 import json
-import os
 import re
 import urllib.parse
 import uuid
@@ -12,24 +11,12 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import api_client, need
-from tests.test_browser import ARGS, CHROMIUM
+from tests.conftest import api_client
+from tests.test_browser import SHOTS
+from tests.test_browser_accounts import browser  # noqa: F401 (the module's Chromium)
 
-SHOTS = "/tmp/shots"
 PASSWORD = "correct horse battery"      # what make_user gives every account
 BAD_KEY = "This API key is not valid (revoked or mistyped); create one in the Account tab."
-
-
-@pytest.fixture(scope="module")
-def browser(accounts_app):
-    if not os.path.exists(CHROMIUM):
-        need("Debian's chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    os.makedirs(SHOTS, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -177,9 +164,9 @@ def test_a_bad_key_over_gradios_http_api_reads_the_same_and_reaches_no_stored_fi
 @pytest.mark.parametrize("next_path, lands_on", [("/?tab=gallery", "/?tab=gallery"), ("//evil.example/", "/")])
 def test_a_login_with_a_provider_comes_back_to_next_too(accounts_app, next_path, lands_on):
     from tests.test_oauth import consent
-    from tests.test_web_login import browser
+    from tests.test_web_login import browser as web_browser
 
-    with browser(accounts_app) as b:
+    with web_browser(accounts_app) as b:
         login_page = b.get("/login", params={"next": next_path}).text
         provider_link = re.search(r"id='login-localidp' href='([^']+)'", login_page).group(1)
         assert "evil" not in provider_link
